@@ -1,0 +1,46 @@
+# Nauti: every entry point a person or CI needs. Each target installs what it uses.
+SHELL := /bin/bash
+export NAUTI_PEERS_DIR ?= $(HOME)/.cache/nauti-peers
+export PATH := $(NAUTI_PEERS_DIR)/bin:$(HOME)/.cargo/bin:$(PATH)
+CARGO ?= cargo
+
+.PHONY: all build deps peers test test-unit test-real lint fmt-check clippy demo bench crds clean
+
+all: build
+
+## Rust toolchain components and the Debian packages the build itself needs.
+deps:
+	@bash tests/peers/install-rust.sh
+	@bash tests/peers/install-debian.sh
+
+## Every real peer the tests and the demo run against (Debian packages, Go builds, OCI images).
+peers: deps
+	@bash tests/peers/build.sh
+
+build: deps
+	$(CARGO) build --workspace --all-targets
+
+fmt-check: deps
+	$(CARGO) fmt --all -- --check
+
+clippy: deps
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+lint: fmt-check clippy
+
+## Regenerates deploy/crds from the types in nauti-api.
+crds: deps
+	$(CARGO) run -q -p nauti-api --bin crdgen -- deploy/crds
+
+## All tests. Root-only tests fail rather than skip here (NAUTI_REQUIRE_ROOT=1).
+test: peers lint
+	NAUTI_REQUIRE_ROOT=1 $(CARGO) test --workspace --no-fail-fast -- --test-threads=2
+
+demo: peers
+	@bash tests/demo/demo.sh
+
+bench: peers
+	@bash tests/bench/bench.sh
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,1 @@
+//! Shared Nauti types: pod annotations, Peer and MCS CRDs, component configuration.

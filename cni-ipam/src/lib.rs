@@ -1,0 +1,1 @@
+//! Global-CIDR address management for Nauti and a chained CNI IPAM plugin.

@@ -1,0 +1,1 @@
+//! DNS for services exported across clusters.

@@ -1,0 +1,1 @@
+//! The containerd NRI plugin that gives every pod its Nauti NIC.

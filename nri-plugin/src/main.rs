@@ -1,0 +1,6 @@
+//! `nauti-nri`: not implemented yet; it says so and fails rather than pretending to work.
+
+fn main() -> std::process::ExitCode {
+    eprintln!("nauti-nri: not implemented yet");
+    std::process::ExitCode::from(2)
+}

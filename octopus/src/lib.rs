@@ -1,0 +1,1 @@
+//! Hub and member tunnels (WireGuard) and multi-cluster service sync.

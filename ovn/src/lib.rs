@@ -1,0 +1,1 @@
+//! OVSDB client and the cluster logical-switch controller of Nauti.
