@@ -4,7 +4,7 @@ export NAUTI_PEERS_DIR ?= $(HOME)/.cache/nauti-peers
 export PATH := $(NAUTI_PEERS_DIR)/bin:$(HOME)/.cargo/bin:$(PATH)
 CARGO ?= cargo
 
-.PHONY: all build deps peers test test-unit test-real lint fmt-check clippy demo bench crds clean
+.PHONY: all build deps peers test lint fmt-check clippy demo bench fuzz crds clean
 
 all: build
 
@@ -41,6 +41,10 @@ demo: peers
 
 bench: peers
 	@bash tests/bench/bench.sh
+
+## Every cargo-fuzz target, each for FUZZ_SECONDS (default 60).
+fuzz: deps
+	@bash tests/fuzz/fuzz.sh
 
 clean:
 	$(CARGO) clean
