@@ -1,0 +1,3 @@
+//! Smoke tests of the test-bed itself: each peer starts, does its job, and leaves nothing behind.
+
+mod netns;
