@@ -1,0 +1,8 @@
+//go:build tools
+
+// Package tools pins the commands built from this module (see tests/peers/build.sh).
+package tools
+
+import (
+	_ "github.com/coredns/coredns"
+)
