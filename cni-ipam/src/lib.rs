@@ -1,1 +1,14 @@
 //! Global-CIDR address management for Nauti and a chained CNI IPAM plugin.
+//!
+//! - [`core`]: pure arithmetic and allocation (subnet carving, per-range pools, MAC from IP).
+//! - [`store`]: the durable file store used by the CNI plugin (flock + write-then-rename).
+//! - [`cni`]: the CNI 1.1.0 protocol edge (config, environment, results, errors).
+
+pub mod cni;
+pub mod core;
+pub mod store;
+
+pub use crate::core::{
+    AllocError, CarveError, Lease, MacAddr, OwnerId, Pool, RangeError, RangeSetPool, RangeSpec,
+    mac_from_ip,
+};
