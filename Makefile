@@ -16,6 +16,7 @@ deps:
 ## Every real peer the tests and the demo run against (Debian packages, Go builds, OCI images).
 peers: deps
 	@bash tests/peers/build.sh
+	@bash tests/peers/rust-peers.sh
 
 build: deps
 	$(CARGO) build --workspace --all-targets

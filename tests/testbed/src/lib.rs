@@ -8,14 +8,29 @@
 //! The peers themselves are installed by `make peers` (`tests/peers/`); [`peers`] finds them.
 
 mod error;
+pub mod kube_api;
 pub mod names;
 pub mod netns;
 pub mod peers;
+pub mod pki;
 pub mod process;
 pub mod root;
 pub mod testdir;
+pub mod traffic;
+pub mod wireguard;
 
 pub use error::{Error, Result};
+pub use kube_api::KubeApi;
 pub use netns::Netns;
 pub use process::Daemon;
 pub use testdir::TestDir;
+
+/// The repository's top folder (for `deploy/`, the built binaries, scripts).
+pub fn repo_root() -> std::path::PathBuf {
+    let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    // This crate sits at `<repo>/tests/testbed`.
+    here.ancestors()
+        .nth(2)
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_else(|| here.to_path_buf())
+}

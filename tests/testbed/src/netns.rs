@@ -7,7 +7,7 @@ use std::time::Duration;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use crate::error::Result;
+use crate::error::{Error, IoContext, Result};
 use crate::names;
 use crate::process::{run, wait_until};
 
@@ -85,6 +85,28 @@ impl Netns {
     /// True when `ping` from here reaches `addr` within `tries` one-second attempts.
     pub fn ping(&self, addr: &str, tries: u32) -> bool {
         (0..tries).any(|_| self.exec("ping", &["-c", "1", "-W", "1", addr]).is_ok())
+    }
+
+    /// Runs `f` on a new thread that entered this namespace; sockets it opens stay bound to it.
+    ///
+    /// `setns` changes only the calling thread, so a fresh thread keeps the test's own threads in
+    /// the machine's namespace whatever happens inside.
+    pub fn run_in<T, F>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let path = self.path();
+        let handle = std::thread::spawn(move || -> Result<T> {
+            let file =
+                std::fs::File::open(&path).io_context(|| format!("open {}", path.display()))?;
+            nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
+                .map_err(|e| Error::Other(format!("setns {}: {e}", path.display())))?;
+            Ok(f())
+        });
+        handle
+            .join()
+            .map_err(|_| Error::Other(format!("thread in {} panicked", self.name)))?
     }
 
     /// PIDs of the processes whose network namespace is this one.
