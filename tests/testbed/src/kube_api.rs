@@ -206,6 +206,11 @@ impl KubeApi {
         Ok(names)
     }
 
+    /// Process IDs of kube-apiserver and etcd (to check that nothing outlives the guard).
+    pub fn pids(&self) -> Vec<u32> {
+        vec![self.apiserver.pid(), self._etcd.pid()]
+    }
+
     /// The apiserver's log file.
     pub fn log(&self) -> &Path {
         self.apiserver.log()
