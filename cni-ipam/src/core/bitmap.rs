@@ -41,7 +41,11 @@ impl Bitmap {
         }
         // Padding never fills a word on its own (a partial word keeps `tail` zero bits), so no
         // summary bit needs setting here.
-        Self { len, used: 0, levels }
+        Self {
+            len,
+            used: 0,
+            levels,
+        }
     }
 
     /// Number of slots.

@@ -9,8 +9,10 @@ use super::addr::{Family, from_bits, host_mask, net_bounds};
 use super::error::CarveError;
 
 /// The default global CIDR of the Nauti network.
-pub const DEFAULT_GLOBAL_CIDR: IpNet =
-    IpNet::V4(ipnet::Ipv4Net::new_assert(std::net::Ipv4Addr::new(10, 112, 0, 0), 12));
+pub const DEFAULT_GLOBAL_CIDR: IpNet = IpNet::V4(ipnet::Ipv4Net::new_assert(
+    std::net::Ipv4Addr::new(10, 112, 0, 0),
+    12,
+));
 
 /// The default prefix length of a cluster subnet (a /16 of the global /12: 16 clusters).
 pub const DEFAULT_CLUSTER_PREFIX: u8 = 16;
@@ -63,13 +65,22 @@ pub fn carve(
     let family = Family::of_net(&parent);
     if let Some(req) = requested {
         if Family::of_net(&req) != family || !parent.contains(&req) {
-            return Err(CarveError::RequestOutside { requested: req, parent });
+            return Err(CarveError::RequestOutside {
+                requested: req,
+                parent,
+            });
         }
         if req.network() != req.addr() {
-            return Err(CarveError::RequestHostBitsSet { requested: req, network: req.trunc() });
+            return Err(CarveError::RequestHostBitsSet {
+                requested: req,
+                network: req.trunc(),
+            });
         }
         if let Some(t) = taken.iter().find(|t| overlaps(t, &req)) {
-            return Err(CarveError::RequestOverlaps { requested: req, taken: *t });
+            return Err(CarveError::RequestOverlaps {
+                requested: req,
+                taken: *t,
+            });
         }
         return Ok(req);
     }
@@ -171,10 +182,16 @@ mod tests {
     #[test]
     fn holes_between_taken_subnets_are_reused() {
         let taken = [net("10.112.0.0/16"), net("10.114.0.0/16")];
-        assert_eq!(carve(DEFAULT_GLOBAL_CIDR, 16, &taken, None).unwrap(), net("10.113.0.0/16"));
+        assert_eq!(
+            carve(DEFAULT_GLOBAL_CIDR, 16, &taken, None).unwrap(),
+            net("10.113.0.0/16")
+        );
         // A small taken subnet blocks the whole aligned candidate that contains it.
         let taken = [net("10.112.0.0/16"), net("10.113.5.0/24")];
-        assert_eq!(carve(DEFAULT_GLOBAL_CIDR, 16, &taken, None).unwrap(), net("10.114.0.0/16"));
+        assert_eq!(
+            carve(DEFAULT_GLOBAL_CIDR, 16, &taken, None).unwrap(),
+            net("10.114.0.0/16")
+        );
     }
 
     #[test]
@@ -183,7 +200,12 @@ mod tests {
         let r = carve(DEFAULT_GLOBAL_CIDR, 16, &taken, Some(net("10.120.0.0/16"))).unwrap();
         assert_eq!(r, net("10.120.0.0/16"));
         assert!(matches!(
-            carve(DEFAULT_GLOBAL_CIDR, 16, &taken, Some(net("10.112.128.0/17"))),
+            carve(
+                DEFAULT_GLOBAL_CIDR,
+                16,
+                &taken,
+                Some(net("10.112.128.0/17"))
+            ),
             Err(CarveError::RequestOverlaps { .. })
         ));
         assert!(matches!(
@@ -213,10 +235,22 @@ mod tests {
 
     #[test]
     fn bad_prefix_lengths_are_rejected() {
-        assert!(matches!(carve(DEFAULT_GLOBAL_CIDR, 8, &[], None), Err(CarveError::BadPrefix { .. })));
-        assert!(matches!(carve(DEFAULT_GLOBAL_CIDR, 33, &[], None), Err(CarveError::BadPrefix { .. })));
-        assert_eq!(carve(DEFAULT_GLOBAL_CIDR, 12, &[], None).unwrap(), DEFAULT_GLOBAL_CIDR);
-        assert_eq!(carve(net("0.0.0.0/0"), 0, &[], None).unwrap(), net("0.0.0.0/0"));
+        assert!(matches!(
+            carve(DEFAULT_GLOBAL_CIDR, 8, &[], None),
+            Err(CarveError::BadPrefix { .. })
+        ));
+        assert!(matches!(
+            carve(DEFAULT_GLOBAL_CIDR, 33, &[], None),
+            Err(CarveError::BadPrefix { .. })
+        ));
+        assert_eq!(
+            carve(DEFAULT_GLOBAL_CIDR, 12, &[], None).unwrap(),
+            DEFAULT_GLOBAL_CIDR
+        );
+        assert_eq!(
+            carve(net("0.0.0.0/0"), 0, &[], None).unwrap(),
+            net("0.0.0.0/0")
+        );
     }
 
     #[test]
@@ -234,11 +268,21 @@ mod tests {
 
     #[test]
     fn overlaps_are_detected_in_any_order() {
-        let nets = [net("10.112.0.0/16"), net("10.113.0.0/16"), net("10.112.4.0/24"), net("fd00::/8")];
+        let nets = [
+            net("10.112.0.0/16"),
+            net("10.113.0.0/16"),
+            net("10.112.4.0/24"),
+            net("fd00::/8"),
+        ];
         assert_eq!(find_overlaps(&nets), vec![(0, 2)]);
         assert!(overlaps(&nets[0], &nets[2]));
         assert!(!overlaps(&nets[0], &nets[3]));
-        let nested = [net("10.0.0.0/8"), net("10.1.0.0/16"), net("10.1.1.0/24"), net("10.2.0.0/16")];
+        let nested = [
+            net("10.0.0.0/8"),
+            net("10.1.0.0/16"),
+            net("10.1.1.0/24"),
+            net("10.2.0.0/16"),
+        ];
         assert_eq!(find_overlaps(&nested), vec![(0, 1), (0, 2), (0, 3), (1, 2)]);
     }
 }

@@ -145,7 +145,11 @@ impl Pool {
         let mut conflicts = Vec::new();
         for (owner, address) in allocations {
             if let Err(error) = pool.allocate_addr(owner, address) {
-                conflicts.push(RestoreConflict { owner, address, error });
+                conflicts.push(RestoreConflict {
+                    owner,
+                    address,
+                    error,
+                });
             }
         }
         (pool, conflicts)
@@ -165,7 +169,9 @@ impl Pool {
     }
 
     fn offset_of(&self, ip: IpAddr) -> Option<u32> {
-        self.spec.contains(ip).then(|| (to_bits(canonical(ip)) - self.base) as u32)
+        self.spec
+            .contains(ip)
+            .then(|| (to_bits(canonical(ip)) - self.base) as u32)
     }
 
     /// The owner's address, allocating the next free one if it has none. Asking again returns the
@@ -177,10 +183,16 @@ impl Pool {
         let off = self
             .used
             .next_free(self.cursor)
-            .ok_or_else(|| AllocError::Exhausted { range: self.spec.to_string() })?;
+            .ok_or_else(|| AllocError::Exhausted {
+                range: self.spec.to_string(),
+            })?;
         self.used.set(off);
         self.owners.insert(owner, off);
-        self.cursor = if off + 1 >= self.used.len() { 0 } else { off + 1 };
+        self.cursor = if off + 1 >= self.used.len() {
+            0
+        } else {
+            off + 1
+        };
         Ok(self.lease(off))
     }
 
@@ -218,6 +230,19 @@ impl Pool {
         Ok(self.lease(off))
     }
 
+    /// Marks `ip` used without an owner, so it is never handed out (for a stored allocation that
+    /// cannot be attributed, e.g. a second address claimed by one owner). Returns false if `ip` is
+    /// outside the range or already used. Only a rebuild frees it again.
+    pub fn block(&mut self, ip: IpAddr) -> bool {
+        match self.offset_of(ip) {
+            Some(off) if self.used.set(off) => {
+                self.reserved += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Frees the owner's address; `None` if it held none (not an error: DEL is idempotent).
     pub fn release(&mut self, owner: OwnerId) -> Option<IpAddr> {
         let off = self.owners.remove(&owner)?;
@@ -232,7 +257,10 @@ impl Pool {
 
     /// Keeps only the allocations for which `keep` says true and returns the ones released
     /// (garbage collection against a list of live owners).
-    pub fn retain(&mut self, mut keep: impl FnMut(OwnerId, IpAddr) -> bool) -> Vec<(OwnerId, IpAddr)> {
+    pub fn retain(
+        &mut self,
+        mut keep: impl FnMut(OwnerId, IpAddr) -> bool,
+    ) -> Vec<(OwnerId, IpAddr)> {
         let mut released = Vec::new();
         let (family, base) = (self.family, self.base);
         let used = &mut self.used;
@@ -265,7 +293,11 @@ impl Pool {
     /// position). Ignored when `ip` is not in the range.
     pub fn resume_after(&mut self, ip: IpAddr) {
         if let Some(off) = self.offset_of(ip) {
-            self.cursor = if off + 1 >= self.used.len() { 0 } else { off + 1 };
+            self.cursor = if off + 1 >= self.used.len() {
+                0
+            } else {
+                off + 1
+            };
         }
     }
 
@@ -295,9 +327,16 @@ impl Pool {
     pub fn state_bytes(&self) -> StateBytes {
         let cap = self.owners.capacity();
         // hashbrown keeps 1/8 of its buckets empty and one control byte per bucket.
-        let buckets = if cap == 0 { 0 } else { (cap * 8 / 7).next_power_of_two() };
+        let buckets = if cap == 0 {
+            0
+        } else {
+            (cap * 8 / 7).next_power_of_two()
+        };
         let entry = std::mem::size_of::<(OwnerId, u32)>() + 1;
-        StateBytes { bitmap: self.used.heap_bytes(), owner_index: buckets * entry }
+        StateBytes {
+            bitmap: self.used.heap_bytes(),
+            owner_index: buckets * entry,
+        }
     }
 }
 
@@ -321,12 +360,19 @@ mod tests {
     #[test]
     fn gateway_network_and_broadcast_are_never_handed_out() {
         let mut p = pool("10.0.0.0/29", Some("10.0.0.1"));
-        let got: Vec<_> = (0..5).map(|i| p.allocate(owner(i)).unwrap().address).collect();
+        let got: Vec<_> = (0..5)
+            .map(|i| p.allocate(owner(i)).unwrap().address)
+            .collect();
         assert_eq!(
             got,
-            ["10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5", "10.0.0.6"].map(ip).to_vec()
+            ["10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5", "10.0.0.6"]
+                .map(ip)
+                .to_vec()
         );
-        assert!(matches!(p.allocate(owner(9)), Err(AllocError::Exhausted { .. })));
+        assert!(matches!(
+            p.allocate(owner(9)),
+            Err(AllocError::Exhausted { .. })
+        ));
         assert!(p.is_exhausted());
     }
 
@@ -354,7 +400,10 @@ mod tests {
         let a = p.allocate(owner(1)).unwrap().address;
         p.release(owner(1));
         let b = p.allocate(owner(2)).unwrap().address;
-        assert_ne!(a, b, "a just-released address is not handed out again at once");
+        assert_ne!(
+            a, b,
+            "a just-released address is not handed out again at once"
+        );
     }
 
     #[test]
@@ -364,23 +413,37 @@ mod tests {
             .with_exclusions([net("10.0.0.2/31"), net("10.0.0.5/32")])
             .unwrap();
         let mut p = Pool::new(spec);
-        let got: Vec<_> = (0..2).map(|i| p.allocate(owner(i)).unwrap().address).collect();
+        let got: Vec<_> = (0..2)
+            .map(|i| p.allocate(owner(i)).unwrap().address)
+            .collect();
         assert_eq!(got, vec![ip("10.0.0.1"), ip("10.0.0.4")]);
         assert_eq!(p.allocate(owner(3)).unwrap().address, ip("10.0.0.6"));
         assert!(p.allocate(owner(4)).is_err());
-        assert!(matches!(p.allocate_addr(owner(5), ip("10.0.0.5")), Err(AllocError::Reserved { .. })));
+        assert!(matches!(
+            p.allocate_addr(owner(5), ip("10.0.0.5")),
+            Err(AllocError::Reserved { .. })
+        ));
     }
 
     #[test]
     fn requested_address_is_honoured_when_free() {
         let mut p = pool("10.0.0.0/24", Some("10.0.0.1"));
-        assert_eq!(p.allocate_addr(owner(1), ip("10.0.0.77")).unwrap().address, ip("10.0.0.77"));
+        assert_eq!(
+            p.allocate_addr(owner(1), ip("10.0.0.77")).unwrap().address,
+            ip("10.0.0.77")
+        );
         assert!(matches!(
             p.allocate_addr(owner(2), ip("10.0.0.77")),
             Err(AllocError::Taken { holder, .. }) if holder == owner(1)
         ));
-        assert!(matches!(p.allocate_addr(owner(2), ip("10.0.0.1")), Err(AllocError::Reserved { .. })));
-        assert!(matches!(p.allocate_addr(owner(2), ip("10.0.1.1")), Err(AllocError::OutOfRange { .. })));
+        assert!(matches!(
+            p.allocate_addr(owner(2), ip("10.0.0.1")),
+            Err(AllocError::Reserved { .. })
+        ));
+        assert!(matches!(
+            p.allocate_addr(owner(2), ip("10.0.1.1")),
+            Err(AllocError::OutOfRange { .. })
+        ));
         assert!(matches!(
             p.allocate_addr(owner(1), ip("10.0.0.78")),
             Err(AllocError::OwnerHoldsOther { .. })
@@ -403,6 +466,15 @@ mod tests {
         assert_eq!(p.lookup(owner(1)).unwrap().address, ip("10.0.0.10"));
         assert_eq!(p.allocate(owner(4)).unwrap().address, ip("10.0.0.11"));
         assert_eq!(p.stats().allocated, 2);
+    }
+
+    #[test]
+    fn blocked_addresses_are_never_handed_out() {
+        let mut p = pool("10.0.0.0/29", Some("10.0.0.1"));
+        assert!(p.block(ip("10.0.0.2")));
+        assert!(!p.block(ip("10.0.0.2")));
+        assert!(!p.block(ip("10.0.1.2")));
+        assert_eq!(p.allocate(owner(1)).unwrap().address, ip("10.0.0.3"));
     }
 
     #[test]
@@ -435,7 +507,10 @@ mod tests {
         assert_eq!(usable, (1 << 20) - 3);
         let mut seen = Bitmap::new(1 << 20);
         for i in 0..usable {
-            let a = p.allocate(OwnerId::from_raw(u64::from(i) + 1)).unwrap().address;
+            let a = p
+                .allocate(OwnerId::from_raw(u64::from(i) + 1))
+                .unwrap()
+                .address;
             assert!(seen.set((to_bits(a) - to_bits(ip("10.112.0.0"))) as u32));
         }
         assert!(p.is_exhausted());

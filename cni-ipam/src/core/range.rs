@@ -46,7 +46,10 @@ impl RangeSpec {
             return Err(RangeError::TooSmall { subnet });
         }
         if subnet.network() != subnet.addr() {
-            return Err(RangeError::HostBitsSet { subnet, network: subnet.trunc() });
+            return Err(RangeError::HostBitsSet {
+                subnet,
+                network: subnet.trunc(),
+            });
         }
         let (net_lo, net_hi) = net_bounds(&subnet);
         let check = |field: &'static str, ip: IpAddr| -> Result<u128, RangeError> {
@@ -79,7 +82,10 @@ impl RangeSpec {
             Some(ip) => {
                 let bits = check("gateway", ip)?;
                 if bits == net_lo || (family == Family::V4 && bits == net_hi) {
-                    return Err(RangeError::GatewayNotUsable { gateway: canonical(ip), subnet });
+                    return Err(RangeError::GatewayNotUsable {
+                        gateway: canonical(ip),
+                        subnet,
+                    });
                 }
                 Some(canonical(ip))
             }
@@ -87,7 +93,11 @@ impl RangeSpec {
         };
         let span = end_bits - start_bits;
         let clamped = span >= u128::from(MAX_RANGE_LEN);
-        let end_bits = if clamped { start_bits + u128::from(MAX_RANGE_LEN) - 1 } else { end_bits };
+        let end_bits = if clamped {
+            start_bits + u128::from(MAX_RANGE_LEN) - 1
+        } else {
+            end_bits
+        };
         Ok(Self {
             subnet,
             start: from_bits(family, start_bits),
@@ -107,7 +117,10 @@ impl RangeSpec {
         gateway: Option<IpAddr>,
     ) -> Result<Self, RangeError> {
         if !cluster_subnet.contains(&block) {
-            return Err(RangeError::BlockOutsideSubnet { block, subnet: cluster_subnet });
+            return Err(RangeError::BlockOutsideSubnet {
+                block,
+                subnet: cluster_subnet,
+            });
         }
         let family = Family::of_net(&block);
         let (lo, hi) = net_bounds(&block);
@@ -126,7 +139,10 @@ impl RangeSpec {
     ) -> Result<Self, RangeError> {
         for net in exclude {
             if Family::of_net(&net) != self.family() {
-                return Err(RangeError::ExcludeFamilyMismatch { exclude: net, subnet: self.subnet });
+                return Err(RangeError::ExcludeFamilyMismatch {
+                    exclude: net,
+                    subnet: self.subnet,
+                });
             }
             self.exclude.push(net.trunc());
         }
@@ -282,7 +298,9 @@ mod tests {
         assert_eq!(r.start(), ip("10.112.0.0"));
         assert!(r.is_reserved(ip("10.112.0.0")));
         assert!(r.is_reserved(ip("10.112.0.1")));
-        assert!(RangeSpec::for_node_block(net("10.112.0.0/16"), net("10.113.0.0/24"), None).is_err());
+        assert!(
+            RangeSpec::for_node_block(net("10.112.0.0/16"), net("10.113.0.0/24"), None).is_err()
+        );
     }
 
     #[test]

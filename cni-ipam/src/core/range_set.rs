@@ -22,15 +22,24 @@ impl RangeSetPool {
         let first = specs.first().ok_or(RangeError::EmptySet)?;
         for (i, a) in specs.iter().enumerate() {
             if a.family() != first.family() {
-                return Err(RangeError::MixedFamilies { a: first.to_string(), b: a.to_string() });
+                return Err(RangeError::MixedFamilies {
+                    a: first.to_string(),
+                    b: a.to_string(),
+                });
             }
             for b in &specs[i + 1..] {
                 if a.overlaps(b) {
-                    return Err(RangeError::Overlap { a: a.to_string(), b: b.to_string() });
+                    return Err(RangeError::Overlap {
+                        a: a.to_string(),
+                        b: b.to_string(),
+                    });
                 }
             }
         }
-        Ok(Self { pools: specs.into_iter().map(Pool::new).collect(), current: 0 })
+        Ok(Self {
+            pools: specs.into_iter().map(Pool::new).collect(),
+            current: 0,
+        })
     }
 
     /// The ranges.
@@ -74,7 +83,9 @@ impl RangeSetPool {
                 }
             }
         }
-        Err(AllocError::Exhausted { range: self.to_string() })
+        Err(AllocError::Exhausted {
+            range: self.to_string(),
+        })
     }
 
     /// Gives `ip` to `owner` from whichever range contains it.
@@ -84,7 +95,11 @@ impl RangeSetPool {
             if current.address == ip.to_canonical() {
                 return Ok(current);
             }
-            return Err(AllocError::OwnerHoldsOther { owner, current: current.address, requested: ip });
+            return Err(AllocError::OwnerHoldsOther {
+                owner,
+                current: current.address,
+                requested: ip,
+            });
         }
         let pool = self
             .pools
@@ -94,9 +109,20 @@ impl RangeSetPool {
         pool.allocate_addr(owner, ip)
     }
 
+    /// Marks `ip` used without an owner (see [`Pool::block`]).
+    pub fn block(&mut self, ip: IpAddr) -> bool {
+        self.pools
+            .iter_mut()
+            .find(|p| p.contains(ip))
+            .is_some_and(|p| p.block(ip))
+    }
+
     /// Frees every address the owner holds in this set.
     pub fn release(&mut self, owner: OwnerId) -> Vec<IpAddr> {
-        self.pools.iter_mut().filter_map(|p| p.release(owner)).collect()
+        self.pools
+            .iter_mut()
+            .filter_map(|p| p.release(owner))
+            .collect()
     }
 
     /// Makes the next allocation start right after `ip`.
@@ -117,7 +143,12 @@ impl RangeSetPool {
     /// Counts summed over the ranges.
     pub fn stats(&self) -> PoolStats {
         self.pools.iter().map(Pool::stats).fold(
-            PoolStats { size: 0, reserved: 0, allocated: 0, free: 0 },
+            PoolStats {
+                size: 0,
+                reserved: 0,
+                allocated: 0,
+                free: 0,
+            },
             |a, b| PoolStats {
                 size: a.size.saturating_add(b.size),
                 reserved: a.reserved.saturating_add(b.reserved),
@@ -165,11 +196,19 @@ mod tests {
             spec("10.0.1.0/24", "10.0.1.10", "10.0.1.10"),
         ])
         .unwrap();
-        let got: Vec<_> = (0..3).map(|i| set.allocate(owner(i)).unwrap().address.to_string()).collect();
+        let got: Vec<_> = (0..3)
+            .map(|i| set.allocate(owner(i)).unwrap().address.to_string())
+            .collect();
         assert_eq!(got, ["10.0.0.10", "10.0.0.11", "10.0.1.10"]);
         assert!(set.is_exhausted());
-        assert!(matches!(set.allocate(owner(9)), Err(AllocError::Exhausted { .. })));
-        assert_eq!(set.release(owner(0)), vec!["10.0.0.10".parse::<IpAddr>().unwrap()]);
+        assert!(matches!(
+            set.allocate(owner(9)),
+            Err(AllocError::Exhausted { .. })
+        ));
+        assert_eq!(
+            set.release(owner(0)),
+            vec!["10.0.0.10".parse::<IpAddr>().unwrap()]
+        );
         assert!(!set.is_exhausted());
     }
 
