@@ -2,8 +2,11 @@
 # Builds the local OCI images without any daemon and writes them as OCI archives:
 #   OUT/pause.oci.tar    ($PAUSE_IMAGE,   default localhost/nauti/pause:3.10)   /pause, a static C program
 #   OUT/busybox.oci.tar  ($BUSYBOX_IMAGE, default localhost/nauti/busybox:latest) Debian's busybox-static
-# Import with `ctr images import --index-name <name> <tar>`: containerd does not take the name from
-# the archive. Called by build.sh; usage: build-images.sh OUT
+# The archives carry no reference name (no org.opencontainers.image.ref.name): import them with
+# `ctr images import --index-name <name> <tar>`; a plain import names nothing. (An archive that did
+# carry the same name, imported with --index-name, gets a gc.expire label and is garbage-collected
+# seconds later: so the name is given in one place only, the import.) Called by build.sh;
+# usage: build-images.sh OUT
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 OUT=${1:?usage: build-images.sh OUT}
@@ -21,7 +24,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# image NAME ROOTFS_DIR ARCHIVE CONFIG_ARGS...: one layer from ROOTFS_DIR, written as an OCI archive.
+# image NAME ROOTFS_DIR ARCHIVE CONFIG_ARGS...: one layer from ROOTFS_DIR, written as an OCI archive
+# without a reference name (NAME only labels the build).
 image() {
   local name=$1 rootfs=$2 archive=$3
   shift 3
@@ -31,7 +35,12 @@ image() {
   bh add --quiet "$c" "$work/layer.tar" / >/dev/null
   bh config --os linux --arch amd64 --created-by "tests/peers/build-images.sh" "$@" "$c"
   rm -f "$archive.tmp"
-  bh commit --quiet --format oci --timestamp 0 --rm "$c" "oci-archive:$archive.tmp:$name" >/dev/null
+  bh config --label "io.nauti.image.name=$name" "$c"
+  bh commit --quiet --format oci --timestamp 0 --rm "$c" "oci-archive:$archive.tmp" >/dev/null
+  if tar -xOf "$archive.tmp" index.json | grep -q '"org.opencontainers.image.ref.name"'; then
+    echo "build-images: $archive carries a reference name" >&2
+    exit 1
+  fi
   mv "$archive.tmp" "$archive"
   rm -f "$work/layer.tar"
 }
