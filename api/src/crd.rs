@@ -279,6 +279,20 @@ mod tests {
             );
         }
 
+        // The endpoint pattern is a coarse pre-filter: whatever Rust accepts must match it.
+        let endpoint = regex::Regex::new(crate::schema::ENDPOINT_PATTERN).unwrap();
+        for ok in ["hub.example.com", "203.0.113.1", "FD00::1", "fd00::1"] {
+            assert!(endpoint.is_match(ok), "{ok}");
+        }
+        for bad in [
+            "[fd00::1]",
+            "hub.example.com:51820",
+            "Hub.example.com",
+            "a b",
+        ] {
+            assert!(!endpoint.is_match(bad), "{bad}");
+        }
+
         let label = regex::Regex::new(DNS1123_LABEL_PATTERN).unwrap();
         for s in ["a", "member-1", "0x", "-a", "a-", "A", "a.b", "a_b", ""] {
             assert_eq!(

@@ -5,9 +5,11 @@
 //!   shared component configuration ([`NetworkConfig`]).
 //! - [`peer`]: the `Peer` CRD (`nauti.io/v1alpha1`), one per member cluster, kept on the hub.
 //! - [`mcs`]: the Multi-Cluster Services types (`multicluster.x-k8s.io/v1beta1`).
+//! - [`conditions`]: building status conditions without churning `lastTransitionTime`.
 //! - [`crd`]: the CustomResourceDefinitions generated from those types, as written to
 //!   `deploy/crds/` by the `crdgen` binary.
 
+pub mod conditions;
 pub mod core;
 pub mod crd;
 pub mod mcs;

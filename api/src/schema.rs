@@ -18,6 +18,10 @@ pub(crate) const CIDR_PATTERN: &str = concat!(
     r"|^[0-9a-fA-F:.]*:[0-9a-fA-F:.]*/(12[0-8]|1[01][0-9]|[1-9]?[0-9])$"
 );
 
+/// A lower-case host name or an IP address (IPv6 hex digits may be upper-case). No port, no
+/// brackets: the port has its own field.
+pub(crate) const ENDPOINT_PATTERN: &str = r"^[a-z0-9.-]+$|^[0-9a-fA-F:.]*:[0-9a-fA-F:.]*$";
+
 /// Longest textual CIDR: a full IPv6 address (39) plus `/128`.
 const CIDR_MAX_LEN: usize = 43;
 
@@ -52,7 +56,7 @@ pub(crate) fn endpoint(_: &mut SchemaGenerator) -> Schema {
         "type": "string",
         "minLength": 1,
         "maxLength": DNS1123_SUBDOMAIN_MAX_LEN,
-        "pattern": "^[a-z0-9.:A-F-]+$",
+        "pattern": ENDPOINT_PATTERN,
     })
 }
 

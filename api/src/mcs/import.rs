@@ -1,5 +1,9 @@
 //! `ServiceImport`: a service exported somewhere in the cluster set, as seen by a consumer.
 //! Nauti's octopus writes these in every member; users only read them.
+//!
+//! One deliberate difference from upstream: `spec` is required here (the derive makes it so),
+//! where upstream marks it optional. A ServiceImport without ports and type means nothing, and
+//! only Nauti writes them, so no valid object is refused.
 
 use k8s_openapi::api::core::v1::SessionAffinityConfig;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
