@@ -7,6 +7,7 @@
 //!
 //! The peers themselves are installed by `make peers` (`tests/peers/`); [`peers`] finds them.
 
+pub mod containerd;
 mod error;
 pub mod kube_api;
 pub mod names;
@@ -19,6 +20,7 @@ pub mod testdir;
 pub mod traffic;
 pub mod wireguard;
 
+pub use containerd::{Containerd, Pod, PodSpec};
 pub use error::{Error, Result};
 pub use kube_api::KubeApi;
 pub use netns::Netns;

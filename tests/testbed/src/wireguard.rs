@@ -21,7 +21,7 @@ pub struct WgKeys {
 impl WgKeys {
     /// A fresh pair from `wg genkey` / `wg pubkey`.
     pub fn generate() -> Result<Self> {
-        let private = run(&mut Command::new(peers::bin("wg")?).arg("genkey"))?
+        let private = run(Command::new(peers::bin("wg")?).arg("genkey"))?
             .trim()
             .to_owned();
         let mut child = Command::new(peers::bin("wg")?)

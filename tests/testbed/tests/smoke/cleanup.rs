@@ -12,6 +12,7 @@ use nauti_testbed::{KubeApi, Netns, TestDir, require_root};
 struct Traces {
     netns: Vec<String>,
     pids: Vec<u32>,
+    children: Vec<std::process::Child>,
     files: Vec<PathBuf>,
     dir: PathBuf,
 }
@@ -56,6 +57,7 @@ fn namespaces_wireguard_and_daemons_are_gone_after_a_panic() {
         *traces.lock().unwrap() = Traces {
             netns: vec![a.name().to_owned(), b.name().to_owned()],
             pids: vec![sleeper.id()],
+            children: vec![sleeper],
             files: vec![wg.socket()],
             dir: dir.path().to_owned(),
         };
@@ -66,6 +68,9 @@ fn namespaces_wireguard_and_daemons_are_gone_after_a_panic() {
     }
     for pid in &traces.pids {
         assert!(!alive(*pid), "process {pid} left behind");
+    }
+    for mut child in traces.children {
+        assert!(child.try_wait().unwrap().is_some(), "child left running");
     }
     for file in &traces.files {
         assert!(!file.exists(), "{} left behind", file.display());
