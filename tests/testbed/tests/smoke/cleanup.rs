@@ -104,3 +104,53 @@ fn kube_apiserver_and_etcd_stop_after_a_panic() {
     }
     let _ = std::fs::remove_dir_all(&traces.dir);
 }
+
+#[test]
+fn containerd_its_shims_and_mounts_are_gone_after_a_panic() {
+    require_root!();
+    let traces = panic_after(|traces: &Mutex<Traces>| {
+        let dir = TestDir::new("cleanup-ctrd").unwrap();
+        let node = Netns::new("ncc").unwrap();
+        let ctrd = nauti_testbed::Containerd::start(&node, &dir).unwrap();
+        let pod = ctrd
+            .run_pod(&nauti_testbed::PodSpec::new("default", "doomed"))
+            .unwrap();
+        ctrd.run_container(&pod, "sh", &["/bin/sh", "-c", "sleep 3600"])
+            .unwrap();
+        *traces.lock().unwrap() = Traces {
+            netns: vec![node.name().to_owned()],
+            pids: processes_under(dir.path()),
+            dir: dir.path().to_owned(),
+            ..Traces::default()
+        };
+        panic!("deliberate failure to test the guards");
+    });
+    assert!(!traces.pids.is_empty(), "no containerd processes were seen");
+    for pid in &traces.pids {
+        assert!(!alive(*pid), "process {pid} left behind");
+    }
+    for ns in &traces.netns {
+        assert!(!netns_listed(ns), "namespace {ns} left behind");
+    }
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let dir = traces.dir.display().to_string();
+    assert!(!mounts.contains(&dir), "mounts left under {dir}");
+    let _ = std::fs::remove_dir_all(&traces.dir);
+}
+
+/// Processes whose cwd or root is inside `dir` (shims, containers) plus containerd itself.
+fn processes_under(dir: &Path) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read_to_string(e.path().join("cmdline")).unwrap_or_default();
+            let inside = ["cwd", "root"]
+                .iter()
+                .any(|l| std::fs::read_link(e.path().join(l)).is_ok_and(|t| t.starts_with(dir)));
+            let daemon = cmdline.contains(&*dir.to_string_lossy());
+            (inside || daemon).then_some(pid)
+        })
+        .collect()
+}
