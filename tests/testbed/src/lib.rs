@@ -12,6 +12,7 @@ mod error;
 pub mod kube_api;
 pub mod names;
 pub mod netns;
+pub mod ovn;
 pub mod peers;
 pub mod pki;
 pub mod process;

@@ -7,4 +7,5 @@ mod cleanup;
 mod containerd;
 mod kube;
 mod netns;
+mod ovn;
 mod wireguard;
