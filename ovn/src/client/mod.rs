@@ -102,12 +102,22 @@ pub enum Error {
     #[error(transparent)]
     Plan(#[from] PlanError),
     /// Concurrent writers kept invalidating our reads.
-    #[error("{what}: the database kept changing concurrently; gave up after {attempts} attempts")]
+    #[error(
+        "{what}: the database kept changing concurrently; gave up after {attempts} attempts (last: {last})"
+    )]
     Conflict {
         /// What we tried to ensure.
         what: String,
         /// How many read-plan-write rounds ran.
         attempts: u32,
+        /// The last conflict the server reported.
+        last: Box<Error>,
+    },
+    /// The request was canceled by the caller.
+    #[error("{method} canceled")]
+    Canceled {
+        /// The request's method.
+        method: String,
     },
     /// The client's background task is gone.
     #[error("the OVSDB client task has stopped")]
@@ -217,6 +227,9 @@ pub(crate) enum Command {
     Notify {
         method: String,
         params: Vec<Json>,
+    },
+    Cancel {
+        id: u64,
     },
     Monitor {
         reg: monitor::Registration,
@@ -487,10 +500,14 @@ pub struct PendingTransact {
 }
 
 impl PendingTransact {
-    /// Asks the server to cancel the transaction (RFC 7047 `cancel`); the result then is a
-    /// `canceled` error unless it had already completed.
+    /// Gives up on the transaction: sends RFC 7047 `cancel` and fails the request at once with
+    /// [`Error::Canceled`] (unless its reply already arrived).
+    ///
+    /// Caveat: `ovsdb-server` 3.1 receives the `cancel` but neither answers it nor drops the
+    /// request, so a blocked `wait` may still commit later if its condition comes true. Treat a
+    /// canceled transaction like a lost one: re-read before acting on it.
     pub fn cancel(&self) -> Result<(), Error> {
-        self.client.notify("cancel", vec![json!(self.id)])
+        self.client.send(Command::Cancel { id: self.id })
     }
 
     /// Waits for the outcome.

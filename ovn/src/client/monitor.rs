@@ -220,7 +220,7 @@ impl Monitor {
     }
 
     /// `monitor_cancel`: stops the monitor; the cache keeps its last contents.
-    pub async fn cancel(self) -> Result<(), Error> {
-        self.client.monitor_cancel(self.monitor_id).await
+    pub async fn cancel(&self) -> Result<(), Error> {
+        self.client.monitor_cancel(self.monitor_id.clone()).await
     }
 }

@@ -46,14 +46,15 @@ where
                 return Err(Error::Conflict {
                     what: what.to_owned(),
                     attempts: ATTEMPTS,
+                    last: Box::new(e),
                 });
             }
             other => return other,
         }
     }
-    Err(Error::Conflict {
-        what: what.to_owned(),
-        attempts: ATTEMPTS,
+    Err(Error::BadReply {
+        method: "transact".into(),
+        reason: format!("{what}: no attempt ran"),
     })
 }
 

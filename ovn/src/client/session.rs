@@ -152,7 +152,7 @@ impl Task {
             Command::Monitor { reply, .. } | Command::MonitorCancel { reply, .. } => {
                 let _ = reply.send(Err(err()));
             }
-            Command::Notify { .. } => {}
+            Command::Notify { .. } | Command::Cancel { .. } => {}
         }
     }
 
@@ -281,6 +281,18 @@ impl Task {
             }
             Command::Notify { method, params } => {
                 send(out, &Message::Notification { method, params });
+            }
+            Command::Cancel { id } => {
+                if let Some(Pending::User { method, reply }) = pending.remove(&id) {
+                    send(
+                        out,
+                        &Message::Notification {
+                            method: "cancel".into(),
+                            params: vec![json!(id)],
+                        },
+                    );
+                    let _ = reply.send(Err(Error::Canceled { method }));
+                }
             }
             Command::Monitor { reg, reply } => {
                 let id = self.next_id.fetch_add(1, Ordering::Relaxed);

@@ -236,9 +236,15 @@ fn parse_uuid(text: &str) -> Result<Uuid, CacheError> {
 /// Applies an `update2` column diff (ovsdb-server(7), "Update2 notification"): scalars are
 /// replaced, set elements in the diff are toggled, map entries are added when the key is new,
 /// removed when key and value match, and replaced when the value differs.
+///
+/// Columns of at most one element (scalars and optional columns such as
+/// `Logical_Switch_Port.up`) carry the new value, not a toggle: that is what ovsdb-server sends
+/// ("for columns with single value, the difference is the value of the new column").
 pub fn apply_diff(ty: &ColumnType, old: Value, diff: Value) -> Result<Value, String> {
-    if ty.is_scalar() {
-        return ty.normalize(diff);
+    if ty.is_scalar() || (!ty.is_map() && ty.max == Some(1)) {
+        let new = ty.normalize(diff)?;
+        ty.check_atom_types(&new)?;
+        return Ok(new);
     }
     let old = ty.normalize(old)?;
     let diff = ty.normalize(diff)?;
@@ -252,7 +258,9 @@ pub fn apply_diff(ty: &ColumnType, old: Value, diff: Value) -> Result<Value, Str
                     None => items.push(a),
                 }
             }
-            Ok(Value::Set(items))
+            let new = Value::Set(items);
+            ty.check_atom_types(&new)?;
+            Ok(new)
         }
         (Value::Map(mut pairs), Value::Map(changes)) => {
             for (k, v) in changes {
@@ -264,7 +272,9 @@ pub fn apply_diff(ty: &ColumnType, old: Value, diff: Value) -> Result<Value, Str
                     None => pairs.push((k, v)),
                 }
             }
-            Ok(Value::Map(pairs))
+            let new = Value::Map(pairs);
+            ty.check_atom_types(&new)?;
+            Ok(new)
         }
         (old, diff) => Err(format!(
             "cannot apply {} to {}",

@@ -425,6 +425,19 @@ impl Operation {
             }
             Ok(())
         };
+        let check_mutable =
+            |columns: &mut dyn Iterator<Item = &String>| -> Result<(), SchemaError> {
+                for c in columns {
+                    if t.columns.get(c).is_some_and(|c| !c.mutable) {
+                        return Err(SchemaError::WrongType {
+                            table: table.to_owned(),
+                            column: c.clone(),
+                            reason: "the column is immutable: it can only be set on insert".into(),
+                        });
+                    }
+                }
+                Ok(())
+            };
         let check_columns = |columns: &[String]| -> Result<(), SchemaError> {
             for c in columns {
                 schema.column_type(table, c)?;
@@ -445,7 +458,8 @@ impl Operation {
                 conditions, row, ..
             } => {
                 check_conditions(conditions)?;
-                check_row(row)
+                check_row(row)?;
+                check_mutable(&mut row.keys())
             }
             Self::Mutate {
                 conditions,
@@ -453,6 +467,7 @@ impl Operation {
                 ..
             } => {
                 check_conditions(conditions)?;
+                check_mutable(&mut mutations.iter().map(|m| &m.column))?;
                 for m in mutations {
                     let ty = schema.column_type(table, &m.column)?;
                     let operand = match m.mutator {
@@ -576,8 +591,9 @@ pub fn parse_transact_result(
     };
     // Errors first: the server stops at the first failing operation and reports it.
     for (index, item) in items.iter().enumerate() {
-        if let Some(err) = item.get("error") {
-            let error = ServerError::from_json(err);
+        // An operation or commit error is an object with "error" and "details" members.
+        if item.get("error").is_some_and(|e| !e.is_null()) {
+            let error = ServerError::from_json(item);
             return Err(match ops.get(index) {
                 Some(op) => TransactError::Operation {
                     index,
@@ -734,6 +750,7 @@ mod tests {
             ErrorKind::ConstraintViolation
         );
         assert!(err.to_string().contains("insert T"), "{err}");
+        assert_eq!(err.server_error().unwrap().details.as_deref(), Some("dup"));
     }
 
     #[test]

@@ -56,6 +56,13 @@ impl OvsPort {
         self.external_ids.get("iface-id").map(String::as_str)
     }
 
+    /// The columns set on update: `name` is immutable in the schema.
+    fn interface_update_row(&self) -> Row {
+        let mut row = self.interface_row();
+        row.remove("name");
+        row
+    }
+
     fn interface_row(&self) -> Row {
         Row::from([
             ("name".to_owned(), Value::from(self.name.as_str())),
@@ -153,7 +160,7 @@ pub fn plan_ensure_port(
                 ops.push(Operation::update(
                     INTERFACE,
                     vec![Condition::uuid(iface_uuid)],
-                    want.interface_row(),
+                    want.interface_update_row(),
                 ));
             }
             if !br_ports.contains(port_uuid) {

@@ -73,17 +73,21 @@ fn modify_toggles_set_elements_and_merges_map_entries() {
 }
 
 #[test]
-fn an_optional_column_diff_with_old_and_new_element_swaps_the_value() {
+fn an_optional_column_diff_carries_the_new_value() {
     let mut c = mk_cache();
     c.apply_update2(&json!({"Logical_Switch_Port": {U1: {"insert": {"name": "p", "up": false}}}}))
         .unwrap();
-    c.apply_update2(
-        &json!({"Logical_Switch_Port": {U1: {"modify": {"up": ["set", [false, true]]}}}}),
-    )
-    .unwrap();
+    c.apply_update2(&json!({"Logical_Switch_Port": {U1: {"modify": {"up": true}}}}))
+        .unwrap();
     assert_eq!(
         c.value("Logical_Switch_Port", &u(U1), "up"),
         Some(Value::Set(vec![Atom::Boolean(true)]))
+    );
+    c.apply_update2(&json!({"Logical_Switch_Port": {U1: {"modify": {"up": ["set", []]}}}}))
+        .unwrap();
+    assert_eq!(
+        c.value("Logical_Switch_Port", &u(U1), "up"),
+        Some(Value::empty_set())
     );
 }
 
