@@ -11,7 +11,7 @@
 //!             "subnet": "...", "rangeStart": "...", "rangeEnd": "...", "gateway": "...",
 //!             "routes": [{"dst": "0.0.0.0/0", "gw": "10.112.1.1"}],
 //!             "dataDir": "/var/lib/cni/networks", "resolvConf": "/etc/resolv.conf",
-//!             "exclude": ["10.112.1.100", "10.112.1.128/28"] },
+//!             "exclude": ["10.112.1.100", "10.112.1.128/28"], "fsync": true },
 //!   "args": {"cni": {"ips": ["10.112.1.50"]}},
 //!   "runtimeConfig": {"ips": ["10.112.1.50/24"], "ipRanges": [[{"subnet": "..."}]]} }
 //! ```
@@ -19,6 +19,10 @@
 //! Gateway rule: a gateway must be a usable address of its subnet (not the network or broadcast
 //! address, not outside); one that falls between `rangeStart` and `rangeEnd` is accepted and never
 //! handed out, exactly as host-local does. Unknown fields are ignored, as in host-local.
+//!
+//! Nauti's own fields: `exclude` (addresses or CIDRs never handed out) and `fsync` (default
+//! true: every state update is flushed to stable storage; false keeps crash safety against
+//! process death but, like host-local, may lose the last updates on power loss).
 //!
 //! The parser works on a `serde_json::Value` by hand so that every error names the JSON path of
 //! the bad field.
@@ -62,6 +66,8 @@ pub struct IpamConf {
     pub data_dir: PathBuf,
     /// `resolvConf`.
     pub resolv_conf: Option<PathBuf>,
+    /// `fsync` (Nauti): flush every state update to stable storage (default true).
+    pub fsync: bool,
 }
 
 impl IpamConf {
@@ -223,6 +229,17 @@ pub fn parse(stdin: &[u8]) -> Result<NetConf, CniError> {
         }
     };
 
+    let fsync = match ipam.get("fsync") {
+        None | Some(Value::Null) => true,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => {
+            return Err(CniError::config(
+                "ipam.fsync",
+                format!("must be true or false, not {other}"),
+            ));
+        }
+    };
+
     let mut requested_ips = Vec::new();
     if let Some(args) = optional_object(root, "args", "args")?
         && let Some(cni) = optional_object(args, "cni", "args.cni")?
@@ -244,6 +261,7 @@ pub fn parse(stdin: &[u8]) -> Result<NetConf, CniError> {
             routes,
             data_dir,
             resolv_conf,
+            fsync,
         },
         requested_ips,
         prev_result_ips,

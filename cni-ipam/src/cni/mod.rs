@@ -168,7 +168,8 @@ fn do_add(conf: &NetConf, att: &Attachment, env_ip: Option<IpAddr>) -> Result<Va
         .collect();
     let owner = owner_of(att);
 
-    let store = FileStore::open(&conf.ipam.data_dir, &conf.name, DEFAULT_LOCK_TIMEOUT)?;
+    let mut store = FileStore::open(&conf.ipam.data_dir, &conf.name, DEFAULT_LOCK_TIMEOUT)?
+        .with_fsync(conf.ipam.fsync);
     let mut state = store.load()?;
     let mut sets = restore(conf, &state);
     let mut leases: Vec<Lease> = Vec::with_capacity(sets.len());
@@ -253,6 +254,7 @@ fn do_del(conf: &NetConf, att: &Attachment) -> Result<(), CniError> {
     else {
         return Ok(());
     };
+    let mut store = store.with_fsync(conf.ipam.fsync);
     let mut state = store.load()?;
     let before = state.records.len();
     state.records.retain(|r| !is_owner(r, att));
@@ -268,8 +270,9 @@ fn do_check(conf: &NetConf, att: &Attachment) -> Result<(), CniError> {
         ifname: att.ifname.clone(),
         network: conf.name.clone(),
     };
-    let store = FileStore::open_existing(&conf.ipam.data_dir, &conf.name, DEFAULT_LOCK_TIMEOUT)?
-        .ok_or_else(unknown)?;
+    let mut store =
+        FileStore::open_existing(&conf.ipam.data_dir, &conf.name, DEFAULT_LOCK_TIMEOUT)?
+            .ok_or_else(unknown)?;
     let state = store.load()?;
     for set in conf.ipam.pools() {
         let held = state
@@ -307,6 +310,7 @@ fn do_gc(conf: &NetConf) -> Result<(), CniError> {
     else {
         return Ok(());
     };
+    let mut store = store.with_fsync(conf.ipam.fsync);
     let mut state = store.load()?;
     let before = state.records.len();
     state
@@ -321,7 +325,7 @@ fn do_gc(conf: &NetConf) -> Result<(), CniError> {
 fn do_status(conf: &NetConf) -> Result<(), CniError> {
     let state =
         match FileStore::open_existing(&conf.ipam.data_dir, &conf.name, DEFAULT_LOCK_TIMEOUT)? {
-            Some(store) => store.load()?,
+            Some(mut store) => store.load()?,
             None => StoreState::default(),
         };
     for (i, set) in restore(conf, &state).iter().enumerate() {

@@ -255,7 +255,7 @@ fn unwritable_data_dir_is_an_io_error() {
 fn corrupt_state_is_reported_not_overwritten() {
     let n = small();
     n.addr("c1");
-    let state = n.dir.join("testnet").join("state");
+    let state = n.dir.join("testnet").join("state.0");
     std::fs::write(&state, "garbage\n").unwrap();
     assert_eq!(code(&n.add("c2")), 103);
     assert_eq!(std::fs::read_to_string(&state).unwrap(), "garbage\n");
