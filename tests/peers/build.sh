@@ -88,7 +88,7 @@ go_peer kubernetes "$K8S_VERSION" kubernetes "" "$k8s_ld" \
   k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kube-proxy \
   k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kubectl
 
-# helm v3 (what `helm install` users run). Its Kubernetes client modules are v0.35 (see go.sum).
+# helm v3 (what `helm install` users run); its lint/chartutil Kubernetes version follows its client-go.
 HELM_VERSION=v3.22.0
 helm_k8s_minor=$(awk '$1 == "k8s.io/client-go" && $2 ~ /^v0\./ {split($2, v, "."); print v[2]; exit}' "$HERE/go/helm/go.mod")
 go_peer helm "$HELM_VERSION" helm "" \
@@ -131,7 +131,7 @@ export PATH="$BIN:$PATH"
 echo "peers in $PEERS_DIR:"
 v containerd containerd --version
 v ctr ctr --version
-v containerd-shim-runc-v2 containerd-shim-runc-v2 -v
+printf '%-24s %s\n' containerd-shim-runc-v2 "$(containerd-shim-runc-v2 -v | sed -n 's/^ *Version: *//p')"
 v crictl crictl --version
 v kube-apiserver kube-apiserver --version
 v kube-controller-manager kube-controller-manager --version
@@ -144,6 +144,6 @@ v coredns coredns -version
 v wireguard-go wireguard-go --version
 v etcd etcd --version
 v runc runc --version
-v cni-plugins /usr/lib/cni/bridge --version
+printf '%-24s %s\n' cni-plugins "/usr/lib/cni (Debian containernetworking-plugins $(dpkg-query -W -f='${Version}' containernetworking-plugins))"
 printf '%-24s %s (%s)\n' pause-image "$PAUSE_IMAGE" "$IMAGES/pause.oci.tar"
 printf '%-24s %s (%s)\n' busybox-image "$BUSYBOX_IMAGE" "$IMAGES/busybox.oci.tar"
