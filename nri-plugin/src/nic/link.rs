@@ -1,0 +1,239 @@
+//! rtnetlink operations on the veth pair, in domain verbs.
+
+use std::fs::File;
+use std::net::IpAddr;
+use std::os::fd::AsRawFd;
+use std::path::Path;
+
+use futures::TryStreamExt;
+use ipnet::IpNet;
+use nauti_api::MacAddr;
+use netlink_packet_route::address::AddressAttribute;
+use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
+use rtnetlink::{Handle, LinkUnspec, LinkVeth, RouteMessageBuilder};
+
+use super::{NicError, NicPlan, ethtool, netns, peer_tmp_ifname};
+
+/// What the pod end looks like, as read back from the kernel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodNicState {
+    pub mac: Option<MacAddr>,
+    pub addresses: Vec<IpNet>,
+    pub mtu: Option<u32>,
+    pub up: bool,
+}
+
+/// Creates the veth pair for `plan` and configures its pod end inside `pod_netns`.
+///
+/// Idempotent: a pair left by an earlier attempt is deleted first (deleting the host end takes
+/// the pod end with it), so a retried sandbox gets a clean NIC.
+pub async fn plumb(pod_netns: &Path, plan: &NicPlan) -> Result<(), NicError> {
+    let host = connect()?;
+    let peer = peer_tmp_ifname(&plan.host_ifname);
+    delete_if_exists(&host, &plan.host_ifname).await?;
+    delete_if_exists(&host, &peer).await?;
+    host.link()
+        .add(
+            LinkVeth::new(&plan.host_ifname, &peer)
+                .mtu(plan.mtu)
+                .build(),
+        )
+        .execute()
+        .await
+        .map_err(|source| netlink("add veth", &plan.host_ifname, source))?;
+    let result = move_and_configure(&host, pod_netns, &peer, plan).await;
+    if result.is_err() {
+        // Leave nothing half-made behind; the caller reports the first error.
+        let _ = delete_if_exists(&host, &plan.host_ifname).await;
+    }
+    result
+}
+
+async fn move_and_configure(
+    host: &Handle,
+    pod_netns: &Path,
+    peer: &str,
+    plan: &NicPlan,
+) -> Result<(), NicError> {
+    let ns = File::open(pod_netns).map_err(|e| NicError::netns(pod_netns, e))?;
+    let peer_index = index_of(host, peer).await?;
+    host.link()
+        .set(
+            LinkUnspec::new_with_index(peer_index)
+                .setns_by_fd(ns.as_raw_fd())
+                .build(),
+        )
+        .execute()
+        .await
+        .map_err(|source| netlink("move to pod netns", peer, source))?;
+    let host_index = index_of(host, &plan.host_ifname).await?;
+    host.link()
+        .set(LinkUnspec::new_with_index(host_index).up().build())
+        .execute()
+        .await
+        .map_err(|source| netlink("set up", &plan.host_ifname, source))?;
+
+    let plan = plan.clone();
+    let peer = peer.to_owned();
+    netns::run_in(pod_netns, move |pod| async move {
+        configure_pod_end(&pod, &peer, &plan).await
+    })
+    .await
+}
+
+/// Inside the pod: rename, MAC, MTU, offloads, gratuitous ARP on up, address, routes.
+async fn configure_pod_end(pod: &Handle, peer: &str, plan: &NicPlan) -> Result<(), NicError> {
+    let index = index_of(pod, peer).await?;
+    pod.link()
+        .set(
+            LinkUnspec::new_with_index(index)
+                .name(plan.pod_ifname.clone())
+                .address(plan.mac.octets().to_vec())
+                .mtu(plan.mtu)
+                .build(),
+        )
+        .execute()
+        .await
+        .map_err(|source| netlink("rename and set MAC", peer, source))?;
+    if !plan.tx_checksum_offload {
+        ethtool::set_tx_checksum(&plan.pod_ifname, false).map_err(|source| NicError::Ethtool {
+            link: plan.pod_ifname.clone(),
+            source,
+        })?;
+    }
+    if plan.address.addr().is_ipv4() {
+        // The kernel then announces the address (gratuitous ARP) when the link comes up, so
+        // neighbours with a stale entry for a reused address learn the new MAC at once.
+        let key = format!("net/ipv4/conf/{}/arp_notify", plan.pod_ifname);
+        std::fs::write(format!("/proc/sys/{key}"), "1")
+            .map_err(|source| NicError::Sysctl { key, source })?;
+    }
+    pod.address()
+        .add(index, plan.address.addr(), plan.address.prefix_len())
+        .execute()
+        .await
+        .map_err(|source| netlink("add address", &plan.pod_ifname, source))?;
+    pod.link()
+        .set(LinkUnspec::new_with_index(index).up().build())
+        .execute()
+        .await
+        .map_err(|source| netlink("set up", &plan.pod_ifname, source))?;
+    for (dst, gw) in &plan.routes {
+        let bad = |reason: String| NicError::BadRoute {
+            dst: *dst,
+            gw: *gw,
+            reason,
+        };
+        let route = RouteMessageBuilder::<IpAddr>::new()
+            .destination_prefix(dst.addr(), dst.prefix_len())
+            .map_err(|e| bad(e.to_string()))?
+            .gateway(*gw)
+            .map_err(|e| bad(e.to_string()))?
+            .output_interface(index)
+            .build();
+        match pod.route().add(route).execute().await {
+            Ok(()) => {}
+            Err(e) if is_errno(&e, libc::EEXIST) => {}
+            Err(source) => return Err(netlink("add route", &plan.pod_ifname, source)),
+        }
+    }
+    Ok(())
+}
+
+/// Deletes the host end of a sandbox's pair (and with it the pod end). `Ok(false)` when absent.
+pub async fn unplumb(host_ifname: &str) -> Result<bool, NicError> {
+    let host = connect()?;
+    delete_if_exists(&host, host_ifname).await
+}
+
+/// Reads the pod end `ifname` inside `pod_netns`; `Ok(None)` when the pod has no such link.
+pub async fn inspect(pod_netns: &Path, ifname: &str) -> Result<Option<PodNicState>, NicError> {
+    let ifname = ifname.to_owned();
+    netns::run_in(pod_netns, move |pod| async move {
+        let Some(link) = try_find(&pod, &ifname).await? else {
+            return Ok(None);
+        };
+        let index = link.header.index;
+        let mut state = PodNicState {
+            mac: None,
+            addresses: Vec::new(),
+            mtu: None,
+            up: link.header.flags.contains(LinkFlags::Up),
+        };
+        for attr in &link.attributes {
+            match attr {
+                LinkAttribute::Address(bytes) => {
+                    state.mac = <[u8; 6]>::try_from(bytes.as_slice()).ok().map(MacAddr::new);
+                }
+                LinkAttribute::Mtu(mtu) => state.mtu = Some(*mtu),
+                _ => {}
+            }
+        }
+        let mut addrs = pod.address().get().set_link_index_filter(index).execute();
+        while let Some(msg) = addrs
+            .try_next()
+            .await
+            .map_err(|source| netlink("list addresses", &ifname, source))?
+        {
+            let prefix = msg.header.prefix_len;
+            for attr in msg.attributes {
+                if let AddressAttribute::Address(ip) = attr {
+                    if let Ok(net) = IpNet::new(ip, prefix) {
+                        state.addresses.push(net);
+                    }
+                }
+            }
+        }
+        Ok(Some(state))
+    })
+    .await
+}
+
+fn connect() -> Result<Handle, NicError> {
+    let (connection, handle, _) = rtnetlink::new_connection().map_err(NicError::Connection)?;
+    tokio::spawn(connection);
+    Ok(handle)
+}
+
+async fn try_find(handle: &Handle, name: &str) -> Result<Option<LinkMessage>, NicError> {
+    let mut links = handle.link().get().match_name(name.to_owned()).execute();
+    match links.try_next().await {
+        Ok(link) => Ok(link),
+        Err(e) if is_errno(&e, libc::ENODEV) => Ok(None),
+        Err(source) => Err(netlink("find", name, source)),
+    }
+}
+
+async fn index_of(handle: &Handle, name: &str) -> Result<u32, NicError> {
+    try_find(handle, name)
+        .await?
+        .map(|link| link.header.index)
+        .ok_or_else(|| NicError::LinkNotFound(name.to_owned()))
+}
+
+async fn delete_if_exists(handle: &Handle, name: &str) -> Result<bool, NicError> {
+    let Some(link) = try_find(handle, name).await? else {
+        return Ok(false);
+    };
+    match handle.link().del(link.header.index).execute().await {
+        Ok(()) => Ok(true),
+        // Gone meanwhile (its peer was deleted): the goal is reached.
+        Err(e) if is_errno(&e, libc::ENODEV) => Ok(false),
+        Err(source) => Err(netlink("delete", name, source)),
+    }
+}
+
+fn is_errno(error: &rtnetlink::Error, errno: i32) -> bool {
+    match error {
+        rtnetlink::Error::NetlinkError(msg) => msg.raw_code().abs() == errno,
+        _ => false,
+    }
+}
+
+fn netlink(op: &'static str, link: &str, source: rtnetlink::Error) -> NicError {
+    NicError::Netlink {
+        op,
+        link: link.to_owned(),
+        source,
+    }
+}
