@@ -9,6 +9,8 @@
 //! - [`crd`]: the CustomResourceDefinitions generated from those types, as written to
 //!   `deploy/crds/` by the `crdgen` binary.
 
+#![warn(missing_docs)]
+
 pub mod conditions;
 pub mod core;
 pub mod crd;
