@@ -39,9 +39,15 @@ impl PodSpec {
 
     fn sandbox_config(&self, log_dir: &Path) -> serde_json::Value {
         let network = if self.host_network { 2 } else { 0 };
+        // A host-network pod shares the node's UTS namespace too, so it cannot set a hostname.
+        let hostname = if self.host_network {
+            ""
+        } else {
+            self.name.as_str()
+        };
         serde_json::json!({
             "metadata": {"name": self.name, "namespace": self.namespace, "uid": self.uid, "attempt": 0},
-            "hostname": self.name,
+            "hostname": hostname,
             "log_directory": log_dir,
             "annotations": self.annotations,
             "labels": self.labels,
@@ -177,10 +183,14 @@ impl Containerd {
         run(ctr_command(&self.socket()).args(args))
     }
 
-    /// `crictl` against this containerd.
+    /// `crictl` against this containerd, run in the node's namespace: the streaming server that
+    /// `exec` talks to listens on the node's loopback.
     pub fn crictl(&self, args: &[&str]) -> Result<String> {
         let endpoint = format!("unix://{}", self.socket().display());
-        run(Command::new(peers::bin("crictl")?)
+        run(Command::new("nsenter")
+            .arg(format!("--net={}", self.netns))
+            .arg(peers::bin("crictl")?)
+            .args(["--config", "/dev/null"])
             .args([
                 "--runtime-endpoint",
                 &endpoint,

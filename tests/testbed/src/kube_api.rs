@@ -62,7 +62,9 @@ impl KubeApi {
         write(&dir.join("ca.crt"), &ca.cert_pem)?;
         write_pair(&dir, "server", &server)?;
         write_pair(&dir, "admin", &admin)?;
-        write(&dir.join("sa.key"), &crate::pki::private_key_pem()?)?;
+        let (sa_private, sa_public) = crate::pki::key_pair_pem()?;
+        write(&dir.join("sa.key"), &sa_private)?;
+        write(&dir.join("sa.pub"), &sa_public)?;
 
         let port = names::free_port().io_context(|| "pick a port for kube-apiserver".into())?;
         let mut cmd = Command::new(peers::bin("kube-apiserver")?);
@@ -70,12 +72,15 @@ impl KubeApi {
         cmd.arg(format!("--etcd-servers={etcd_url}"))
             .arg("--bind-address=127.0.0.1")
             .arg("--advertise-address=127.0.0.1")
+            // The endpoint reconciler refuses a loopback address; nothing here needs the
+            // `kubernetes` Service's endpoints.
+            .arg("--endpoint-reconciler-type=none")
             .arg(format!("--secure-port={port}"))
             .arg(format!("--cert-dir={}", p("certs")))
             .arg(format!("--tls-cert-file={}", p("server.crt")))
             .arg(format!("--tls-private-key-file={}", p("server.key")))
             .arg(format!("--client-ca-file={}", p("ca.crt")))
-            .arg(format!("--service-account-key-file={}", p("sa.key")))
+            .arg(format!("--service-account-key-file={}", p("sa.pub")))
             .arg(format!(
                 "--service-account-signing-key-file={}",
                 p("sa.key")

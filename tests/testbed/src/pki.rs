@@ -82,7 +82,8 @@ impl TestCa {
     }
 }
 
-/// A bare private key (service-account token signing).
-pub fn private_key_pem() -> Result<String> {
-    Ok(KeyPair::generate().map_err(pki_err)?.serialize_pem())
+/// A bare key pair as (private PEM, public PEM), for service-account token signing.
+pub fn key_pair_pem() -> Result<(String, String)> {
+    let key = KeyPair::generate().map_err(pki_err)?;
+    Ok((key.serialize_pem(), key.public_key_pem()))
 }

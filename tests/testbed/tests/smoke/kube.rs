@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
-use kube::api::{Api, DynamicObject, PostParams, WatchEvent, WatchParams};
+use kube::api::{Api, DynamicObject, PostParams};
 use kube::discovery::ApiResource;
 use nauti_testbed::kube_api::repo_crds;
 use nauti_testbed::{KubeApi, TestDir, require_root};
@@ -47,18 +47,24 @@ async fn the_apiserver_serves_our_crds_watches_a_peer_and_rejects_invalid_ones()
 
     let client = kube.client().await.unwrap();
     let peers: Api<DynamicObject> = Api::namespaced_with(client, "default", &peer_resource());
-    let mut events = peers
-        .watch(&WatchParams::default().timeout(20), "0")
-        .await
-        .unwrap()
-        .boxed();
+    let mut events = kube::runtime::watcher(peers.clone(), Default::default()).boxed();
+    // The initial list completes before the Peer exists, so its arrival is a watch event.
+    let listed = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(event) = events.try_next().await.unwrap() {
+            if matches!(event, kube::runtime::watcher::Event::InitDone) {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(listed.is_ok(), "the initial list did not complete");
     peers
         .create(&PostParams::default(), &peer("east", "east", KEY_32))
         .await
         .unwrap();
     let added = tokio::time::timeout(Duration::from_secs(20), async {
         while let Some(event) = events.try_next().await.unwrap() {
-            if let WatchEvent::Added(obj) = event {
+            if let kube::runtime::watcher::Event::Apply(obj) = event {
                 return Some(obj);
             }
         }
@@ -66,7 +72,7 @@ async fn the_apiserver_serves_our_crds_watches_a_peer_and_rejects_invalid_ones()
     })
     .await
     .expect("no watch event within 20 s")
-    .expect("watch ended without an ADDED event");
+    .expect("watch ended without an event for the new Peer");
     assert_eq!(added.metadata.name.as_deref(), Some("east"));
     assert_eq!(
         added.data["spec"]["port"], 51820,
