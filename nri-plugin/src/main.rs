@@ -1,6 +1,18 @@
-//! `nauti-nri`: not implemented yet; it says so and fails rather than pretending to work.
+//! `nauti-nri`: the Nauti NRI plugin. Everything but flag parsing lives in the library.
 
-fn main() -> std::process::ExitCode {
-    eprintln!("nauti-nri: not implemented yet");
-    std::process::ExitCode::from(2)
+use clap::Parser as _;
+use nauti_nri::cli::{Args, run};
+use nauti_nri::handler::error_chain;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    match run(Args::parse()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            let text = error_chain(&err);
+            tracing::error!(error = %text, "nauti-nri stopped");
+            eprintln!("nauti-nri: {text}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }

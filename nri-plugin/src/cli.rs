@@ -1,0 +1,244 @@
+//! The `nauti-nri` command line: flags (each with an environment twin), logging, signals.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+use tracing_subscriber::EnvFilter;
+
+use crate::core::{Backoff, IdentityError, PluginIdentity, identity};
+use crate::handler::LoggingHandler;
+use crate::plugin::{self, PluginConfig, PluginError};
+use crate::socket::{self, NriSocket, SocketError};
+
+/// The Nauti NRI plugin: connects to containerd's NRI socket and handles pod sandbox events.
+#[derive(Clone, Debug, Parser)]
+#[command(name = "nauti-nri", version, about)]
+pub struct Args {
+    /// containerd's NRI socket. Ignored when containerd launched the plugin itself
+    /// (NRI_PLUGIN_SOCKET set).
+    #[arg(long, env = "NAUTI_NRI_SOCKET", default_value = socket::DEFAULT_SOCKET_PATH)]
+    pub nri_socket: PathBuf,
+
+    /// Name to register under (NRI_PLUGIN_NAME wins when containerd launched the plugin).
+    #[arg(long, env = "NAUTI_NRI_PLUGIN_NAME", default_value = identity::DEFAULT_NAME)]
+    pub plugin_name: String,
+
+    /// Two-digit index to register under; plugins are called in ascending order
+    /// (NRI_PLUGIN_IDX wins when containerd launched the plugin).
+    #[arg(long, env = "NAUTI_NRI_PLUGIN_INDEX", default_value = identity::DEFAULT_INDEX)]
+    pub plugin_index: String,
+
+    /// Longest delay between attempts to reach containerd, in milliseconds.
+    #[arg(long, env = "NAUTI_NRI_RECONNECT_MAX_MS", default_value_t = 10_000)]
+    pub reconnect_max_ms: u64,
+
+    /// How long to wait for containerd to answer the registration, in milliseconds.
+    #[arg(
+        long,
+        env = "NAUTI_NRI_REGISTRATION_TIMEOUT_MS",
+        default_value_t = 5_000
+    )]
+    pub registration_timeout_ms: u64,
+
+    /// Log format.
+    #[arg(long, env = "NAUTI_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Log filter (tracing `EnvFilter` syntax, e.g. `info,nauti_nri=debug`).
+    #[arg(long, env = "NAUTI_LOG", default_value = "info")]
+    pub log: String,
+}
+
+/// How log lines look.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Bad settings, or a plugin that stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The name or index would be refused by the runtime.
+    #[error("invalid plugin identity")]
+    Identity(#[from] IdentityError),
+    /// The inherited socket variable is unusable.
+    #[error(transparent)]
+    Socket(#[from] SocketError),
+    /// The log filter does not parse.
+    #[error("invalid log filter {filter:?}: {reason}")]
+    LogFilter {
+        /// The filter given.
+        filter: String,
+        /// The parser's complaint.
+        reason: String,
+    },
+    /// The plugin stopped.
+    #[error(transparent)]
+    Plugin(#[from] PluginError),
+    /// Signal handlers could not be installed.
+    #[error("cannot install signal handlers")]
+    Signals(#[source] std::io::Error),
+}
+
+impl Args {
+    /// The plugin configuration, with the variables a launching runtime sets
+    /// (`NRI_PLUGIN_SOCKET`, `NRI_PLUGIN_NAME`, `NRI_PLUGIN_IDX`) taking precedence.
+    pub fn plugin_config(&self) -> Result<PluginConfig, CliError> {
+        self.plugin_config_with(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+    }
+
+    /// [`Args::plugin_config`] with the environment given as a lookup function.
+    pub fn plugin_config_with(
+        &self,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<PluginConfig, CliError> {
+        let socket = match env(socket::PLUGIN_SOCKET_ENV) {
+            Some(value) => NriSocket::Inherited(socket::parse_inherited(&value)?),
+            None => NriSocket::Path(self.nri_socket.clone()),
+        };
+        let launched = matches!(socket, NriSocket::Inherited(_));
+        let pick = |var: &str, flag: &str| match env(var) {
+            Some(value) if launched => value,
+            _ => flag.to_owned(),
+        };
+        let identity = PluginIdentity::new(
+            pick(socket::PLUGIN_NAME_ENV, &self.plugin_name),
+            pick(socket::PLUGIN_IDX_ENV, &self.plugin_index),
+        )?;
+        let max = Duration::from_millis(self.reconnect_max_ms);
+        Ok(PluginConfig {
+            identity,
+            socket,
+            backoff: Backoff::new(Duration::from_millis(200).min(max), max),
+            registration_timeout: Duration::from_millis(self.registration_timeout_ms),
+        })
+    }
+
+    /// Installs the global tracing subscriber (stderr, text or JSON).
+    pub fn init_tracing(&self) -> Result<(), CliError> {
+        let filter = EnvFilter::try_new(&self.log).map_err(|err| CliError::LogFilter {
+            filter: self.log.clone(),
+            reason: err.to_string(),
+        })?;
+        let builder = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr);
+        // A subscriber may already be installed (tests); keep it.
+        let _ = match self.log_format {
+            LogFormat::Text => builder.try_init(),
+            LogFormat::Json => builder.json().try_init(),
+        };
+        Ok(())
+    }
+}
+
+/// Runs `nauti-nri` with the logging handler until SIGTERM or SIGINT.
+pub async fn run(args: Args) -> Result<(), CliError> {
+    args.init_tracing()?;
+    let config = args.plugin_config()?;
+    let shutdown = CancellationToken::new();
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(CliError::Signals)?;
+    let on_signal = shutdown.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = sigterm.recv() => info!("SIGTERM: shutting down"),
+            _ = tokio::signal::ctrl_c() => info!("SIGINT: shutting down"),
+        }
+        on_signal.cancel();
+    });
+    info!(plugin = %config.identity, socket = ?config.socket, "starting");
+    plugin::run(config, Arc::new(LoggingHandler), shutdown).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn args(extra: &[&str]) -> Args {
+        Args::try_parse_from(["nauti-nri"].iter().chain(extra)).unwrap()
+    }
+
+    fn env_of(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |name| map.get(name).cloned()
+    }
+
+    #[test]
+    fn defaults_connect_to_the_standard_socket_as_10_nauti() {
+        let config = args(&[]).plugin_config_with(env_of(&[])).unwrap();
+        assert_eq!(
+            config.socket,
+            NriSocket::Path("/var/run/nri/nri.sock".into())
+        );
+        assert_eq!(config.identity.to_string(), "10-nauti");
+    }
+
+    #[test]
+    fn flags_set_socket_name_and_index() {
+        let config = args(&[
+            "--nri-socket",
+            "/tmp/x.sock",
+            "--plugin-name",
+            "nauti-dev",
+            "--plugin-index",
+            "42",
+        ])
+        .plugin_config_with(env_of(&[]))
+        .unwrap();
+        assert_eq!(config.socket, NriSocket::Path("/tmp/x.sock".into()));
+        assert_eq!(config.identity.to_string(), "42-nauti-dev");
+    }
+
+    #[test]
+    fn a_launching_runtime_sets_socket_name_and_index() {
+        let env = env_of(&[
+            ("NRI_PLUGIN_SOCKET", "3"),
+            ("NRI_PLUGIN_NAME", "nauti"),
+            ("NRI_PLUGIN_IDX", "05"),
+        ]);
+        let config = args(&["--plugin-index", "42"])
+            .plugin_config_with(env)
+            .unwrap();
+        assert_eq!(config.socket, NriSocket::Inherited(3));
+        assert_eq!(config.identity.to_string(), "05-nauti");
+    }
+
+    #[test]
+    fn runtime_names_without_its_socket_are_ignored() {
+        let env = env_of(&[("NRI_PLUGIN_IDX", "05")]);
+        let config = args(&[]).plugin_config_with(env).unwrap();
+        assert_eq!(config.identity.index(), "10");
+    }
+
+    #[test]
+    fn bad_index_and_bad_descriptor_are_refused() {
+        assert!(matches!(
+            args(&["--plugin-index", "7"]).plugin_config_with(env_of(&[])),
+            Err(CliError::Identity(IdentityError::BadIndex(_)))
+        ));
+        assert!(matches!(
+            args(&[]).plugin_config_with(env_of(&[("NRI_PLUGIN_SOCKET", "x")])),
+            Err(CliError::Socket(SocketError::BadDescriptor { .. }))
+        ));
+    }
+
+    #[test]
+    fn json_logs_on_request() {
+        assert_eq!(args(&["--log-format", "json"]).log_format, LogFormat::Json);
+        assert!(Args::try_parse_from(["nauti-nri", "--log-format", "xml"]).is_err());
+    }
+}
