@@ -20,6 +20,7 @@ pub mod handler;
 pub mod mux;
 pub mod nic;
 pub mod plugin;
+pub mod plumbing;
 pub mod proto;
 pub mod service;
 pub mod session;

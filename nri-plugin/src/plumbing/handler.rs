@@ -1,0 +1,528 @@
+//! The [`SandboxHandler`] that plumbs pods: allocator, OVN northbound, the node's OVS, netlink
+//! and the Kubernetes API, driven by the plans of [`super::plan`].
+
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use k8s_openapi::api::core::v1::{Node, ObjectReference, Pod};
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use nauti_api::NetworkConfig;
+use nauti_ipam::{Pool, RangeSpec};
+use nauti_ovn::{Client, ClientConfig, Endpoint, Northbound, OpenVswitch};
+use tokio::sync::Mutex;
+use tracing::{info, warn};
+
+use super::plan::{
+    NodeNetwork, OptOut, Skip, allocations_from_ports, external_ids, node_ports, owner, pod_plan,
+    skip_reason, sync_plan,
+};
+use super::settings::{FailurePolicy, PlumbingSettings};
+use crate::core::{Container, PodSandbox};
+use crate::handler::{HandlerError, SandboxHandler};
+use crate::nic::{self, host_ifname};
+
+/// Why a pod could not be plumbed, or the plugin could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum PlumbError {
+    #[error("node {node} has no `nauti.io/node-cidr` annotation yet (is nauti-ovnmaster running?)")]
+    NoNodeBlock { node: String },
+    #[error("node {node}: {reason}")]
+    BadNode { node: String, reason: String },
+    #[error("logical switch {0} not found in OVN (is nauti-ovnmaster running?)")]
+    NoLogicalSwitch(String),
+    #[error("logical switch {switch}: other_config:subnet `{value}` is not a CIDR")]
+    BadSwitchSubnet { switch: String, value: String },
+    #[error("node block {block} does not lie in the cluster subnet {subnet}")]
+    BlockOutsideSubnet {
+        block: ipnet::IpNet,
+        subnet: ipnet::IpNet,
+    },
+    #[error("bad endpoint `{0}`: expected unix:<path> or tcp:<host>:<port>")]
+    Endpoint(String),
+    #[error("OVSDB {what}: {source}")]
+    Ovsdb {
+        what: String,
+        #[source]
+        source: nauti_ovn::Error,
+    },
+    #[error("Kubernetes API, {what}: {source}")]
+    Kube {
+        what: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("node block: {0}")]
+    Range(#[from] nauti_ipam::RangeError),
+    #[error("no free address in node block {block}: {source}")]
+    Exhausted {
+        block: ipnet::IpNet,
+        #[source]
+        source: nauti_ipam::AllocError,
+    },
+    #[error("pod NIC: {0}")]
+    Nic(#[from] nic::NicError),
+    #[error("pod has no network namespace path")]
+    NoNetns,
+}
+
+impl PlumbError {
+    fn ovsdb(what: impl Into<String>) -> impl FnOnce(nauti_ovn::Error) -> Self {
+        let what = what.into();
+        move |source| Self::Ovsdb { what, source }
+    }
+
+    fn kube(what: impl Into<String>) -> impl FnOnce(kube::Error) -> Self {
+        let what = what.into();
+        move |source| Self::Kube { what, source }
+    }
+
+    /// The NRI status the runtime sees: OVN or the API being away is `Unavailable`.
+    fn into_handler_error(self, pod: &PodSandbox) -> HandlerError {
+        let context = format!("pod {}: second NIC not plumbed", pod.key());
+        match self {
+            Self::Ovsdb { .. } | Self::Kube { .. } => HandlerError::Unavailable {
+                what: context,
+                source: Box::new(self),
+            },
+            other => HandlerError::Failed {
+                context,
+                source: Box::new(other),
+            },
+        }
+    }
+}
+
+/// Plumbs each pod's second NIC on sandbox events.
+#[derive(Clone)]
+pub struct NautiHandler {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    node: NodeNetwork,
+    opt_out: OptOut,
+    policy: FailurePolicy,
+    range: RangeSpec,
+    /// Also serialises plumbing, so that `Synchronize` never races a sandbox event.
+    pool: Mutex<Pool>,
+    nb: Northbound,
+    ovs: OpenVswitch,
+    kube: kube::Client,
+    recorder: Recorder,
+}
+
+impl std::fmt::Debug for NautiHandler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NautiHandler")
+            .field("node", &self.inner.node)
+            .finish_non_exhaustive()
+    }
+}
+
+fn endpoint(remote: &str) -> Result<Endpoint, PlumbError> {
+    Endpoint::parse(remote).ok_or_else(|| PlumbError::Endpoint(remote.to_owned()))
+}
+
+impl NautiHandler {
+    /// Connects to the API server, OVN and OVS, learns the node's block and the cluster subnet,
+    /// and rebuilds the node's allocator from the pod ports OVN holds for this node.
+    pub async fn connect(
+        settings: PlumbingSettings,
+        kube: kube::Client,
+    ) -> Result<Self, PlumbError> {
+        let node_obj = Api::<Node>::all(kube.clone())
+            .get(&settings.node_name)
+            .await
+            .map_err(PlumbError::kube(format!("get node {}", settings.node_name)))?;
+        let annotations = node_obj.metadata.annotations.unwrap_or_default();
+        let node_block = nauti_api::core::annotations::node_cidr(&annotations)
+            .map_err(|e| PlumbError::BadNode {
+                node: settings.node_name.clone(),
+                reason: e.to_string(),
+            })?
+            .ok_or_else(|| PlumbError::NoNodeBlock {
+                node: settings.node_name.clone(),
+            })?;
+
+        let nb_client = Client::connect(ClientConfig::new(endpoint(&settings.ovn_nb)?))
+            .await
+            .map_err(PlumbError::ovsdb(format!("connect {}", settings.ovn_nb)))?;
+        let nb = Northbound::new(nb_client);
+        let ovs_client = Client::connect(ClientConfig::new(endpoint(&settings.ovs_db)?))
+            .await
+            .map_err(PlumbError::ovsdb(format!("connect {}", settings.ovs_db)))?;
+        let ovs = OpenVswitch::new(ovs_client);
+
+        let switch = nb
+            .get_logical_switch(&settings.logical_switch)
+            .await
+            .map_err(PlumbError::ovsdb(format!(
+                "read {}",
+                settings.logical_switch
+            )))?
+            .ok_or_else(|| PlumbError::NoLogicalSwitch(settings.logical_switch.clone()))?;
+        let subnet_text = switch
+            .other_config
+            .get("subnet")
+            .cloned()
+            .unwrap_or_default();
+        let cluster_subnet: ipnet::IpNet =
+            subnet_text
+                .parse()
+                .map_err(|_| PlumbError::BadSwitchSubnet {
+                    switch: settings.logical_switch.clone(),
+                    value: subnet_text.clone(),
+                })?;
+        if !cluster_subnet.contains(&node_block) {
+            return Err(PlumbError::BlockOutsideSubnet {
+                block: node_block,
+                subnet: cluster_subnet,
+            });
+        }
+        let gateway = NetworkConfig::gateway_of(&cluster_subnet).ok_or_else(|| {
+            PlumbError::BadSwitchSubnet {
+                switch: settings.logical_switch.clone(),
+                value: subnet_text,
+            }
+        })?;
+        let gateway_in_block = node_block.contains(&gateway).then_some(gateway);
+        let range = RangeSpec::new(node_block, None, None, gateway_in_block)?;
+        let node = NodeNetwork {
+            node: settings.node_name.clone(),
+            logical_switch: settings.logical_switch.clone(),
+            cluster_subnet,
+            gateway,
+            global_cidr: settings.global_cidr,
+            node_block,
+            pod_ifname: settings.pod_ifname.clone(),
+            mtu: settings.mtu,
+            tx_checksum_offload: settings.tx_checksum_offload,
+            integration_bridge: settings.integration_bridge.clone(),
+        };
+        let recorder = Recorder::new(
+            kube.clone(),
+            Reporter {
+                controller: "nauti-nri".into(),
+                instance: Some(settings.node_name.clone()),
+            },
+        );
+        let handler = Self {
+            inner: Arc::new(Inner {
+                node,
+                opt_out: OptOut {
+                    namespaces: settings.opt_out_namespaces.clone(),
+                },
+                policy: settings.failure_policy,
+                pool: Mutex::new(Pool::new(range.clone())),
+                range,
+                nb,
+                ovs,
+                kube,
+                recorder,
+            }),
+        };
+        {
+            let mut pool = handler.inner.pool.lock().await;
+            handler.rebuild(&mut pool).await?;
+        }
+        info!(
+            node = %handler.inner.node.node,
+            block = %node_block,
+            subnet = %cluster_subnet,
+            mtu = handler.inner.node.mtu,
+            "pod plumbing ready"
+        );
+        Ok(handler)
+    }
+
+    /// The node-level facts the plans use.
+    pub fn node_network(&self) -> &NodeNetwork {
+        &self.inner.node
+    }
+
+    /// Replaces the allocator's state with what OVN holds for this node.
+    async fn rebuild(&self, pool: &mut Pool) -> Result<(), PlumbError> {
+        let ports = self.list_ports().await?;
+        let mine = node_ports(&ports, &self.inner.node.node);
+        let pairs = allocations_from_ports(&mine, &self.inner.node.pod_ifname);
+        let (rebuilt, conflicts) = Pool::rebuild(self.inner.range.clone(), pairs);
+        for conflict in conflicts {
+            warn!(address = %conflict.address, error = %conflict.error,
+                "a port in OVN claims an address this node cannot honour");
+        }
+        *pool = rebuilt;
+        Ok(())
+    }
+
+    async fn list_ports(&self) -> Result<Vec<nauti_ovn::LogicalSwitchPort>, PlumbError> {
+        let switch = &self.inner.node.logical_switch;
+        self.inner
+            .nb
+            .list_logical_switch_ports(switch)
+            .await
+            .map_err(PlumbError::ovsdb(format!("list ports of {switch}")))
+    }
+
+    /// Allocates, writes the port, plumbs the NIC, plugs it into OVS and annotates the pod.
+    /// On failure everything made so far is undone.
+    async fn plumb(&self, pool: &mut Pool, pod: &PodSandbox) -> Result<IpAddr, PlumbError> {
+        let netns = pod.netns_path.clone().ok_or(PlumbError::NoNetns)?;
+        let owner = owner(&pod.id, &self.inner.node.pod_ifname);
+        let ip = match pool.lookup(owner) {
+            Some(lease) => lease.address,
+            None => {
+                pool.allocate(owner)
+                    .map_err(|source| PlumbError::Exhausted {
+                        block: self.inner.node.node_block,
+                        source,
+                    })?
+                    .address
+            }
+        };
+        let plan = pod_plan(pod, ip, &self.inner.node);
+        let result = async {
+            self.inner
+                .nb
+                .ensure_logical_switch_port(&self.inner.node.logical_switch, &plan.lsp)
+                .await
+                .map_err(PlumbError::ovsdb(format!("write port {}", plan.lsp.name)))?;
+            nic::plumb(Path::new(&netns), &plan.nic).await?;
+            self.inner
+                .ovs
+                .ensure_port(&self.inner.node.integration_bridge, &plan.ovs_port)
+                .await
+                .map_err(PlumbError::ovsdb(format!("plug {}", plan.ovs_port.name)))?;
+            self.annotate(pod, &plan.network).await
+        }
+        .await;
+        if let Err(error) = result {
+            self.undo(pool, pod).await;
+            return Err(error);
+        }
+        Ok(ip)
+    }
+
+    /// One merge patch with every `nauti.io/*` key; the pod's UID in the patch makes the API
+    /// server refuse it if a different pod of the same name exists now.
+    async fn annotate(
+        &self,
+        pod: &PodSandbox,
+        network: &nauti_api::PodNetwork,
+    ) -> Result<(), PlumbError> {
+        let patch = serde_json::json!({
+            "metadata": {"uid": pod.uid, "annotations": network.to_annotations()},
+        });
+        Api::<Pod>::namespaced(self.inner.kube.clone(), &pod.namespace)
+            .patch(&pod.name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(PlumbError::kube(format!("annotate pod {}", pod.key())))?;
+        Ok(())
+    }
+
+    /// Takes the NIC off the node: OVS port and veth. Idempotent.
+    async fn unplug(&self, sandbox_id: &str) -> Result<(), PlumbError> {
+        let host = host_ifname(sandbox_id);
+        self.inner
+            .ovs
+            .remove_port(&host)
+            .await
+            .map_err(PlumbError::ovsdb(format!("unplug {host}")))?;
+        nic::unplumb(&host).await?;
+        Ok(())
+    }
+
+    /// Unplugs, removes the port if it is still this sandbox's, and releases the address.
+    async fn release(
+        &self,
+        pool: &mut Pool,
+        sandbox_id: &str,
+        lsp: Option<&str>,
+    ) -> Result<(), PlumbError> {
+        self.unplug(sandbox_id).await?;
+        if let Some(name) = lsp {
+            let current = self
+                .inner
+                .nb
+                .get_logical_switch_port(name)
+                .await
+                .map_err(PlumbError::ovsdb(format!("read port {name}")))?;
+            let ours = current.is_some_and(|p| {
+                p.external_ids
+                    .get(external_ids::SANDBOX)
+                    .map(String::as_str)
+                    == Some(sandbox_id)
+            });
+            // A newer sandbox of the same pod may own the port by now: leave it alone.
+            if ours {
+                self.inner
+                    .nb
+                    .remove_logical_switch_port(name)
+                    .await
+                    .map_err(PlumbError::ovsdb(format!("remove port {name}")))?;
+            }
+        }
+        pool.release(owner(sandbox_id, &self.inner.node.pod_ifname));
+        Ok(())
+    }
+
+    /// Best-effort rollback of a failed plumb; the first error is what the caller reports.
+    async fn undo(&self, pool: &mut Pool, pod: &PodSandbox) {
+        let lsp = super::plan::lsp_name(&pod.namespace, &pod.name);
+        if let Err(error) = self.release(pool, &pod.id, Some(&lsp)).await {
+            warn!(pod.ns = %pod.namespace, pod.name = %pod.name, %error, "rollback incomplete");
+        }
+    }
+
+    async fn record_failure(&self, pod: &PodSandbox, error: &PlumbError) {
+        let reference = ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Pod".into()),
+            name: Some(pod.name.clone()),
+            namespace: Some(pod.namespace.clone()),
+            uid: Some(pod.uid.clone()),
+            ..Default::default()
+        };
+        let event = Event {
+            type_: EventType::Warning,
+            reason: "NautiNicFailed".into(),
+            note: Some(format!("started without its second NIC: {error}")),
+            action: "PlumbSecondNic".into(),
+            secondary: None,
+        };
+        if let Err(e) = self.inner.recorder.publish(&event, &reference).await {
+            warn!(pod.ns = %pod.namespace, pod.name = %pod.name, error = %e, "event not recorded");
+        }
+    }
+
+    /// Brings OVN, the node and the allocator in line with the runtime's sandboxes.
+    async fn reconcile(&self, pods: Vec<PodSandbox>) -> Result<(), PlumbError> {
+        let mut pool = self.inner.pool.lock().await;
+        self.rebuild(&mut pool).await?;
+        let ports = self.list_ports().await?;
+        let mine = node_ports(&ports, &self.inner.node.node);
+        let plan = sync_plan(&pods, &mine, &self.inner.opt_out);
+        let leaked: Vec<(String, String)> = plan
+            .release
+            .iter()
+            .filter_map(|sandbox| Some((sandbox.clone(), mine.get(sandbox.as_str())?.name.clone())))
+            .collect();
+        for (sandbox, lsp) in leaked {
+            match self.release(&mut pool, &sandbox, Some(&lsp)).await {
+                Ok(()) => info!(sandbox = %sandbox, lsp = %lsp, "released a leaked port"),
+                Err(error) => warn!(sandbox = %sandbox, %error, "could not release a leaked port"),
+            }
+        }
+        for pod in pods.iter().filter(|p| plan.plumb.contains(&p.id)) {
+            match self.plumb(&mut pool, pod).await {
+                Ok(ip) => {
+                    info!(pod.ns = %pod.namespace, pod.name = %pod.name, %ip, "plumbed a missed pod")
+                }
+                Err(error) => {
+                    warn!(pod.ns = %pod.namespace, pod.name = %pod.name, %error, "could not plumb a missed pod")
+                }
+            }
+        }
+        for pod in pods.iter().filter(|p| plan.verify.contains(&p.id)) {
+            let Some(netns) = pod.netns_path.as_deref() else {
+                continue;
+            };
+            let present = nic::inspect(Path::new(netns), &self.inner.node.pod_ifname).await;
+            if matches!(present, Ok(None)) {
+                match self.plumb(&mut pool, pod).await {
+                    Ok(ip) => {
+                        info!(pod.ns = %pod.namespace, pod.name = %pod.name, %ip, "replumbed a lost NIC")
+                    }
+                    Err(error) => {
+                        warn!(pod.ns = %pod.namespace, pod.name = %pod.name, %error, "could not replumb")
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How long the background reconciliation after `Synchronize` may take before it gives up.
+const RECONCILE_BUDGET: Duration = Duration::from_secs(120);
+
+#[async_trait]
+impl SandboxHandler for NautiHandler {
+    async fn synchronize(
+        &self,
+        pods: Vec<PodSandbox>,
+        _containers: Vec<Container>,
+    ) -> Result<(), HandlerError> {
+        // The runtime waits for the answer only a short while; the work goes on in the
+        // background, holding the allocator so sandbox events queue behind it.
+        let this = self.clone();
+        tokio::spawn(async move {
+            match tokio::time::timeout(RECONCILE_BUDGET, this.reconcile(pods)).await {
+                Ok(Ok(())) => info!("synchronized with the runtime"),
+                Ok(Err(error)) => warn!(%error, "synchronization failed; the next one retries"),
+                Err(_) => warn!("synchronization took too long and was abandoned"),
+            }
+        });
+        Ok(())
+    }
+
+    async fn run_pod_sandbox(&self, pod: PodSandbox) -> Result<(), HandlerError> {
+        match skip_reason(&pod, &self.inner.opt_out) {
+            Ok(None) => {}
+            Ok(Some(skip)) => {
+                let why = match skip {
+                    Skip::HostNetwork => "host network",
+                    Skip::OptedOut => "opted out",
+                    Skip::NamespaceOptedOut => "namespace opted out",
+                };
+                info!(pod.ns = %pod.namespace, pod.name = %pod.name, why, "no second NIC");
+                return Ok(());
+            }
+            Err(reason) => {
+                return Err(HandlerError::InvalidPod {
+                    pod: pod.key().to_string(),
+                    reason,
+                });
+            }
+        }
+        let mut pool = self.inner.pool.lock().await;
+        match self.plumb(&mut pool, &pod).await {
+            Ok(ip) => {
+                info!(pod.ns = %pod.namespace, pod.name = %pod.name, sandbox = %pod.id, %ip, "second NIC plumbed");
+                Ok(())
+            }
+            Err(error) => match self.inner.policy {
+                FailurePolicy::Fail => Err(error.into_handler_error(&pod)),
+                FailurePolicy::Ignore => {
+                    warn!(pod.ns = %pod.namespace, pod.name = %pod.name, %error, "pod starts without its second NIC");
+                    drop(pool);
+                    self.record_failure(&pod, &error).await;
+                    Ok(())
+                }
+            },
+        }
+    }
+
+    async fn stop_pod_sandbox(&self, pod: PodSandbox) -> Result<(), HandlerError> {
+        let _pool = self.inner.pool.lock().await;
+        self.unplug(&pod.id)
+            .await
+            .map_err(|e| e.into_handler_error(&pod))
+    }
+
+    async fn remove_pod_sandbox(&self, pod: PodSandbox) -> Result<(), HandlerError> {
+        let mut pool = self.inner.pool.lock().await;
+        let owner = owner(&pod.id, &self.inner.node.pod_ifname);
+        let lsp = pool
+            .lookup(owner)
+            .map(|_| super::plan::lsp_name(&pod.namespace, &pod.name));
+        self.release(&mut pool, &pod.id, lsp.as_deref())
+            .await
+            .map_err(|e| e.into_handler_error(&pod))?;
+        info!(pod.ns = %pod.namespace, pod.name = %pod.name, sandbox = %pod.id, "second NIC released");
+        Ok(())
+    }
+}

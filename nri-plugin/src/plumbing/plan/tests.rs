@@ -1,0 +1,180 @@
+use std::collections::BTreeMap;
+
+use super::*;
+
+const SANDBOX_A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+const SANDBOX_B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+
+fn mk_node() -> NodeNetwork {
+    NodeNetwork {
+        node: "node-1".into(),
+        logical_switch: "nauti-east".into(),
+        cluster_subnet: "10.112.0.0/16".parse().unwrap(),
+        gateway: "10.112.0.1".parse().unwrap(),
+        global_cidr: "10.112.0.0/12".parse().unwrap(),
+        node_block: "10.112.1.0/24".parse().unwrap(),
+        pod_ifname: "eth-nauti".into(),
+        mtu: 1382,
+        tx_checksum_offload: false,
+        integration_bridge: "br-int".into(),
+    }
+}
+
+fn mk_pod(id: &str, namespace: &str, name: &str) -> PodSandbox {
+    PodSandbox {
+        id: id.into(),
+        name: name.into(),
+        namespace: namespace.into(),
+        uid: format!("uid-{name}"),
+        netns_path: Some(format!("/var/run/netns/cni-{name}")),
+        ..PodSandbox::default()
+    }
+}
+
+#[test]
+fn host_network_pods_are_skipped() {
+    let mut pod = mk_pod(SANDBOX_A, "default", "web");
+    pod.netns_path = None;
+    assert_eq!(
+        skip_reason(&pod, &OptOut::default()),
+        Ok(Some(Skip::HostNetwork))
+    );
+    pod.netns_path = Some(String::new());
+    assert_eq!(
+        skip_reason(&pod, &OptOut::default()),
+        Ok(Some(Skip::HostNetwork))
+    );
+}
+
+#[test]
+fn pods_opt_out_by_annotation_or_namespace() {
+    let mut pod = mk_pod(SANDBOX_A, "kube-system", "dns");
+    assert_eq!(skip_reason(&pod, &OptOut::default()), Ok(None));
+    let opt_out = OptOut {
+        namespaces: ["kube-system".to_owned()].into(),
+    };
+    assert_eq!(
+        skip_reason(&pod, &opt_out),
+        Ok(Some(Skip::NamespaceOptedOut))
+    );
+    pod.namespace = "default".into();
+    pod.annotations
+        .insert("nauti.io/enabled".into(), "false".into());
+    assert_eq!(skip_reason(&pod, &opt_out), Ok(Some(Skip::OptedOut)));
+}
+
+#[test]
+fn a_malformed_opt_out_annotation_is_an_error_naming_it() {
+    let mut pod = mk_pod(SANDBOX_A, "default", "web");
+    pod.annotations
+        .insert("nauti.io/enabled".into(), "nope".into());
+    let err = skip_reason(&pod, &OptOut::default()).unwrap_err();
+    assert!(
+        err.contains("nauti.io/enabled") && err.contains("nope"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_plan_follows_the_design_names_and_formats() {
+    let pod = mk_pod(SANDBOX_A, "default", "web");
+    let plan = pod_plan(&pod, "10.112.1.5".parse().unwrap(), &mk_node());
+    assert_eq!(plan.lsp.name, "default_web");
+    assert_eq!(plan.lsp.addresses, vec!["0a:58:0a:70:01:05 10.112.1.5"]);
+    assert_eq!(plan.lsp.port_security, plan.lsp.addresses);
+    for (key, value) in [
+        ("pod", "web"),
+        ("namespace", "default"),
+        ("uid", "uid-web"),
+        ("node", "node-1"),
+        ("sandbox", SANDBOX_A),
+    ] {
+        assert_eq!(
+            plan.lsp.external_ids.get(key).map(String::as_str),
+            Some(value),
+            "{key}"
+        );
+    }
+    assert_eq!(plan.nic.address.to_string(), "10.112.1.5/16");
+    assert_eq!(
+        plan.nic.routes,
+        vec![(mk_node().global_cidr, mk_node().gateway)]
+    );
+    assert_eq!(plan.ovs_port.name, plan.nic.host_ifname);
+    assert_eq!(plan.ovs_port.iface_id(), Some("default_web"));
+
+    let annotations = plan.network.to_annotations();
+    let expect: BTreeMap<&str, &str> = [
+        ("nauti.io/ip_address", "10.112.1.5"),
+        ("nauti.io/mac_address", "0a:58:0a:70:01:05"),
+        ("nauti.io/cidr", "10.112.0.0/16"),
+        ("nauti.io/gateway", "10.112.0.1"),
+        ("nauti.io/logical_switch", "nauti-east"),
+        ("nauti.io/pod_nic_type", "veth-pair"),
+        (
+            "nauti.io/routes",
+            r#"[{"dst":"10.112.0.0/12","gw":"10.112.0.1"}]"#,
+        ),
+        ("nauti.io/allocated", "true"),
+    ]
+    .into();
+    let got: BTreeMap<&str, &str> = annotations
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(got, expect);
+}
+
+#[test]
+fn only_this_nodes_pod_ports_count_and_their_addresses_rebuild_the_allocator() {
+    let node = mk_node();
+    let mine = pod_plan(
+        &mk_pod(SANDBOX_A, "default", "a"),
+        "10.112.1.5".parse().unwrap(),
+        &node,
+    )
+    .lsp;
+    let mut other_node = node.clone();
+    other_node.node = "node-2".into();
+    let theirs = pod_plan(
+        &mk_pod(SANDBOX_B, "default", "b"),
+        "10.112.2.5".parse().unwrap(),
+        &other_node,
+    )
+    .lsp;
+    let cnf = LogicalSwitchPort::new("nauti-cnf").with_external_id("node", "node-1");
+    let ports = vec![mine, theirs, cnf];
+    let owned = node_ports(&ports, "node-1");
+    assert_eq!(owned.keys().copied().collect::<Vec<_>>(), vec![SANDBOX_A]);
+    assert_eq!(
+        allocations_from_ports(&owned, "eth-nauti"),
+        vec![(owner(SANDBOX_A, "eth-nauti"), "10.112.1.5".parse().unwrap())]
+    );
+}
+
+#[test]
+fn synchronize_plumbs_the_missing_verifies_the_known_and_releases_the_leaked() {
+    let node = mk_node();
+    let known = mk_pod(SANDBOX_A, "default", "known");
+    let missing = mk_pod(SANDBOX_B, "default", "missing");
+    let leaked_id = "c".repeat(64);
+    let leaked = mk_pod(&leaked_id, "default", "gone");
+    let mut hostnet = mk_pod(&"d".repeat(64), "kube-system", "proxy");
+    hostnet.netns_path = None;
+    let ports = vec![
+        pod_plan(&known, "10.112.1.5".parse().unwrap(), &node).lsp,
+        pod_plan(&leaked, "10.112.1.6".parse().unwrap(), &node).lsp,
+    ];
+    let owned = node_ports(&ports, "node-1");
+    let plan = sync_plan(&[known, missing, hostnet], &owned, &OptOut::default());
+    assert_eq!(plan.plumb, vec![SANDBOX_B.to_owned()]);
+    assert_eq!(plan.verify, vec![SANDBOX_A.to_owned()]);
+    assert_eq!(plan.release, vec![leaked_id]);
+}
+
+#[test]
+fn a_port_without_a_parsable_address_gives_no_allocation() {
+    let lsp = LogicalSwitchPort::new("x").with_address("0a:58:0a:70:01:05", &["not-an-ip"]);
+    assert_eq!(port_address(&lsp), None);
+    assert_eq!(port_address(&LogicalSwitchPort::new("y")), None);
+}

@@ -1,0 +1,162 @@
+//! The plugin's plumbing settings: flags with environment twins.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use ipnet::IpNet;
+
+/// What happens to a pod whose second NIC cannot be plumbed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FailurePolicy {
+    /// The sandbox fails to start, with a message naming the cause (the default: a pod that
+    /// silently lacks its NIC is worse than one that does not start).
+    Fail,
+    /// The pod starts without the NIC; the cause is logged and recorded as an Event on the pod.
+    Ignore,
+}
+
+/// Flags of the pod plumbing (flattened into the `nauti-nri` command line).
+#[derive(Debug, Clone, clap::Args)]
+pub struct PlumbingArgs {
+    /// This node's name (the Node object that carries `nauti.io/node-cidr`).
+    #[arg(long, env = "NAUTI_NODE_NAME")]
+    pub node_name: String,
+    /// The cluster ID; the logical switch is `nauti-<cluster-id>` unless set explicitly.
+    #[arg(long, env = "NAUTI_CLUSTER_ID")]
+    pub cluster_id: String,
+    /// The cluster's logical switch.
+    #[arg(long, env = "NAUTI_LOGICAL_SWITCH")]
+    pub logical_switch: Option<String>,
+    /// The global network, routed through the gateway.
+    #[arg(long, env = "NAUTI_GLOBAL_CIDR", default_value = "10.112.0.0/12")]
+    pub global_cidr: IpNet,
+    /// OVN northbound database, `unix:<path>` or `tcp:<host>:<port>`.
+    #[arg(
+        long,
+        env = "NAUTI_OVN_NB",
+        default_value = "unix:/var/run/ovn/ovnnb_db.sock"
+    )]
+    pub ovn_nb: String,
+    /// The node's Open vSwitch database, `unix:<path>` or `tcp:<host>:<port>`.
+    #[arg(
+        long,
+        env = "NAUTI_OVS_DB",
+        default_value = "unix:/var/run/openvswitch/db.sock"
+    )]
+    pub ovs_db: String,
+    /// The integration bridge.
+    #[arg(long, env = "NAUTI_INTEGRATION_BRIDGE", default_value = "br-int")]
+    pub integration_bridge: String,
+    /// kubeconfig file; in-cluster configuration when absent.
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The pod NIC's name.
+    #[arg(long, env = "NAUTI_POD_IFNAME", default_value = "eth-nauti")]
+    pub pod_ifname: String,
+    /// The pod NIC's MTU; derived from the underlay MTU when absent.
+    #[arg(long, env = "NAUTI_MTU")]
+    pub mtu: Option<u16>,
+    /// The node's underlay MTU; the pod NIC gets this minus geneve (58) and WireGuard (60).
+    #[arg(long, env = "NAUTI_UNDERLAY_MTU", default_value_t = 1500)]
+    pub underlay_mtu: u16,
+    /// Leave TX checksum offload on in pods. Turn it off (the default) for OVS on the userspace
+    /// datapath, where TCP otherwise fails with bad checksums.
+    #[arg(long, env = "NAUTI_TX_CHECKSUM_OFFLOAD", default_value_t = false)]
+    pub tx_checksum_offload: bool,
+    /// Namespaces whose pods get no second NIC (comma-separated).
+    #[arg(long, env = "NAUTI_OPT_OUT_NAMESPACES", value_delimiter = ',')]
+    pub opt_out_namespaces: Vec<String>,
+    /// What happens to a pod whose NIC cannot be plumbed.
+    #[arg(long, env = "NAUTI_FAILURE_POLICY", value_enum, default_value = "fail")]
+    pub failure_policy: FailurePolicy,
+}
+
+/// The settings after validation.
+#[derive(Debug, Clone)]
+pub struct PlumbingSettings {
+    pub node_name: String,
+    pub cluster_id: String,
+    pub logical_switch: String,
+    pub global_cidr: IpNet,
+    pub ovn_nb: String,
+    pub ovs_db: String,
+    pub integration_bridge: String,
+    pub kubeconfig: Option<PathBuf>,
+    pub pod_ifname: String,
+    pub mtu: u32,
+    pub tx_checksum_offload: bool,
+    pub opt_out_namespaces: BTreeSet<String>,
+    pub failure_policy: FailurePolicy,
+}
+
+/// A setting that cannot work, named.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("--cluster-id `{value}`: {reason}")]
+    ClusterId { value: String, reason: String },
+    #[error("--pod-ifname `{0}`: must be 1 to 15 bytes without `/` or whitespace")]
+    PodIfname(String),
+    #[error("--global-cidr {0}: host bits set (did you mean {1}?)")]
+    GlobalCidr(IpNet, IpNet),
+    #[error("MTU: {0}")]
+    Mtu(#[from] nauti_api::MtuError),
+    #[error("--node-name must not be empty")]
+    NodeName,
+}
+
+impl PlumbingArgs {
+    /// Validates the flags and derives what is not given.
+    pub fn settings(self) -> Result<PlumbingSettings, SettingsError> {
+        nauti_api::core::names::validate_dns1123_label(&self.cluster_id).map_err(|e| {
+            SettingsError::ClusterId {
+                value: self.cluster_id.clone(),
+                reason: e.to_string(),
+            }
+        })?;
+        if self.node_name.is_empty() {
+            return Err(SettingsError::NodeName);
+        }
+        let name = &self.pod_ifname;
+        if name.is_empty()
+            || name.len() > crate::nic::IFNAME_MAX
+            || name.contains('/')
+            || name.chars().any(char::is_whitespace)
+        {
+            return Err(SettingsError::PodIfname(name.clone()));
+        }
+        if self.global_cidr.trunc() != self.global_cidr {
+            return Err(SettingsError::GlobalCidr(
+                self.global_cidr,
+                self.global_cidr.trunc(),
+            ));
+        }
+        let family = if self.global_cidr.addr().is_ipv4() {
+            nauti_api::IpFamily::V4
+        } else {
+            nauti_api::IpFamily::V6
+        };
+        let mtu = nauti_api::MtuConfig {
+            underlay_mtu: self.underlay_mtu,
+            tunnel_family: nauti_api::IpFamily::V4,
+            pod_mtu: self.mtu,
+        }
+        .pod_mtu(family)?;
+        Ok(PlumbingSettings {
+            logical_switch: self
+                .logical_switch
+                .unwrap_or_else(|| format!("nauti-{}", self.cluster_id)),
+            node_name: self.node_name,
+            cluster_id: self.cluster_id,
+            global_cidr: self.global_cidr,
+            ovn_nb: self.ovn_nb,
+            ovs_db: self.ovs_db,
+            integration_bridge: self.integration_bridge,
+            kubeconfig: self.kubeconfig,
+            pod_ifname: self.pod_ifname,
+            mtu: u32::from(mtu),
+            tx_checksum_offload: self.tx_checksum_offload,
+            opt_out_namespaces: self.opt_out_namespaces.into_iter().collect(),
+            failure_policy: self.failure_policy,
+        })
+    }
+}
