@@ -122,6 +122,16 @@ impl KubeApi {
         format!("https://127.0.0.1:{}", self.port)
     }
 
+    /// The port kube-apiserver listens on (127.0.0.1).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Makes the API reachable from `netns` at the same URL (see [`crate::forward::Forward`]).
+    pub fn expose_in(&self, netns: &crate::Netns) -> Result<crate::forward::Forward> {
+        crate::forward::Forward::start(netns, self.port)
+    }
+
     /// A kubeconfig file for the administrator (group `system:masters`).
     pub fn kubeconfig(&self) -> &Path {
         &self.admin_kubeconfig

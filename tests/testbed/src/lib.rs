@@ -9,6 +9,7 @@
 
 pub mod containerd;
 mod error;
+pub mod forward;
 pub mod kube_api;
 pub mod names;
 pub mod netns;

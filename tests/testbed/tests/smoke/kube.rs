@@ -110,3 +110,23 @@ async fn a_new_identity_has_no_rights_until_rbac_grants_them() {
         other => panic!("an identity without RBAC listed pods: {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn the_api_is_reachable_from_a_node_namespace_at_the_same_url() {
+    require_root!();
+    let dir = TestDir::new("kube-forward").unwrap();
+    let kube = KubeApi::start(&dir).await.unwrap();
+    let node = nauti_testbed::Netns::new("nkf").unwrap();
+    let _forward = kube.expose_in(&node).unwrap();
+    let kubeconfig = kube.kubeconfig().display().to_string();
+    let out = node
+        .exec(
+            &nauti_testbed::peers::bin("kubectl")
+                .unwrap()
+                .display()
+                .to_string(),
+            &["--kubeconfig", &kubeconfig, "get", "--raw", "/readyz"],
+        )
+        .unwrap();
+    assert_eq!(out.trim(), "ok");
+}
