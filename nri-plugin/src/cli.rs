@@ -12,6 +12,7 @@ use tracing_subscriber::EnvFilter;
 use crate::core::{Backoff, IdentityError, PluginIdentity, identity};
 use crate::handler::LoggingHandler;
 use crate::plugin::{self, PluginConfig, PluginError};
+use crate::plumbing::{NautiHandler, PlumbError, PlumbingArgs, SettingsError};
 use crate::socket::{self, NriSocket, SocketError};
 
 /// The Nauti NRI plugin: connects to containerd's NRI socket and handles pod sandbox events.
@@ -51,6 +52,14 @@ pub struct Args {
     /// Log filter (tracing `EnvFilter` syntax, e.g. `info,nauti_nri=debug`).
     #[arg(long, env = "NAUTI_LOG", default_value = "info")]
     pub log: String,
+
+    /// Only log sandbox events and plumb nothing (to try the connection to the runtime).
+    #[arg(long, env = "NAUTI_NRI_LOG_ONLY")]
+    pub log_only: bool,
+
+    /// How pods get their second NIC.
+    #[command(flatten)]
+    pub plumbing: PlumbingArgs,
 }
 
 /// How log lines look.
@@ -85,6 +94,15 @@ pub enum CliError {
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers")]
     Signals(#[source] std::io::Error),
+    /// A plumbing setting cannot work.
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    /// The kubeconfig (or in-cluster configuration) is unusable.
+    #[error("Kubernetes client configuration: {0}")]
+    KubeConfig(String),
+    /// The plumbing could not start (node block, logical switch, OVN, OVS, API server).
+    #[error("pod plumbing cannot start")]
+    Plumbing(#[from] PlumbError),
 }
 
 impl Args {
@@ -155,8 +173,30 @@ pub async fn run(args: Args) -> Result<(), CliError> {
         on_signal.cancel();
     });
     info!(plugin = %config.identity, socket = ?config.socket, "starting");
-    plugin::run(config, Arc::new(LoggingHandler), shutdown).await?;
+    if args.log_only {
+        plugin::run(config, Arc::new(LoggingHandler), shutdown).await?;
+        return Ok(());
+    }
+    let settings = args.plumbing.clone().settings()?;
+    let kube = kube_client(settings.kubeconfig.as_deref()).await?;
+    let handler = NautiHandler::connect(settings, kube).await?;
+    plugin::run(config, Arc::new(handler), shutdown).await?;
     Ok(())
+}
+
+/// A client from the given kubeconfig, else from `KUBECONFIG` or the in-cluster service account.
+async fn kube_client(kubeconfig: Option<&std::path::Path>) -> Result<kube::Client, CliError> {
+    let bad = |e: &dyn std::fmt::Display| CliError::KubeConfig(e.to_string());
+    let config = match kubeconfig {
+        Some(path) => {
+            let file = kube::config::Kubeconfig::read_from(path).map_err(|e| bad(&e))?;
+            kube::Config::from_custom_kubeconfig(file, &Default::default())
+                .await
+                .map_err(|e| bad(&e))?
+        }
+        None => kube::Config::infer().await.map_err(|e| bad(&e))?,
+    };
+    kube::Client::try_from(config).map_err(|e| bad(&e))
 }
 
 #[cfg(test)]
@@ -166,7 +206,7 @@ mod tests {
     use super::*;
 
     fn args(extra: &[&str]) -> Args {
-        Args::try_parse_from(["nauti-nri"].iter().chain(extra)).unwrap()
+        Args::try_parse_from(["nauti-nri", "--log-only"].iter().chain(extra)).unwrap()
     }
 
     fn env_of(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
@@ -239,6 +279,41 @@ mod tests {
     #[test]
     fn json_logs_on_request() {
         assert_eq!(args(&["--log-format", "json"]).log_format, LogFormat::Json);
-        assert!(Args::try_parse_from(["nauti-nri", "--log-format", "xml"]).is_err());
+        assert!(Args::try_parse_from(["nauti-nri", "--log-only", "--log-format", "xml"]).is_err());
+    }
+
+    #[test]
+    fn plumbing_needs_a_node_and_a_cluster_unless_only_logging() {
+        let err = Args::try_parse_from(["nauti-nri"]).unwrap_err();
+        assert!(err.to_string().contains("--node-name"), "{err}");
+        let full =
+            Args::try_parse_from(["nauti-nri", "--node-name", "node-1", "--cluster-id", "east"])
+                .unwrap();
+        let settings = full.plumbing.settings().unwrap();
+        assert_eq!(settings.logical_switch, "nauti-east");
+        // 1500 underlay - 58 geneve - 60 WireGuard.
+        assert_eq!(settings.mtu, 1382);
+    }
+
+    #[test]
+    fn bad_plumbing_settings_are_named() {
+        let parse = |extra: &[&str]| {
+            let base = ["nauti-nri", "--node-name", "n", "--cluster-id"];
+            Args::try_parse_from(base.iter().chain(extra))
+                .unwrap()
+                .plumbing
+                .settings()
+        };
+        let err = parse(&["East"]).unwrap_err().to_string();
+        assert!(
+            err.contains("--cluster-id") && err.contains("East"),
+            "{err}"
+        );
+        let err = parse(&["east", "--pod-ifname", "a-very-long-interface"]).unwrap_err();
+        assert!(err.to_string().contains("--pod-ifname"), "{err}");
+        let err = parse(&["east", "--global-cidr", "10.112.0.1/12"]).unwrap_err();
+        assert!(err.to_string().contains("10.112.0.0/12"), "{err}");
+        let err = parse(&["east", "--underlay-mtu", "600"]).unwrap_err();
+        assert!(err.to_string().contains("MTU"), "{err}");
     }
 }

@@ -17,4 +17,4 @@ pub mod plan;
 mod settings;
 
 pub use handler::{NautiHandler, PlumbError};
-pub use settings::{FailurePolicy, PlumbingArgs, PlumbingSettings};
+pub use settings::{FailurePolicy, PlumbingArgs, PlumbingSettings, SettingsError};

@@ -19,11 +19,11 @@ pub enum FailurePolicy {
 #[derive(Debug, Clone, clap::Args)]
 pub struct PlumbingArgs {
     /// This node's name (the Node object that carries `nauti.io/node-cidr`).
-    #[arg(long, env = "NAUTI_NODE_NAME")]
-    pub node_name: String,
+    #[arg(long, env = "NAUTI_NODE_NAME", required_unless_present = "log_only")]
+    pub node_name: Option<String>,
     /// The cluster ID; the logical switch is `nauti-<cluster-id>` unless set explicitly.
-    #[arg(long, env = "NAUTI_CLUSTER_ID")]
-    pub cluster_id: String,
+    #[arg(long, env = "NAUTI_CLUSTER_ID", required_unless_present = "log_only")]
+    pub cluster_id: Option<String>,
     /// The cluster's logical switch.
     #[arg(long, env = "NAUTI_LOGICAL_SWITCH")]
     pub logical_switch: Option<String>,
@@ -107,13 +107,15 @@ pub enum SettingsError {
 impl PlumbingArgs {
     /// Validates the flags and derives what is not given.
     pub fn settings(self) -> Result<PlumbingSettings, SettingsError> {
-        nauti_api::core::names::validate_dns1123_label(&self.cluster_id).map_err(|e| {
+        let cluster_id = self.cluster_id.clone().unwrap_or_default();
+        nauti_api::core::names::validate_dns1123_label(&cluster_id).map_err(|e| {
             SettingsError::ClusterId {
-                value: self.cluster_id.clone(),
+                value: cluster_id.clone(),
                 reason: e.to_string(),
             }
         })?;
-        if self.node_name.is_empty() {
+        let node_name = self.node_name.clone().unwrap_or_default();
+        if node_name.is_empty() {
             return Err(SettingsError::NodeName);
         }
         let name = &self.pod_ifname;
@@ -144,9 +146,9 @@ impl PlumbingArgs {
         Ok(PlumbingSettings {
             logical_switch: self
                 .logical_switch
-                .unwrap_or_else(|| format!("nauti-{}", self.cluster_id)),
-            node_name: self.node_name,
-            cluster_id: self.cluster_id,
+                .unwrap_or_else(|| format!("nauti-{cluster_id}")),
+            node_name,
+            cluster_id,
             global_cidr: self.global_cidr,
             ovn_nb: self.ovn_nb,
             ovs_db: self.ovs_db,
