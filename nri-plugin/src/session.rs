@@ -108,10 +108,13 @@ where
             }
         }
         info!(plugin = %identity, "registered with the runtime");
-        let end = tokio::select! {
-            end = mux.ended() => end,
-            () = log_progress(progress.clone()) => mux.ended().await,
-            () = cancel.cancelled() => MuxEnd::Closed,
+        let mut synchronized = false;
+        let end = loop {
+            tokio::select! {
+                end = mux.ended() => break end,
+                () = cancel.cancelled() => break MuxEnd::Closed,
+                () = log_progress(progress.clone()), if !synchronized => synchronized = true,
+            }
         };
         Ok(SessionOutcome {
             progress: *progress.borrow(),

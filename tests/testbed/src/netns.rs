@@ -1,6 +1,6 @@
 //! Network namespaces made by a test, with veth links between them.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -96,17 +96,7 @@ impl Netns {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let path = self.path();
-        let handle = std::thread::spawn(move || -> Result<T> {
-            let file =
-                std::fs::File::open(&path).io_context(|| format!("open {}", path.display()))?;
-            nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
-                .map_err(|e| Error::Other(format!("setns {}: {e}", path.display())))?;
-            Ok(f())
-        });
-        handle
-            .join()
-            .map_err(|_| Error::Other(format!("thread in {} panicked", self.name)))?
+        run_in_path(&self.path(), f)
     }
 
     /// PIDs of the processes whose network namespace is this one.
@@ -129,4 +119,24 @@ impl Drop for Netns {
         wait_until(Duration::from_secs(5), || self.pids().is_empty());
         let _ = run(Command::new("ip").args(["netns", "del", &self.name]));
     }
+}
+
+/// Runs `f` on a new thread that entered the network namespace at `path` (a `/run/netns` entry,
+/// a runtime's bind mount or `/proc/<pid>/ns/net`).
+pub fn run_in_path<T, F>(path: &Path, f: F) -> Result<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let owned = path.to_owned();
+    let handle = std::thread::spawn(move || -> Result<T> {
+        let file =
+            std::fs::File::open(&owned).io_context(|| format!("open {}", owned.display()))?;
+        nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
+            .map_err(|e| Error::Other(format!("setns {}: {e}", owned.display())))?;
+        Ok(f())
+    });
+    handle
+        .join()
+        .map_err(|_| Error::Other(format!("thread in {} panicked", path.display())))?
 }

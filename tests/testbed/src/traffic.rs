@@ -2,10 +2,11 @@
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
 use std::time::Duration;
 
 use crate::error::{Error, IoContext, Result};
-use crate::netns::Netns;
+use crate::netns::{Netns, run_in_path};
 
 /// Sends `bytes` bytes over TCP from `client` to `addr:port` served in `server`; returns how many
 /// bytes the server received. Every step is bounded by `timeout`.
@@ -17,10 +18,21 @@ pub fn tcp_transfer(
     bytes: usize,
     timeout: Duration,
 ) -> Result<usize> {
+    tcp_transfer_between(&server.path(), &client.path(), addr, port, bytes, timeout)
+}
+
+/// [`tcp_transfer`] between namespaces given by path (e.g. pods' namespaces from the runtime).
+pub fn tcp_transfer_between(
+    server: &Path,
+    client: &Path,
+    addr: IpAddr,
+    port: u16,
+    bytes: usize,
+    timeout: Duration,
+) -> Result<usize> {
     let listen = SocketAddr::new(addr, port);
-    let listener = server
-        .run_in(move || TcpListener::bind(listen))?
-        .io_context(|| format!("bind {listen} in {}", server.name()))?;
+    let listener = run_in_path(server, move || TcpListener::bind(listen))?
+        .io_context(|| format!("bind {listen} in {}", server.display()))?;
     // The accept loop must not outlive the test: a non-blocking listener polled until the deadline.
     listener
         .set_nonblocking(true)
@@ -53,7 +65,7 @@ pub fn tcp_transfer(
             }
         }
     });
-    let sent = client.run_in(move || -> std::io::Result<()> {
+    let sent = run_in_path(client, move || -> std::io::Result<()> {
         let mut stream = TcpStream::connect_timeout(&listen, timeout)?;
         stream.set_write_timeout(Some(timeout))?;
         let chunk = vec![0x5au8; 64 * 1024];
@@ -68,6 +80,6 @@ pub fn tcp_transfer(
     let received = receiver
         .join()
         .map_err(|_| Error::Other("TCP receiver thread panicked".into()))?;
-    sent.io_context(|| format!("send to {listen} from {}", client.name()))?;
-    received.io_context(|| format!("receive on {listen} in {}", server.name()))
+    sent.io_context(|| format!("send to {listen} from {}", client.display()))?;
+    received.io_context(|| format!("receive on {listen} in {}", server.display()))
 }

@@ -1,0 +1,176 @@
+use nauti_testbed::traffic::tcp_transfer_between;
+use nauti_testbed::{PodSpec, require_root};
+
+use crate::support::{Bed, NODE_BLOCK, nic_in, settle};
+
+const SLEEP: &[&str] = &["/bin/sh", "-c", "sleep 3600"];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_pods_get_their_nic_reach_each_other_over_ovn_and_are_annotated_truthfully() {
+    require_root!();
+    let bed = Bed::start("nri-two-pods", &[]).await;
+    let a = bed.run_pod("alpha", &[]).await;
+    let b = bed.run_pod("beta", &[]).await;
+    let ca = bed.ctrd.run_container(&a, "sh", SLEEP).unwrap();
+    let cb = bed.ctrd.run_container(&b, "sh", SLEEP).unwrap();
+
+    let block: ipnet::IpNet = NODE_BLOCK.parse().unwrap();
+    let mut addresses = Vec::new();
+    for (name, container) in [("alpha", &ca), ("beta", &cb)] {
+        let net = bed.network_of(name).await.expect("no nauti.io annotations");
+        assert!(
+            block.contains(&net.ip_address),
+            "{} outside {block}",
+            net.ip_address
+        );
+        let (addr, mac) = nic_in(&bed.ctrd, container);
+        assert!(
+            addr.contains(&format!("inet {}/16", net.ip_address)),
+            "{name}: eth-nauti has `{addr}`, annotation says {}",
+            net.ip_address
+        );
+        assert_eq!(mac, net.mac_address.to_string(), "{name}");
+        assert_eq!(net.gateway.to_string(), "10.112.0.1");
+        assert_eq!(net.logical_switch, "nauti-east");
+        addresses.push(net.ip_address);
+    }
+    assert_ne!(addresses[0], addresses[1]);
+    bed.central
+        .wait_port_up("default_alpha", crate::support::WAIT)
+        .unwrap();
+    bed.central
+        .wait_port_up("default_beta", crate::support::WAIT)
+        .unwrap();
+
+    let target = addresses[1].to_string();
+    let pinged = settle(|| {
+        bed.ctrd
+            .exec(&ca, &["ping", "-c", "1", "-W", "1", &target])
+            .is_ok()
+    });
+    assert!(pinged, "alpha cannot ping beta at {target}");
+
+    // 8 MiB over TCP through the logical switch: checksums and MTU are right, not just ICMP.
+    let ns_a = bed.ctrd.pod_netns(&a).unwrap().unwrap();
+    let ns_b = bed.ctrd.pod_netns(&b).unwrap().unwrap();
+    let bytes = 8 * 1024 * 1024;
+    let received = tcp_transfer_between(
+        &ns_b,
+        &ns_a,
+        addresses[1],
+        5001,
+        bytes,
+        std::time::Duration::from_secs(30),
+    )
+    .unwrap();
+    assert_eq!(received, bytes);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_pod_frees_its_address_port_ovs_port_and_veth() {
+    require_root!();
+    let bed = Bed::start("nri-delete", &[]).await;
+    let before = (
+        bed.lsps().len(),
+        bed.ovs_ports().len(),
+        bed.host_veths().len(),
+    );
+    let pod = bed.run_pod("gamma", &[]).await;
+    let ip = bed.network_of("gamma").await.unwrap().ip_address;
+    assert_eq!(bed.lsps().len(), before.0 + 1);
+    assert_eq!(bed.ovs_ports().len(), before.1 + 1);
+    assert_eq!(bed.host_veths().len(), before.2 + 1);
+
+    bed.ctrd.remove_pod(&pod).unwrap();
+    assert_eq!(bed.lsps().len(), before.0, "{:?}", bed.lsps());
+    assert_eq!(bed.ovs_ports().len(), before.1, "{:?}", bed.ovs_ports());
+    assert_eq!(bed.host_veths().len(), before.2, "{:?}", bed.host_veths());
+
+    // OVN is the allocator's source of truth: no port holds the address any more.
+    let addresses = bed
+        .central
+        .nbctl(&[
+            "--bare",
+            "--columns=addresses",
+            "list",
+            "Logical_Switch_Port",
+        ])
+        .unwrap();
+    assert!(
+        !addresses.contains(&format!(" {ip}")),
+        "{ip} still held: {addresses}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_network_and_opted_out_pods_are_left_alone() {
+    require_root!();
+    let bed = Bed::start("nri-skip", &[]).await;
+    let before = bed.lsps().len();
+    let mut spec: PodSpec = bed.create_pod_object("hostnet", &[]).await;
+    spec.host_network = true;
+    bed.ctrd.run_pod(&spec).unwrap();
+    let opted = bed
+        .run_pod("optout", &[("nauti.io/enabled", "false")])
+        .await;
+    let c = bed.ctrd.run_container(&opted, "sh", SLEEP).unwrap();
+    assert_eq!(bed.lsps().len(), before);
+    assert!(bed.network_of("hostnet").await.is_none());
+    assert!(bed.network_of("optout").await.is_none());
+    assert!(
+        bed.ctrd
+            .exec(&c, &["ip", "link", "show", "eth-nauti"])
+            .is_err()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_annotations_are_overwritten_with_the_real_allocation() {
+    require_root!();
+    let bed = Bed::start("nri-forged", &[]).await;
+    let forged = [
+        ("nauti.io/ip_address", "10.112.9.9"),
+        ("nauti.io/mac_address", "0a:58:0a:70:09:09"),
+        ("nauti.io/allocated", "true"),
+    ];
+    let pod = bed.run_pod("forger", &forged).await;
+    let c = bed.ctrd.run_container(&pod, "sh", SLEEP).unwrap();
+    let net = bed.network_of("forger").await.unwrap();
+    assert_ne!(net.ip_address.to_string(), "10.112.9.9");
+    let (addr, _) = nic_in(&bed.ctrd, &c);
+    assert!(
+        addr.contains(&format!("inet {}/16", net.ip_address)),
+        "{addr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_plugin_plumbs_what_it_missed_and_releases_what_leaked() {
+    require_root!();
+    let mut bed = Bed::start("nri-restart", &[]).await;
+    let kept = bed.run_pod("kept", &[]).await;
+    let doomed = bed.run_pod("doomed", &[]).await;
+    let kept_ip = bed.network_of("kept").await.unwrap().ip_address;
+
+    bed.kill_plugin();
+    bed.ctrd.remove_pod(&doomed).unwrap();
+    let missed = bed.run_pod("missed", &[]).await;
+    assert!(bed.network_of("missed").await.is_none());
+    assert!(bed.lsps().contains(&"default_doomed".to_owned()));
+
+    bed.start_plugin();
+    bed.eventually("the missed pod gets its NIC", async || {
+        bed.network_of("missed").await.is_some()
+    })
+    .await;
+    let lsps = bed.lsps();
+    assert!(!lsps.contains(&"default_doomed".to_owned()), "{lsps:?}");
+    assert!(lsps.contains(&"default_missed".to_owned()), "{lsps:?}");
+    let missed_ip = bed.network_of("missed").await.unwrap().ip_address;
+    assert_ne!(missed_ip, kept_ip, "one address held twice");
+    assert_eq!(bed.network_of("kept").await.unwrap().ip_address, kept_ip);
+    let c = bed.ctrd.run_container(&missed, "sh", SLEEP).unwrap();
+    let (addr, _) = nic_in(&bed.ctrd, &c);
+    assert!(addr.contains(&missed_ip.to_string()), "{addr}");
+    let _ = kept;
+}
