@@ -174,3 +174,20 @@ async fn a_restarted_plugin_plumbs_what_it_missed_and_releases_what_leaked() {
     assert!(addr.contains(&missed_ip.to_string()), "{addr}");
     let _ = kept;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_containerd_restarts_the_plugin_reconnects_and_keeps_plumbing() {
+    require_root!();
+    let mut bed = Bed::start("nri-ctrd-restart", &[]).await;
+    bed.run_pod("before", &[]).await;
+    bed.ctrd.restart().unwrap();
+    let plugin_log = bed.dir.log("nauti-nri-1");
+    let reconnected = settle(|| {
+        std::fs::read_to_string(&plugin_log)
+            .is_ok_and(|t| t.matches("synchronized with the runtime").count() >= 2)
+    });
+    assert!(reconnected, "the plugin did not synchronize again");
+    bed.run_pod("after", &[]).await;
+    assert!(bed.network_of("after").await.is_some());
+    assert!(bed.network_of("before").await.is_some());
+}

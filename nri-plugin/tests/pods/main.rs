@@ -2,5 +2,6 @@
 //! datapath, kube-apiserver; pods started through CRI as a kubelet would start them.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod failures;
 mod lifecycle;
 mod support;

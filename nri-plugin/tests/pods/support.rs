@@ -5,7 +5,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
+use kube::api::{Api, ObjectMeta, PostParams};
 use nauti_api::PodNetwork;
 use nauti_testbed::forward::Forward;
 use nauti_testbed::ovn::{OvnCentral, OvnNode};
@@ -90,19 +90,8 @@ impl Bed {
 
     /// Starts `nauti-nri` in the node's namespace and waits until it synchronized.
     pub fn start_plugin(&mut self) {
-        let mut cmd = Command::new("nsenter");
-        cmd.arg(format!("--net={}", self.node.path().display()))
-            .arg(env!("CARGO_BIN_EXE_nauti-nri"))
-            .arg("--nri-socket")
-            .arg(self.ctrd.nri_socket())
-            .args(["--node-name", NODE, "--cluster-id", CLUSTER])
-            .arg("--ovn-nb")
-            .arg(self.central.nb_remote())
-            .arg("--ovs-db")
-            .arg(self.ovn_node.db_remote())
-            .arg("--kubeconfig")
-            .arg(self.kube.kubeconfig())
-            .args(["--log", "info,nauti_nri=debug"])
+        let mut cmd = self.plugin_command(NODE);
+        cmd.args(["--log", "info,nauti_nri=debug"])
             .args(&self.extra_args);
         self.starts += 1;
         let log = self.dir.log(&format!("nauti-nri-{}", self.starts));
@@ -114,6 +103,23 @@ impl Bed {
             })
             .unwrap();
         self.plugin = Some(plugin);
+    }
+
+    /// The plugin's command line with the node's settings, for runs of its own.
+    pub fn plugin_command(&self, node_name: &str) -> Command {
+        let mut cmd = Command::new("nsenter");
+        cmd.arg(format!("--net={}", self.node.path().display()))
+            .arg(env!("CARGO_BIN_EXE_nauti-nri"))
+            .arg("--nri-socket")
+            .arg(self.ctrd.nri_socket())
+            .args(["--node-name", node_name, "--cluster-id", CLUSTER])
+            .arg("--ovn-nb")
+            .arg(self.central.nb_remote())
+            .arg("--ovs-db")
+            .arg(self.ovn_node.db_remote())
+            .arg("--kubeconfig")
+            .arg(self.kube.kubeconfig());
+        cmd
     }
 
     /// Kills the plugin at once, as a crash would.
@@ -153,14 +159,6 @@ impl Bed {
 
     pub async fn pods(&self) -> Api<Pod> {
         Api::namespaced(self.kube.client().await.unwrap(), "default")
-    }
-
-    pub async fn delete_pod_object(&self, name: &str) {
-        self.pods()
-            .await
-            .delete(name, &DeleteParams::default().grace_period(0))
-            .await
-            .unwrap();
     }
 
     /// The pod's `nauti.io/*` annotations as the API server has them.
