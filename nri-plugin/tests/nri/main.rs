@@ -6,6 +6,9 @@
 //! * `reconnect`: the plugin loop against a listening socket that goes away and comes back;
 //! * `containerd`: the plugin against real containerd with NRI (root only).
 
+// Test helpers outside #[test] functions may fail loudly too.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod containerd;
 mod reconnect;
 mod service;
