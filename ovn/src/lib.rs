@@ -17,6 +17,7 @@
 
 pub mod client;
 pub mod core;
+pub mod master;
 
 pub use client::{
     Client, ClientConfig, ConnState, Endpoint, Error, Monitor, MonitorRequest, Northbound,

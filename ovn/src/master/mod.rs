@@ -1,0 +1,385 @@
+//! `nauti-ovnmaster`, the cluster controller: it keeps the cluster's logical switch and the
+//! gateway (CNF) port in the OVN northbound database, gives each Node a block of the cluster
+//! subnet (annotation `nauti.io/node-cidr`), and removes the ports of pods that no longer exist.
+//!
+//! ```text
+//!   Node/Pod metadata watches ──► caches ──┐
+//!   Lease ──► leader: watch<bool> ─────────┤      core (pure): desired rows, block plan,
+//!   resync timer, GC due times ────────────┴─► reconcile ──► GC decision
+//!                                              │   ├─ ovsdb: ensure switch + CNF port, remove ports
+//!                                              │   └─ kube: patch Node annotations, events
+//!   /metrics /healthz /readyz ◄── Metrics ◄────┘
+//! ```
+//!
+//! Reconcile works from the whole current state every time (the reason it runs is not passed
+//! in), so a missed or repeated trigger is harmless. Only the leader writes; standbys keep their
+//! caches warm and take over when the lease is released (SIGTERM) or expires.
+
+mod blocks;
+pub mod cli;
+pub mod core;
+mod gc;
+pub mod kube;
+pub mod lease;
+pub mod metrics;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ::kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use k8s_openapi::api::core::v1::{Node, ObjectReference};
+use tokio::sync::{Notify, watch};
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, info, info_span, warn};
+
+use self::core::{ClusterNetwork, GcTracker, SetupError};
+use self::kube::Caches;
+use self::metrics::Metrics;
+use crate::client::{Client, ClientConfig, Endpoint, Northbound};
+
+pub use self::cli::{Args, Settings};
+
+/// Name under which the controller reports events.
+const CONTROLLER: &str = "nauti-ovnmaster";
+/// Quiet time after a watch event before reconciling, so a burst of changes costs one pass.
+const DEBOUNCE: Duration = Duration::from_millis(100);
+/// First and largest delay between reconciles that failed.
+const RETRY_MIN: Duration = Duration::from_millis(500);
+const RETRY_MAX: Duration = Duration::from_secs(30);
+/// Largest delay between attempts to reach the northbound database at startup.
+const NB_RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// Why the controller cannot start or had to stop.
+#[derive(Debug, thiserror::Error)]
+pub enum MasterError {
+    /// The network settings are unusable.
+    #[error(transparent)]
+    Setup(#[from] SetupError),
+    /// `--ovn-nb` is not an OVS remote we speak.
+    #[error("--ovn-nb {value:?} is not unix:PATH or tcp:HOST:PORT")]
+    BadEndpoint {
+        /// The value given.
+        value: String,
+    },
+    /// A flag out of range.
+    #[error("{flag} {reason}")]
+    BadFlag {
+        /// The flag.
+        flag: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The log filter does not parse.
+    #[error("invalid log filter {filter:?}: {reason}")]
+    LogFilter {
+        /// The filter given.
+        filter: String,
+        /// The parser's complaint.
+        reason: String,
+    },
+    /// No usable Kubernetes client configuration.
+    #[error("cannot load a Kubernetes client configuration from {source_of}: {reason}")]
+    KubeConfig {
+        /// Where we looked.
+        source_of: String,
+        /// What failed.
+        reason: String,
+    },
+    /// The metrics address cannot be bound.
+    #[error("cannot listen on --metrics-addr {addr}")]
+    MetricsBind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Signal handlers could not be installed.
+    #[error("cannot install signal handlers")]
+    Signals(#[source] std::io::Error),
+}
+
+/// What one reconcile pass could not do; the pass is retried with backoff.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    /// The northbound database refused or is unreachable.
+    #[error("OVN northbound: {0}")]
+    Ovsdb(#[from] crate::client::Error),
+    /// A Kubernetes call failed.
+    #[error("{action}: {source}")]
+    Kube {
+        /// What we were doing.
+        action: String,
+        /// The client's error.
+        #[source]
+        source: ::kube::Error,
+    },
+}
+
+impl ReconcileError {
+    /// A stable label for the failure metric.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Self::Ovsdb(_) => "ovsdb_error",
+            Self::Kube { .. } => "kube_error",
+        }
+    }
+
+    fn kube(action: impl Into<String>) -> impl FnOnce(::kube::Error) -> Self {
+        let action = action.into();
+        move |source| Self::Kube { action, source }
+    }
+}
+
+/// Everything a reconcile pass needs.
+pub(crate) struct Context {
+    network: ClusterNetwork,
+    nb: Northbound,
+    client: ::kube::Client,
+    caches: Caches,
+    leader: watch::Receiver<bool>,
+    metrics: Arc<Metrics>,
+    recorder: Recorder,
+    gc_grace: Duration,
+}
+
+impl Context {
+    /// Checked before every write: a replica that lost the lease mid-pass stops writing.
+    fn is_leader(&self) -> bool {
+        *self.leader.borrow()
+    }
+
+    fn nodes(&self) -> ::kube::Api<Node> {
+        ::kube::Api::all(self.client.clone())
+    }
+
+    /// Publishes an event; failing to is logged, never fatal.
+    async fn event(
+        &self,
+        regarding: &ObjectReference,
+        kind: EventType,
+        reason: &str,
+        note: String,
+    ) {
+        let event = Event {
+            type_: kind,
+            reason: reason.to_owned(),
+            note: Some(note),
+            action: reason.to_owned(),
+            secondary: None,
+        };
+        if let Err(error) = self.recorder.publish(&event, regarding).await {
+            warn!(%error, reason, "cannot publish an event");
+        }
+    }
+}
+
+/// Runs the controller until SIGTERM or SIGINT.
+pub async fn run(args: Args) -> Result<(), MasterError> {
+    args.init_tracing()?;
+    let settings = args.settings()?;
+    let shutdown = CancellationToken::new();
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(MasterError::Signals)?;
+    let on_signal = shutdown.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = sigterm.recv() => info!("SIGTERM: shutting down"),
+            _ = tokio::signal::ctrl_c() => info!("SIGINT: shutting down"),
+        }
+        on_signal.cancel();
+    });
+    run_with(settings, shutdown).await
+}
+
+/// Runs the controller until `shutdown` is cancelled (in-process embedding and tests).
+pub async fn run_with(settings: Settings, shutdown: CancellationToken) -> Result<(), MasterError> {
+    let network = &settings.network;
+    info!(
+        cluster = %network.cluster_id,
+        switch = %network.switch,
+        subnet = %network.subnet,
+        gateway = %network.gateway,
+        identity = %settings.lease.identity,
+        "starting"
+    );
+    let metrics = Arc::new(Metrics::new());
+    let listener = tokio::net::TcpListener::bind(settings.metrics_addr)
+        .await
+        .map_err(|source| MasterError::MetricsBind {
+            addr: settings.metrics_addr,
+            source,
+        })?;
+    if let Ok(addr) = listener.local_addr() {
+        info!(%addr, "serving /metrics, /healthz and /readyz");
+    }
+    let http = tokio::spawn(metrics::serve(listener, metrics.clone(), shutdown.clone()));
+
+    let client = kube::connect(settings.kubeconfig.as_deref()).await?;
+    let changed = Arc::new(Notify::new());
+    let caches = kube::spawn_watches(&client, changed.clone(), &shutdown);
+
+    let Some(nb) = connect_nb(&settings.ovn_nb, &metrics, &shutdown).await else {
+        http.abort();
+        return Ok(());
+    };
+    tokio::select! {
+        ready = caches.ready() => if ready { metrics.set_caches_synced() },
+        () = shutdown.cancelled() => {
+            http.abort();
+            return Ok(());
+        }
+    }
+    info!("caches synced; joining the leader election");
+
+    let (leader, lease_task) = lease::spawn(
+        client.clone(),
+        settings.lease.clone(),
+        metrics.clone(),
+        shutdown.clone(),
+    );
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: CONTROLLER.into(),
+            instance: Some(settings.lease.identity.clone()),
+        },
+    );
+    let ctx = Context {
+        network: settings.network.clone(),
+        nb,
+        client,
+        caches,
+        leader,
+        metrics,
+        recorder,
+        gc_grace: settings.gc_grace,
+    };
+    reconcile_loop(&ctx, settings.resync_interval, &changed, &shutdown)
+        .instrument(info_span!("reconcile", cluster = %ctx.network.cluster_id))
+        .await;
+    // The lease task releases the lease (bounded) once it sees the cancellation.
+    if let Err(error) = lease_task.await {
+        warn!(%error, "the lease task ended abnormally");
+    }
+    http.abort();
+    info!("stopped");
+    Ok(())
+}
+
+/// Connects to the northbound database, retrying with backoff until it answers or we are told
+/// to stop (`None`). Afterwards the client reconnects by itself; readiness follows it.
+async fn connect_nb(
+    endpoint: &Endpoint,
+    metrics: &Arc<Metrics>,
+    shutdown: &CancellationToken,
+) -> Option<Northbound> {
+    let mut delay = RETRY_MIN;
+    let mut attempt: u64 = 0;
+    loop {
+        attempt += 1;
+        let mut config = ClientConfig::new(endpoint.clone());
+        config.connect_timeout = Duration::from_secs(5);
+        let connect = tokio::select! {
+            () = shutdown.cancelled() => return None,
+            result = Client::connect(config) => result,
+        };
+        match connect {
+            Ok(client) => {
+                info!(%endpoint, "connected to the OVN northbound database");
+                let mut state = client.state();
+                let metrics = metrics.clone();
+                tokio::spawn(async move {
+                    loop {
+                        let connected = state.borrow_and_update().connected;
+                        metrics.set_nb_connected(connected);
+                        if state.changed().await.is_err() {
+                            metrics.set_nb_connected(false);
+                            return;
+                        }
+                    }
+                });
+                return Some(Northbound::new(client));
+            }
+            Err(error) => warn!(
+                %error,
+                %endpoint,
+                attempt,
+                retry_in = ?delay,
+                "cannot reach the OVN northbound database; retrying"
+            ),
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return None,
+            () = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(NB_RETRY_MAX);
+    }
+}
+
+async fn reconcile_loop(
+    ctx: &Context,
+    resync: Duration,
+    changed: &Notify,
+    shutdown: &CancellationToken,
+) {
+    let mut leader = ctx.leader.clone();
+    let mut gc = GcTracker::new();
+    let mut was_leader = false;
+    let mut retry = RETRY_MIN;
+    loop {
+        let leading = *leader.borrow_and_update();
+        if leading != was_leader {
+            // A new term starts the grace periods over: what the previous leader saw is unknown.
+            gc = GcTracker::new();
+            was_leader = leading;
+        }
+        let mut wait = resync;
+        if leading {
+            match reconcile(ctx, &mut gc).await {
+                Ok(again) => {
+                    ctx.metrics.reconciled("ok");
+                    retry = RETRY_MIN;
+                    if again {
+                        wait = RETRY_MIN;
+                    }
+                    if let Some(due) = gc.next_due(std::time::Instant::now(), ctx.gc_grace) {
+                        wait = wait.min(due + DEBOUNCE);
+                    }
+                }
+                Err(error) => {
+                    ctx.metrics.reconciled(error.metric_label());
+                    warn!(%error, retry_in = ?retry, "reconcile failed");
+                    wait = retry;
+                    retry = (retry * 2).min(RETRY_MAX);
+                }
+            }
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = changed.notified() => tokio::time::sleep(DEBOUNCE).await,
+            changed = leader.changed() => if changed.is_err() {
+                warn!("the lease task is gone; no longer reconciling");
+                return;
+            },
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// One pass over everything; `Ok(true)` asks for another pass soon (a write lost a race).
+async fn reconcile(ctx: &Context, gc: &mut GcTracker) -> Result<bool, ReconcileError> {
+    ctx.nb
+        .ensure_logical_switch(&ctx.network.desired_switch())
+        .await?;
+    ctx.nb
+        .ensure_logical_switch_port(&ctx.network.switch, &ctx.network.desired_cnf_port())
+        .await?;
+    // Blocks and collection are independent: one failing does not hold the other back.
+    let blocks = blocks::reconcile(ctx).await;
+    let collected = gc::collect(ctx, gc).await;
+    let again = blocks?;
+    collected?;
+    Ok(again)
+}
