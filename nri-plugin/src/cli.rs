@@ -102,7 +102,7 @@ pub enum CliError {
     KubeConfig(String),
     /// The plumbing could not start (node block, logical switch, OVN, OVS, API server).
     #[error("pod plumbing cannot start")]
-    Plumbing(#[from] PlumbError),
+    Plumbing(#[from] Box<PlumbError>),
 }
 
 impl Args {
@@ -179,7 +179,9 @@ pub async fn run(args: Args) -> Result<(), CliError> {
     }
     let settings = args.plumbing.clone().settings()?;
     let kube = kube_client(settings.kubeconfig.as_deref()).await?;
-    let handler = NautiHandler::connect(settings, kube).await?;
+    let handler = NautiHandler::connect(settings, kube)
+        .await
+        .map_err(Box::new)?;
     plugin::run(config, Arc::new(handler), shutdown).await?;
     Ok(())
 }

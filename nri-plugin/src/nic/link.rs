@@ -177,10 +177,10 @@ pub async fn inspect(pod_netns: &Path, ifname: &str) -> Result<Option<PodNicStat
         {
             let prefix = msg.header.prefix_len;
             for attr in msg.attributes {
-                if let AddressAttribute::Address(ip) = attr {
-                    if let Ok(net) = IpNet::new(ip, prefix) {
-                        state.addresses.push(net);
-                    }
+                if let AddressAttribute::Address(ip) = attr
+                    && let Ok(net) = IpNet::new(ip, prefix)
+                {
+                    state.addresses.push(net);
                 }
             }
         }

@@ -47,13 +47,13 @@ pub enum PlumbError {
     Ovsdb {
         what: String,
         #[source]
-        source: nauti_ovn::Error,
+        source: Box<nauti_ovn::Error>,
     },
     #[error("Kubernetes API, {what}: {source}")]
     Kube {
         what: String,
         #[source]
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
     #[error("node block: {0}")]
     Range(#[from] nauti_ipam::RangeError),
@@ -72,12 +72,18 @@ pub enum PlumbError {
 impl PlumbError {
     fn ovsdb(what: impl Into<String>) -> impl FnOnce(nauti_ovn::Error) -> Self {
         let what = what.into();
-        move |source| Self::Ovsdb { what, source }
+        move |source| Self::Ovsdb {
+            what,
+            source: Box::new(source),
+        }
     }
 
     fn kube(what: impl Into<String>) -> impl FnOnce(kube::Error) -> Self {
         let what = what.into();
-        move |source| Self::Kube { what, source }
+        move |source| Self::Kube {
+            what,
+            source: Box::new(source),
+        }
     }
 
     /// The NRI status the runtime sees: OVN or the API being away is `Unavailable`.
