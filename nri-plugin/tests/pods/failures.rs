@@ -6,14 +6,14 @@ use k8s_openapi::api::core::v1::{Event, Node};
 use kube::api::{Api, ListParams, ObjectMeta, PostParams};
 use nauti_testbed::require_root;
 
-use crate::support::{Bed, WAIT};
+use crate::support::WAIT;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_ovn_unreachable_a_pod_fails_to_start_and_says_why() {
     require_root!();
-    let mut bed = Bed::start("nri-nb-down", &[]).await;
+    let mut bed = crate::support::start("nri-nb-down", &[]).await;
     bed.central.nb_server().stop();
-    let spec = bed.create_pod_object("stranded", &[]).await;
+    let spec = bed.create_pod_object("stranded", &[]).await.unwrap();
     let err = bed.ctrd.run_pod(&spec).unwrap_err().to_string();
     assert!(err.contains("second NIC not plumbed"), "{err}");
     assert!(err.contains("default/stranded"), "{err}");
@@ -23,31 +23,34 @@ async fn with_ovn_unreachable_a_pod_fails_to_start_and_says_why() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_ignore_policy_the_pod_starts_without_a_nic_and_an_event_says_why() {
     require_root!();
-    let mut bed = Bed::start("nri-ignore", &["--failure-policy", "ignore"]).await;
+    let mut bed = crate::support::start("nri-ignore", &["--failure-policy", "ignore"]).await;
     bed.central.nb_server().stop();
-    let pod = bed.run_pod("lenient", &[]).await;
+    let pod = bed.run_pod("lenient", &[]).await.unwrap();
     assert!(bed.ctrd.pod_ids().unwrap().contains(&pod.id));
-    assert!(bed.network_of("lenient").await.is_none());
+    assert!(crate::support::network_of(&bed, "lenient").await.is_none());
     let events: Api<Event> = Api::namespaced(bed.kube.client().await.unwrap(), "default");
-    bed.eventually("a warning event on the pod", async || {
-        events
-            .list(&ListParams::default())
-            .await
-            .unwrap()
-            .items
-            .iter()
-            .any(|e| {
-                e.involved_object.name.as_deref() == Some("lenient")
-                    && e.reason.as_deref() == Some("NautiNicFailed")
-            })
-    })
-    .await;
+    assert!(
+        bed.eventually(async || {
+            events
+                .list(&ListParams::default())
+                .await
+                .unwrap()
+                .items
+                .iter()
+                .any(|e| {
+                    e.involved_object.name.as_deref() == Some("lenient")
+                        && e.reason.as_deref() == Some("NautiNicFailed")
+                })
+        })
+        .await,
+        "a warning event on the pod"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_exhausted_node_block_fails_the_next_pod_naming_the_block() {
     require_root!();
-    let bed = Bed::start("nri-exhausted", &[]).await;
+    let bed = crate::support::start("nri-exhausted", &[]).await;
     // A node whose block is a /30: two usable addresses.
     let nodes: Api<Node> = Api::all(bed.kube.client().await.unwrap());
     let small = Node {
@@ -71,9 +74,9 @@ async fn an_exhausted_node_block_fails_the_next_pod_naming_the_block() {
             std::fs::read_to_string(&log).is_ok_and(|t| t.contains("synchronized with the runtime"))
         })
         .unwrap();
-    bed.run_pod("one", &[]).await;
-    bed.run_pod("two", &[]).await;
-    let spec = bed.create_pod_object("three", &[]).await;
+    bed.run_pod("one", &[]).await.unwrap();
+    bed.run_pod("two", &[]).await.unwrap();
+    let spec = bed.create_pod_object("three", &[]).await.unwrap();
     let err = bed.ctrd.run_pod(&spec).unwrap_err().to_string();
     assert!(err.contains("10.112.7.0/30"), "{err}");
     assert!(plugin.is_running());
@@ -82,7 +85,7 @@ async fn an_exhausted_node_block_fails_the_next_pod_naming_the_block() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_without_a_block_stops_the_plugin_with_a_clear_message() {
     require_root!();
-    let mut bed = Bed::start("nri-no-block", &[]).await;
+    let mut bed = crate::support::start("nri-no-block", &[]).await;
     let nodes: Api<Node> = Api::all(bed.kube.client().await.unwrap());
     let bare = Node {
         metadata: ObjectMeta {

@@ -1,29 +1,31 @@
 use nauti_testbed::traffic::tcp_transfer_between;
 use nauti_testbed::{PodSpec, require_root};
 
-use crate::support::{Bed, NODE_BLOCK, nic_in, settle};
+use crate::support::{NODE_BLOCK, nic_in, settle};
 
 const SLEEP: &[&str] = &["/bin/sh", "-c", "sleep 3600"];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_pods_get_their_nic_reach_each_other_over_ovn_and_are_annotated_truthfully() {
     require_root!();
-    let bed = Bed::start("nri-two-pods", &[]).await;
-    let a = bed.run_pod("alpha", &[]).await;
-    let b = bed.run_pod("beta", &[]).await;
+    let bed = crate::support::start("nri-two-pods", &[]).await;
+    let a = bed.run_pod("alpha", &[]).await.unwrap();
+    let b = bed.run_pod("beta", &[]).await.unwrap();
     let ca = bed.ctrd.run_container(&a, "sh", SLEEP).unwrap();
     let cb = bed.ctrd.run_container(&b, "sh", SLEEP).unwrap();
 
     let block: ipnet::IpNet = NODE_BLOCK.parse().unwrap();
     let mut addresses = Vec::new();
     for (name, container) in [("alpha", &ca), ("beta", &cb)] {
-        let net = bed.network_of(name).await.expect("no nauti.io annotations");
+        let net = crate::support::network_of(&bed, name)
+            .await
+            .expect("no nauti.io annotations");
         assert!(
             block.contains(&net.ip_address),
             "{} outside {block}",
             net.ip_address
         );
-        let (addr, mac) = nic_in(&bed.ctrd, container);
+        let (addr, mac) = nic_in(&bed, container);
         assert!(
             addr.contains(&format!("inet {}/16", net.ip_address)),
             "{name}: eth-nauti has `{addr}`, annotation says {}",
@@ -69,22 +71,40 @@ async fn two_pods_get_their_nic_reach_each_other_over_ovn_and_are_annotated_trut
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_a_pod_frees_its_address_port_ovs_port_and_veth() {
     require_root!();
-    let bed = Bed::start("nri-delete", &[]).await;
+    let bed = crate::support::start("nri-delete", &[]).await;
     let before = (
-        bed.lsps().len(),
-        bed.ovs_ports().len(),
-        bed.host_veths().len(),
+        bed.lsps().unwrap().len(),
+        bed.ovs_ports().unwrap().len(),
+        bed.host_veths().unwrap().len(),
     );
-    let pod = bed.run_pod("gamma", &[]).await;
-    let ip = bed.network_of("gamma").await.unwrap().ip_address;
-    assert_eq!(bed.lsps().len(), before.0 + 1);
-    assert_eq!(bed.ovs_ports().len(), before.1 + 1);
-    assert_eq!(bed.host_veths().len(), before.2 + 1);
+    let pod = bed.run_pod("gamma", &[]).await.unwrap();
+    let ip = crate::support::network_of(&bed, "gamma")
+        .await
+        .unwrap()
+        .ip_address;
+    assert_eq!(bed.lsps().unwrap().len(), before.0 + 1);
+    assert_eq!(bed.ovs_ports().unwrap().len(), before.1 + 1);
+    assert_eq!(bed.host_veths().unwrap().len(), before.2 + 1);
 
     bed.ctrd.remove_pod(&pod).unwrap();
-    assert_eq!(bed.lsps().len(), before.0, "{:?}", bed.lsps());
-    assert_eq!(bed.ovs_ports().len(), before.1, "{:?}", bed.ovs_ports());
-    assert_eq!(bed.host_veths().len(), before.2, "{:?}", bed.host_veths());
+    assert_eq!(
+        bed.lsps().unwrap().len(),
+        before.0,
+        "{:?}",
+        bed.lsps().unwrap()
+    );
+    assert_eq!(
+        bed.ovs_ports().unwrap().len(),
+        before.1,
+        "{:?}",
+        bed.ovs_ports().unwrap()
+    );
+    assert_eq!(
+        bed.host_veths().unwrap().len(),
+        before.2,
+        "{:?}",
+        bed.host_veths().unwrap()
+    );
 
     // OVN is the allocator's source of truth: no port holds the address any more.
     let addresses = bed
@@ -105,18 +125,19 @@ async fn deleting_a_pod_frees_its_address_port_ovs_port_and_veth() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn host_network_and_opted_out_pods_are_left_alone() {
     require_root!();
-    let bed = Bed::start("nri-skip", &[]).await;
-    let before = bed.lsps().len();
-    let mut spec: PodSpec = bed.create_pod_object("hostnet", &[]).await;
+    let bed = crate::support::start("nri-skip", &[]).await;
+    let before = bed.lsps().unwrap().len();
+    let mut spec: PodSpec = bed.create_pod_object("hostnet", &[]).await.unwrap();
     spec.host_network = true;
     bed.ctrd.run_pod(&spec).unwrap();
     let opted = bed
         .run_pod("optout", &[("nauti.io/enabled", "false")])
-        .await;
+        .await
+        .unwrap();
     let c = bed.ctrd.run_container(&opted, "sh", SLEEP).unwrap();
-    assert_eq!(bed.lsps().len(), before);
-    assert!(bed.network_of("hostnet").await.is_none());
-    assert!(bed.network_of("optout").await.is_none());
+    assert_eq!(bed.lsps().unwrap().len(), before);
+    assert!(crate::support::network_of(&bed, "hostnet").await.is_none());
+    assert!(crate::support::network_of(&bed, "optout").await.is_none());
     assert!(
         bed.ctrd
             .exec(&c, &["ip", "link", "show", "eth-nauti"])
@@ -127,17 +148,17 @@ async fn host_network_and_opted_out_pods_are_left_alone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_annotations_are_overwritten_with_the_real_allocation() {
     require_root!();
-    let bed = Bed::start("nri-forged", &[]).await;
+    let bed = crate::support::start("nri-forged", &[]).await;
     let forged = [
         ("nauti.io/ip_address", "10.112.9.9"),
         ("nauti.io/mac_address", "0a:58:0a:70:09:09"),
         ("nauti.io/allocated", "true"),
     ];
-    let pod = bed.run_pod("forger", &forged).await;
+    let pod = bed.run_pod("forger", &forged).await.unwrap();
     let c = bed.ctrd.run_container(&pod, "sh", SLEEP).unwrap();
-    let net = bed.network_of("forger").await.unwrap();
+    let net = crate::support::network_of(&bed, "forger").await.unwrap();
     assert_ne!(net.ip_address.to_string(), "10.112.9.9");
-    let (addr, _) = nic_in(&bed.ctrd, &c);
+    let (addr, _) = nic_in(&bed, &c);
     assert!(
         addr.contains(&format!("inet {}/16", net.ip_address)),
         "{addr}"
@@ -147,30 +168,43 @@ async fn forged_annotations_are_overwritten_with_the_real_allocation() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_plugin_plumbs_what_it_missed_and_releases_what_leaked() {
     require_root!();
-    let mut bed = Bed::start("nri-restart", &[]).await;
-    let kept = bed.run_pod("kept", &[]).await;
-    let doomed = bed.run_pod("doomed", &[]).await;
-    let kept_ip = bed.network_of("kept").await.unwrap().ip_address;
+    let mut bed = crate::support::start("nri-restart", &[]).await;
+    let kept = bed.run_pod("kept", &[]).await.unwrap();
+    let doomed = bed.run_pod("doomed", &[]).await.unwrap();
+    let kept_ip = crate::support::network_of(&bed, "kept")
+        .await
+        .unwrap()
+        .ip_address;
 
     bed.kill_plugin();
     bed.ctrd.remove_pod(&doomed).unwrap();
-    let missed = bed.run_pod("missed", &[]).await;
-    assert!(bed.network_of("missed").await.is_none());
-    assert!(bed.lsps().contains(&"default_doomed".to_owned()));
+    let missed = bed.run_pod("missed", &[]).await.unwrap();
+    assert!(crate::support::network_of(&bed, "missed").await.is_none());
+    assert!(bed.lsps().unwrap().contains(&"default_doomed".to_owned()));
 
-    bed.start_plugin();
-    bed.eventually("the missed pod gets its NIC", async || {
-        bed.network_of("missed").await.is_some()
-    })
-    .await;
-    let lsps = bed.lsps();
+    bed.start_plugin().unwrap();
+    assert!(
+        bed.eventually(async || { crate::support::network_of(&bed, "missed").await.is_some() })
+            .await,
+        "the missed pod gets its NIC"
+    );
+    let lsps = bed.lsps().unwrap();
     assert!(!lsps.contains(&"default_doomed".to_owned()), "{lsps:?}");
     assert!(lsps.contains(&"default_missed".to_owned()), "{lsps:?}");
-    let missed_ip = bed.network_of("missed").await.unwrap().ip_address;
+    let missed_ip = crate::support::network_of(&bed, "missed")
+        .await
+        .unwrap()
+        .ip_address;
     assert_ne!(missed_ip, kept_ip, "one address held twice");
-    assert_eq!(bed.network_of("kept").await.unwrap().ip_address, kept_ip);
+    assert_eq!(
+        crate::support::network_of(&bed, "kept")
+            .await
+            .unwrap()
+            .ip_address,
+        kept_ip
+    );
     let c = bed.ctrd.run_container(&missed, "sh", SLEEP).unwrap();
-    let (addr, _) = nic_in(&bed.ctrd, &c);
+    let (addr, _) = nic_in(&bed, &c);
     assert!(addr.contains(&missed_ip.to_string()), "{addr}");
     let _ = kept;
 }
@@ -178,8 +212,8 @@ async fn a_restarted_plugin_plumbs_what_it_missed_and_releases_what_leaked() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_containerd_restarts_the_plugin_reconnects_and_keeps_plumbing() {
     require_root!();
-    let mut bed = Bed::start("nri-ctrd-restart", &[]).await;
-    bed.run_pod("before", &[]).await;
+    let mut bed = crate::support::start("nri-ctrd-restart", &[]).await;
+    bed.run_pod("before", &[]).await.unwrap();
     bed.ctrd.restart().unwrap();
     let plugin_log = bed.dir.log("nauti-nri-1");
     let reconnected = settle(|| {
@@ -187,7 +221,7 @@ async fn after_containerd_restarts_the_plugin_reconnects_and_keeps_plumbing() {
             .is_ok_and(|t| t.matches("synchronized with the runtime").count() >= 2)
     });
     assert!(reconnected, "the plugin did not synchronize again");
-    bed.run_pod("after", &[]).await;
-    assert!(bed.network_of("after").await.is_some());
-    assert!(bed.network_of("before").await.is_some());
+    bed.run_pod("after", &[]).await.unwrap();
+    assert!(crate::support::network_of(&bed, "after").await.is_some());
+    assert!(crate::support::network_of(&bed, "before").await.is_some());
 }

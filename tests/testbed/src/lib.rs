@@ -13,6 +13,7 @@ pub mod forward;
 pub mod kube_api;
 pub mod names;
 pub mod netns;
+pub mod node_bed;
 pub mod ovn;
 pub mod peers;
 pub mod pki;

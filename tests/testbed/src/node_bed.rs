@@ -1,0 +1,256 @@
+//! A whole Nauti node on real peers: a node namespace with its OVN chassis and containerd, the
+//! cluster's OVN central and kube-apiserver, the cluster's logical switch and the Node object with
+//! its block (as `nauti-ovnmaster` writes them), and the `nauti-nri` plugin running in the node.
+//! The NRI plugin's end-to-end tests and `make demo` stand on it.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{Api, ObjectMeta, PostParams};
+
+use crate::containerd::{Containerd, Pod as Sandbox, PodSpec};
+use crate::error::{Error, Result};
+use crate::forward::Forward;
+use crate::kube_api::KubeApi;
+use crate::netns::Netns;
+use crate::ovn::{OvnCentral, OvnNode};
+use crate::process::{Daemon, run, wait_until};
+use crate::testdir::TestDir;
+
+pub const NODE: &str = "node-1";
+pub const CLUSTER: &str = "east";
+pub const SWITCH: &str = "nauti-east";
+pub const CLUSTER_SUBNET: &str = "10.112.0.0/16";
+pub const NODE_BLOCK: &str = "10.112.1.0/24";
+/// How long anything here may take before it counts as broken.
+pub const WAIT: Duration = Duration::from_secs(30);
+
+fn kube_err(what: &str) -> impl FnOnce(kube::Error) -> Error + '_ {
+    move |e| Error::Other(format!("{what}: {e}"))
+}
+
+/// One node with every peer and the plugin; everything stops on drop (fields drop in order).
+pub struct NodeBed {
+    pub plugin: Option<Daemon>,
+    pub ctrd: Containerd,
+    _forward: Forward,
+    pub ovn_node: OvnNode,
+    pub central: OvnCentral,
+    pub kube: KubeApi,
+    pub node: Netns,
+    _underlay: Netns,
+    pub dir: TestDir,
+    plugin_bin: PathBuf,
+    extra_args: Vec<String>,
+    starts: u32,
+}
+
+impl NodeBed {
+    /// Starts every peer, then `plugin_bin` with `extra_args` added to the node's flags.
+    pub async fn start(name: &str, plugin_bin: PathBuf, extra_args: &[&str]) -> Result<Self> {
+        let dir = TestDir::new(name)?;
+        let kube = KubeApi::start(&dir).await?;
+        let node = Netns::new("npn")?;
+        let underlay = Netns::new("npu")?;
+        node.veth_to("ul0", &underlay, "ul1")?;
+        let central = OvnCentral::start(&dir)?;
+        let ovn_node = OvnNode::start(&dir, &node, NODE, "ul0", "198.18.0.1/24", &central)?;
+        let subnet = format!("other_config:subnet={CLUSTER_SUBNET}");
+        central.nbctl(&[
+            "ls-add",
+            SWITCH,
+            "--",
+            "set",
+            "logical_switch",
+            SWITCH,
+            &subnet,
+        ])?;
+        let node_obj = Node {
+            metadata: ObjectMeta {
+                name: Some(NODE.into()),
+                annotations: Some(
+                    [("nauti.io/node-cidr".to_owned(), NODE_BLOCK.to_owned())].into(),
+                ),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        Api::<Node>::all(kube.client().await?)
+            .create(&PostParams::default(), &node_obj)
+            .await
+            .map_err(kube_err("create the Node"))?;
+        let ctrd = Containerd::start(&node, &dir)?;
+        let forward = kube.expose_in(&node)?;
+        let mut bed = Self {
+            plugin: None,
+            ctrd,
+            _forward: forward,
+            ovn_node,
+            central,
+            kube,
+            node,
+            _underlay: underlay,
+            dir,
+            plugin_bin,
+            extra_args: extra_args.iter().map(|s| (*s).to_owned()).collect(),
+            starts: 0,
+        };
+        bed.start_plugin()?;
+        Ok(bed)
+    }
+
+    /// Starts the plugin in the node's namespace and waits until it synchronized.
+    pub fn start_plugin(&mut self) -> Result<()> {
+        let mut cmd = self.plugin_command(NODE);
+        cmd.args(["--log", "info,nauti_nri=debug"])
+            .args(&self.extra_args);
+        self.starts += 1;
+        let log = self.plugin_log();
+        let mut plugin = Daemon::spawn("nauti-nri", cmd, &log)?;
+        plugin.wait_ready(WAIT, || {
+            std::fs::read_to_string(&log).is_ok_and(|t| t.contains("synchronized with the runtime"))
+        })?;
+        self.plugin = Some(plugin);
+        Ok(())
+    }
+
+    /// The current plugin's log file.
+    pub fn plugin_log(&self) -> PathBuf {
+        self.dir.log(&format!("nauti-nri-{}", self.starts))
+    }
+
+    /// The plugin's command line with the node's settings, for runs of its own.
+    pub fn plugin_command(&self, node_name: &str) -> Command {
+        let mut cmd = Command::new("nsenter");
+        cmd.arg(format!("--net={}", self.node.path().display()))
+            .arg(&self.plugin_bin)
+            .arg("--nri-socket")
+            .arg(self.ctrd.nri_socket())
+            .args(["--node-name", node_name, "--cluster-id", CLUSTER])
+            .arg("--ovn-nb")
+            .arg(self.central.nb_remote())
+            .arg("--ovs-db")
+            .arg(self.ovn_node.db_remote())
+            .arg("--kubeconfig")
+            .arg(self.kube.kubeconfig());
+        cmd
+    }
+
+    /// Kills the plugin at once, as a crash would.
+    pub fn kill_plugin(&mut self) {
+        if let Some(mut plugin) = self.plugin.take() {
+            plugin.kill();
+        }
+    }
+
+    /// Creates the Pod object, then its sandbox through CRI with the same name and UID.
+    pub async fn run_pod(&self, name: &str, annotations: &[(&str, &str)]) -> Result<Sandbox> {
+        let spec = self.create_pod_object(name, annotations).await?;
+        self.ctrd.run_pod(&spec)
+    }
+
+    /// Creates the Pod object a kubelet would be running, and the matching CRI pod spec.
+    pub async fn create_pod_object(
+        &self,
+        name: &str,
+        annotations: &[(&str, &str)],
+    ) -> Result<PodSpec> {
+        let annotations: BTreeMap<String, String> = annotations
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "namespace": "default", "annotations": annotations},
+            "spec": {"containers": [{"name": "sh", "image": crate::containerd::BUSYBOX_IMAGE}]},
+        }))
+        .map_err(|e| Error::Other(format!("pod object: {e}")))?;
+        let created = self
+            .pods()
+            .await?
+            .create(&PostParams::default(), &pod)
+            .await
+            .map_err(kube_err("create the Pod"))?;
+        let mut spec = PodSpec::new("default", name);
+        spec.uid = created
+            .metadata
+            .uid
+            .ok_or_else(|| Error::Other("the API server gave the Pod no uid".into()))?;
+        spec.annotations = annotations;
+        Ok(spec)
+    }
+
+    /// Pods of the `default` namespace.
+    pub async fn pods(&self) -> Result<Api<Pod>> {
+        Ok(Api::namespaced(self.kube.client().await?, "default"))
+    }
+
+    /// The pod's annotations as the API server has them.
+    pub async fn annotations_of(&self, name: &str) -> Result<BTreeMap<String, String>> {
+        let pod = self
+            .pods()
+            .await?
+            .get(name)
+            .await
+            .map_err(kube_err("get the Pod"))?;
+        Ok(pod.metadata.annotations.unwrap_or_default())
+    }
+
+    /// Names of every logical switch port.
+    pub fn lsps(&self) -> Result<Vec<String>> {
+        Ok(self
+            .central
+            .nbctl(&["--bare", "--columns=name", "list", "Logical_Switch_Port"])?
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect())
+    }
+
+    /// Names of the ports on the node's `br-int`.
+    pub fn ovs_ports(&self) -> Result<Vec<String>> {
+        Ok(run(Command::new("ovs-vsctl")
+            .arg(format!("--db={}", self.ovn_node.db_remote()))
+            .args(["list-ports", "br-int"]))?
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect())
+    }
+
+    /// Host ends of pod NICs in the node's namespace.
+    pub fn host_veths(&self) -> Result<Vec<String>> {
+        Ok(self
+            .node
+            .ip(&["-o", "link", "show"])?
+            .lines()
+            .filter_map(|l| l.split(": ").nth(1))
+            .map(|name| name.split('@').next().unwrap_or(name).to_owned())
+            .filter(|name| name.starts_with("nti"))
+            .collect())
+    }
+
+    /// Polls `check` until it holds or [`WAIT`] passes; returns whether it held.
+    pub async fn eventually(&self, mut check: impl AsyncFnMut() -> bool) -> bool {
+        let deadline = std::time::Instant::now() + WAIT;
+        while std::time::Instant::now() < deadline {
+            if check().await {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        false
+    }
+}
+
+/// The `inet` line and the MAC of `eth-nauti` inside a container.
+pub fn nic_in(ctrd: &Containerd, container: &str) -> Result<(String, String)> {
+    let addr = ctrd.exec(container, &["ip", "-o", "-4", "addr", "show", "eth-nauti"])?;
+    let mac = ctrd.exec(container, &["cat", "/sys/class/net/eth-nauti/address"])?;
+    Ok((addr, mac.trim().to_owned()))
+}
+
+/// Polls a condition for at most [`WAIT`].
+pub fn settle(pred: impl FnMut() -> bool) -> bool {
+    wait_until(WAIT, pred)
+}
