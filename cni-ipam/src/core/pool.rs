@@ -13,7 +13,7 @@ use ipnet::IpNet;
 use super::addr::{Family, MacAddr, canonical, from_bits, mac_from_ip, net_bounds, to_bits};
 use super::bitmap::Bitmap;
 use super::error::AllocError;
-use super::owner::{OwnerId, OwnerMap};
+use super::owner::{OwnerId, OwnerIndex};
 use super::range::RangeSpec;
 
 /// An address handed to an owner, with what the pod needs to configure it.
@@ -58,7 +58,7 @@ pub struct PoolStats {
 pub struct StateBytes {
     /// The used-address bitmap with its summary levels; fixed by the range size.
     pub bitmap: usize,
-    /// The owner index; grows with the number of allocations (estimated from its capacity).
+    /// The owner index; grows with the number of allocations (12 bytes per slot, 64–80% full).
     pub owner_index: usize,
 }
 
@@ -88,7 +88,7 @@ pub struct Pool {
     base: u128,
     used: Bitmap,
     reserved: u32,
-    owners: OwnerMap<u32>,
+    owners: OwnerIndex,
     cursor: u32,
 }
 
@@ -129,7 +129,7 @@ impl Pool {
             base,
             used,
             reserved,
-            owners: OwnerMap::default(),
+            owners: OwnerIndex::default(),
             cursor: 0,
         }
     }
@@ -177,7 +177,7 @@ impl Pool {
     /// The owner's address, allocating the next free one if it has none. Asking again returns the
     /// same lease, so a repeated CNI `ADD` is idempotent.
     pub fn allocate(&mut self, owner: OwnerId) -> Result<Lease, AllocError> {
-        if let Some(&off) = self.owners.get(&owner) {
+        if let Some(off) = self.owners.get(owner) {
             return Ok(self.lease(off));
         }
         let off = self
@@ -204,7 +204,7 @@ impl Pool {
             ip,
             range: self.spec.to_string(),
         })?;
-        if let Some(&current) = self.owners.get(&owner) {
+        if let Some(current) = self.owners.get(owner) {
             if current == off {
                 return Ok(self.lease(off));
             }
@@ -221,7 +221,7 @@ impl Pool {
             let holder = self
                 .owners
                 .iter()
-                .find_map(|(o, &v)| (v == off).then_some(*o))
+                .find_map(|(o, v)| (v == off).then_some(o))
                 .unwrap_or(OwnerId::from_raw(0));
             return Err(AllocError::Taken { ip, holder });
         }
@@ -245,14 +245,14 @@ impl Pool {
 
     /// Frees the owner's address; `None` if it held none (not an error: DEL is idempotent).
     pub fn release(&mut self, owner: OwnerId) -> Option<IpAddr> {
-        let off = self.owners.remove(&owner)?;
+        let off = self.owners.remove(owner)?;
         self.used.clear(off);
         Some(self.lease(off).address)
     }
 
     /// The owner's current lease, if any.
     pub fn lookup(&self, owner: OwnerId) -> Option<Lease> {
-        self.owners.get(&owner).map(|&off| self.lease(off))
+        self.owners.get(owner).map(|off| self.lease(off))
     }
 
     /// Keeps only the allocations for which `keep` says true and returns the ones released
@@ -261,19 +261,13 @@ impl Pool {
         &mut self,
         mut keep: impl FnMut(OwnerId, IpAddr) -> bool,
     ) -> Vec<(OwnerId, IpAddr)> {
-        let mut released = Vec::new();
-        let (family, base) = (self.family, self.base);
-        let used = &mut self.used;
-        self.owners.retain(|&owner, &mut off| {
-            let ip = from_bits(family, base + u128::from(off));
-            if keep(owner, ip) {
-                true
-            } else {
-                used.clear(off);
-                released.push((owner, ip));
-                false
-            }
-        });
+        let released: Vec<(OwnerId, IpAddr)> = self
+            .allocations()
+            .filter(|&(owner, ip)| !keep(owner, ip))
+            .collect();
+        for (owner, _) in &released {
+            self.release(*owner);
+        }
         released
     }
 
@@ -281,7 +275,7 @@ impl Pool {
     pub fn allocations(&self) -> impl Iterator<Item = (OwnerId, IpAddr)> + '_ {
         self.owners
             .iter()
-            .map(|(&o, &off)| (o, from_bits(self.family, self.base + u128::from(off))))
+            .map(|(o, off)| (o, from_bits(self.family, self.base + u128::from(off))))
     }
 
     /// Whether `ip` lies in this pool's range.
@@ -325,17 +319,9 @@ impl Pool {
 
     /// Heap bytes held by this pool's state.
     pub fn state_bytes(&self) -> StateBytes {
-        let cap = self.owners.capacity();
-        // hashbrown keeps 1/8 of its buckets empty and one control byte per bucket.
-        let buckets = if cap == 0 {
-            0
-        } else {
-            (cap * 8 / 7).next_power_of_two()
-        };
-        let entry = std::mem::size_of::<(OwnerId, u32)>() + 1;
         StateBytes {
             bitmap: self.used.heap_bytes(),
-            owner_index: buckets * entry,
+            owner_index: self.owners.heap_bytes(),
         }
     }
 }
