@@ -2,6 +2,7 @@
 //! logging. The binary parses [`Args`] and hands them to [`super::run`].
 
 use std::hash::BuildHasher;
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -166,8 +167,10 @@ impl Args {
             filter: self.log.clone(),
             reason: err.to_string(),
         })?;
+        // Colours only on a terminal: in a pod or a log file they are noise.
         let builder = tracing_subscriber::fmt()
             .with_env_filter(filter)
+            .with_ansi(std::io::stderr().is_terminal())
             .with_writer(std::io::stderr);
         // A subscriber may already be installed (tests running the controller in-process).
         let _ = match self.log_format {

@@ -54,6 +54,25 @@ fn bad_flags_stop_the_binary_with_an_error_naming_the_flag() {
     }
 }
 
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let out = Command::new(env!("CARGO_BIN_EXE_nauti-ovnmaster"))
+        .args(["--cluster-id", "member-1", "--log-format", "json"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let first = stderr.lines().next().unwrap_or_default();
+    let line: serde_json::Value = serde_json::from_str(first).unwrap();
+    assert_eq!(line["level"], "ERROR", "{first}");
+    assert!(
+        line["fields"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("--cluster-subnet"),
+        "{first}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_northbound_database_is_retried_until_it_answers() {
     require_root!();

@@ -120,6 +120,23 @@ async fn nodes_get_disjoint_blocks_and_the_switch_reserves_the_gateway() {
     );
     assert_disjoint_inside_subnet(&parse_blocks(&blocks));
 
+    // A deleted node's block is free again once the node is gone.
+    let b_block = bed.node_blocks().await["node-b"].clone().unwrap();
+    nodes.delete("node-b", &Default::default()).await.unwrap();
+    bed.create_node("node-e", None).await;
+    let e_block = eventually("node-e annotated", Duration::from_secs(30), || async {
+        bed.node_blocks().await["node-e"].clone()
+    })
+    .await;
+    assert_eq!(e_block, b_block);
+    let blocks: Vec<String> = bed
+        .node_blocks()
+        .await
+        .into_values()
+        .map(Option::unwrap)
+        .collect();
+    assert_disjoint_inside_subnet(&parse_blocks(&blocks));
+
     // Metrics and health.
     let leader = eventually("leader gauge 1", Duration::from_secs(10), || async {
         master

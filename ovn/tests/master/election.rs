@@ -62,3 +62,43 @@ async fn a_second_replica_takes_over_when_the_leader_stops() {
     assert_eq!(second.metric("nauti_ovnmaster_leader").await, Some(1.0));
     assert!(second.log_text().contains("became the leader"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_leaders_lease_is_taken_over_once_it_expires() {
+    require_root!();
+    let bed = Bed::start("master-crash").await;
+    let mut first = bed.master("first", &[]);
+    eventually("first holds the lease", Duration::from_secs(60), || async {
+        (bed.lease_holder().await.as_deref() == Some("first")).then_some(())
+    })
+    .await;
+    let second = bed.master("second", &[]);
+    eventually("second is ready", Duration::from_secs(60), || async {
+        second.get("/readyz").await.filter(|(code, _)| *code == 200)
+    })
+    .await;
+
+    // SIGKILL: no release; the standby must wait out the 3 s lease, then take it.
+    let killed_at = Instant::now();
+    first.daemon.kill();
+    eventually(
+        "second holds the lease",
+        Duration::from_secs(20),
+        || async { (bed.lease_holder().await.as_deref() == Some("second")).then_some(()) },
+    )
+    .await;
+    let took = killed_at.elapsed();
+    assert!(
+        took >= Duration::from_secs(2),
+        "took over after {took:?}, before expiry"
+    );
+    assert!(took < Duration::from_secs(10), "takeover took {took:?}");
+
+    bed.create_node("node-z", None).await;
+    eventually(
+        "node-z annotated by the new leader",
+        Duration::from_secs(30),
+        || async { bed.node_blocks().await["node-z"].clone() },
+    )
+    .await;
+}
