@@ -494,10 +494,12 @@ impl SandboxHandler for NautiHandler {
                 });
             }
         }
+        let started = std::time::Instant::now();
         let mut pool = self.inner.pool.lock().await;
         match self.plumb(&mut pool, &pod).await {
             Ok(ip) => {
-                info!(pod.ns = %pod.namespace, pod.name = %pod.name, sandbox = %pod.id, %ip, "second NIC plumbed");
+                let elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+                info!(pod.ns = %pod.namespace, pod.name = %pod.name, sandbox = %pod.id, %ip, elapsed_us, "second NIC plumbed");
                 Ok(())
             }
             Err(error) => match self.inner.policy {

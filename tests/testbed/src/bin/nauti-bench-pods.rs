@@ -1,0 +1,134 @@
+//! `make bench` (NRI part): 100 pods created 10 at a time on one node with `nauti-nri`; the
+//! plugin's RunPodSandbox handling time (p50, p99, from its own log) and pod start-up time through
+//! CRI with the plugin against the same containerd without it, as a ratio.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use nauti_testbed::PodSpec;
+use nauti_testbed::node_bed::NodeBed;
+
+type BenchResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+const PODS: usize = 100;
+const PARALLEL: usize = 10;
+
+fn say(line: impl AsRef<str>) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{}", line.as_ref());
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> ExitCode {
+    match bench().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * (sorted.len() as f64 - 1.0)).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+/// Runs every spec through `crictl runp`, `PARALLEL` at a time; returns each start-up time in ms.
+fn start_all(bed: &NodeBed, specs: Vec<PodSpec>) -> BenchResult<Vec<f64>> {
+    let mut times = Vec::new();
+    for chunk in specs.chunks(PARALLEL) {
+        let results: Vec<BenchResult<f64>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = chunk
+                .iter()
+                .map(|spec| {
+                    scope.spawn(move || -> BenchResult<f64> {
+                        let t0 = Instant::now();
+                        bed.ctrd.run_pod(spec)?;
+                        Ok(t0.elapsed().as_secs_f64() * 1e3)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err("pod thread panicked".into()))
+                })
+                .collect()
+        });
+        for r in results {
+            times.push(r?);
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(times)
+}
+
+async fn bench() -> BenchResult<()> {
+    let plugin: PathBuf = std::env::var_os("NAUTI_NRI_BIN")
+        .map(PathBuf::from)
+        .ok_or("NAUTI_NRI_BIN must name the nauti-nri binary")?;
+    let mut bed = NodeBed::start("bench-pods", plugin, &["--log-format", "json"]).await?;
+
+    let mut with = Vec::new();
+    let mut without = Vec::new();
+    for i in 0..PODS {
+        with.push(bed.create_pod_object(&format!("with-{i}"), &[]).await?);
+        without.push(bed.create_pod_object(&format!("without-{i}"), &[]).await?);
+    }
+    let startup_with = start_all(&bed, with)?;
+    let log = std::fs::read_to_string(bed.plugin_log())?;
+    let mut handling: Vec<f64> = log
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|v| v["fields"]["message"] == "second NIC plumbed")
+        .filter_map(|v| v["fields"]["elapsed_us"].as_f64())
+        .map(|us| us / 1e3)
+        .collect();
+    handling.sort_by(f64::total_cmp);
+    if handling.len() != PODS {
+        return Err(format!(
+            "plugin logged {} plumbed pods, expected {PODS}",
+            handling.len()
+        )
+        .into());
+    }
+
+    bed.kill_plugin();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let startup_without = start_all(&bed, without)?;
+
+    let (p50, p99) = (percentile(&handling, 50.0), percentile(&handling, 99.0));
+    let (w50, w99) = (
+        percentile(&startup_with, 50.0),
+        percentile(&startup_with, 99.0),
+    );
+    let (o50, o99) = (
+        percentile(&startup_without, 50.0),
+        percentile(&startup_without, 99.0),
+    );
+    say(format!(
+        "pods: {PODS} with the plugin, {PODS} without, {PARALLEL} at a time"
+    ));
+    say(format!(
+        "plugin RunPodSandbox handling: p50 {p50:.1} ms, p99 {p99:.1} ms"
+    ));
+    say(format!(
+        "pod start-up with nauti-nri:    p50 {w50:.0} ms, p99 {w99:.0} ms"
+    ));
+    say(format!(
+        "pod start-up without a plugin:  p50 {o50:.0} ms, p99 {o99:.0} ms"
+    ));
+    say(format!(
+        "ratio with/without: p50 {:.2}x, p99 {:.2}x",
+        w50 / o50,
+        w99 / o99
+    ));
+    Ok(())
+}
