@@ -307,6 +307,25 @@ mod tests {
     }
 
     #[test]
+    fn every_flag_has_an_environment_twin() {
+        use clap::CommandFactory as _;
+        let command = Args::command();
+        for arg in command.get_arguments() {
+            let id = arg.get_id().as_str();
+            if matches!(id, "help" | "version") {
+                continue;
+            }
+            let env = arg
+                .get_env()
+                .unwrap_or_else(|| panic!("--{id} has no env twin"));
+            assert!(
+                env.to_string_lossy().starts_with("NAUTI_"),
+                "--{id}: {env:?}"
+            );
+        }
+    }
+
+    #[test]
     fn identities_differ_between_incarnations() {
         assert_ne!(default_identity(), default_identity());
     }

@@ -214,22 +214,22 @@ pub async fn run_with(settings: Settings, shutdown: CancellationToken) -> Result
     if let Ok(addr) = listener.local_addr() {
         info!(%addr, "serving /metrics, /healthz and /readyz");
     }
-    let http = tokio::spawn(metrics::serve(listener, metrics.clone(), shutdown.clone()));
+    let _http = AbortOnDrop(tokio::spawn(metrics::serve(
+        listener,
+        metrics.clone(),
+        shutdown.clone(),
+    )));
 
     let client = kube::connect(settings.kubeconfig.as_deref()).await?;
     let changed = Arc::new(Notify::new());
     let caches = kube::spawn_watches(&client, changed.clone(), &shutdown);
 
     let Some(nb) = connect_nb(&settings.ovn_nb, &metrics, &shutdown).await else {
-        http.abort();
         return Ok(());
     };
     tokio::select! {
         ready = caches.ready() => if ready { metrics.set_caches_synced() },
-        () = shutdown.cancelled() => {
-            http.abort();
-            return Ok(());
-        }
+        () = shutdown.cancelled() => return Ok(()),
     }
     info!("caches synced; joining the leader election");
 
@@ -263,9 +263,18 @@ pub async fn run_with(settings: Settings, shutdown: CancellationToken) -> Result
     if let Err(error) = lease_task.await {
         warn!(%error, "the lease task ended abnormally");
     }
-    http.abort();
     info!("stopped");
     Ok(())
+}
+
+/// Stops the endpoint server however `run_with` returns, also on an early error, so an
+/// embedding process does not keep a stray listener.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Connects to the northbound database, retrying with backoff until it answers or we are told
