@@ -16,7 +16,7 @@ cargo build -q --release -p nauti-ipam --bins --examples
 # --target keeps the static build's artifacts apart, and keeps RUSTFLAGS off build scripts.
 RUSTFLAGS="-C target-feature=+crt-static" cargo build -q --release -p nauti-ipam --bin nauti-ipam --target "$triple"
 
-echo "# machine: $(nproc) cores, $(uname -r), $(findmnt -no FSTYPE -T "${TMPDIR:-/tmp}") under ${TMPDIR:-/tmp}"
+echo "# machine: $(nproc) cores, $(uname -r), $(findmnt -no FSTYPE -T "${TMPDIR:-/tmp}") under ${TMPDIR:-/tmp}, load average $(cut -d" " -f1-3 /proc/loadavg)"
 echo "## CNI binary: ADD+DEL per pair"
 "$CARGO_TARGET_DIR/release/examples/cni_bench" "$n" "$host_local" \
   "dynamic=$CARGO_TARGET_DIR/release/nauti-ipam" \
