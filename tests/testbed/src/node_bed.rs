@@ -9,7 +9,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use kube::api::{Api, ObjectMeta, PostParams};
+use serde::Deserialize;
 
 use crate::containerd::{Containerd, Pod as Sandbox, PodSpec};
 use crate::error::{Error, Result};
@@ -44,6 +46,7 @@ pub struct NodeBed {
     _underlay: Netns,
     pub dir: TestDir,
     plugin_bin: PathBuf,
+    plugin_kubeconfig: PathBuf,
     extra_args: Vec<String>,
     starts: u32,
 }
@@ -82,6 +85,7 @@ impl NodeBed {
             .create(&PostParams::default(), &node_obj)
             .await
             .map_err(kube_err("create the Node"))?;
+        let plugin_kubeconfig = least_privilege_identity(&kube).await?;
         let ctrd = Containerd::start(&node, &dir)?;
         let forward = kube.expose_in(&node)?;
         let mut bed = Self {
@@ -95,6 +99,7 @@ impl NodeBed {
             _underlay: underlay,
             dir,
             plugin_bin,
+            plugin_kubeconfig,
             extra_args: extra_args.iter().map(|s| (*s).to_owned()).collect(),
             starts: 0,
         };
@@ -135,7 +140,7 @@ impl NodeBed {
             .arg("--ovs-db")
             .arg(self.ovn_node.db_remote())
             .arg("--kubeconfig")
-            .arg(self.kube.kubeconfig());
+            .arg(&self.plugin_kubeconfig);
         cmd
     }
 
@@ -241,6 +246,39 @@ impl NodeBed {
         }
         false
     }
+}
+
+/// The user the plugin runs as: bound to the ClusterRole of `deploy/rbac/nri.yaml` and nothing
+/// else, so every test proves that role sufficient.
+pub const PLUGIN_USER: &str = "nauti-nri-test";
+
+async fn least_privilege_identity(kube: &KubeApi) -> Result<PathBuf> {
+    let path = crate::repo_root().join("deploy/rbac/nri.yaml");
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| Error::Other(format!("read {}: {e}", path.display())))?;
+    let role = serde_yaml::Deserializer::from_str(&text)
+        .filter_map(|doc| serde_yaml::Value::deserialize(doc).ok())
+        .find(|doc| doc["kind"] == "ClusterRole")
+        .ok_or_else(|| Error::Other(format!("no ClusterRole in {}", path.display())))?;
+    let role: ClusterRole = serde_yaml::from_value(role)
+        .map_err(|e| Error::Other(format!("{}: {e}", path.display())))?;
+    let name = role.metadata.name.clone().unwrap_or_default();
+    let client = kube.client().await?;
+    Api::<ClusterRole>::all(client.clone())
+        .create(&PostParams::default(), &role)
+        .await
+        .map_err(kube_err("create the plugin's ClusterRole"))?;
+    let binding: ClusterRoleBinding = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": PLUGIN_USER},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": PLUGIN_USER}],
+    }))
+    .map_err(|e| Error::Other(format!("binding: {e}")))?;
+    Api::<ClusterRoleBinding>::all(client)
+        .create(&PostParams::default(), &binding)
+        .await
+        .map_err(kube_err("bind the plugin's ClusterRole"))?;
+    kube.kubeconfig_for(PLUGIN_USER, &[])
 }
 
 /// The `inet` line and the MAC of `eth-nauti` inside a container.
