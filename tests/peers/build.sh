@@ -21,6 +21,9 @@ BIN="$PEERS_DIR/bin"
 STORE="$PEERS_DIR/store"
 IMAGES="$PEERS_DIR/images"
 mkdir -p "$BIN" "$STORE" "$IMAGES"
+# One build at a time per cache (two checkouts or sessions may share it).
+exec 9>"$PEERS_DIR/.lock"
+flock 9
 
 if ! command -v go >/dev/null; then
   export PATH="/usr/local/go/bin:$PATH"
