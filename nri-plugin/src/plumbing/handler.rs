@@ -13,7 +13,7 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use nauti_api::NetworkConfig;
 use nauti_ipam::{Pool, RangeSpec};
 use nauti_ovn::{Client, ClientConfig, Endpoint, Northbound, OpenVswitch};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, RwLock};
 use tracing::{info, warn};
 
 use super::plan::{
@@ -113,7 +113,11 @@ struct Inner {
     opt_out: OptOut,
     policy: FailurePolicy,
     range: RangeSpec,
-    /// Also serialises plumbing, so that `Synchronize` never races a sandbox event.
+    /// Sandbox events hold it shared and run concurrently (each pod has its own port, veth and
+    /// OVS port); `Synchronize` holds it exclusively, so the allocator it rebuilds from OVN never
+    /// misses an allocation whose port is still being written.
+    gate: RwLock<()>,
+    /// Held only for allocator operations, never across I/O.
     pool: Mutex<Pool>,
     nb: Northbound,
     ovs: OpenVswitch,
@@ -223,6 +227,7 @@ impl NautiHandler {
                     namespaces: settings.opt_out_namespaces.clone(),
                 },
                 policy: settings.failure_policy,
+                gate: RwLock::new(()),
                 pool: Mutex::new(Pool::new(range.clone())),
                 range,
                 nb,
@@ -231,10 +236,7 @@ impl NautiHandler {
                 recorder,
             }),
         };
-        {
-            let mut pool = handler.inner.pool.lock().await;
-            handler.rebuild(&mut pool).await?;
-        }
+        handler.rebuild().await?;
         info!(
             node = %handler.inner.node.node,
             block = %node_block,
@@ -251,7 +253,7 @@ impl NautiHandler {
     }
 
     /// Replaces the allocator's state with what OVN holds for this node.
-    async fn rebuild(&self, pool: &mut Pool) -> Result<(), PlumbError> {
+    async fn rebuild(&self) -> Result<(), PlumbError> {
         let ports = self.list_ports().await?;
         let mine = node_ports(&ports, &self.inner.node.node);
         let pairs = allocations_from_ports(&mine, &self.inner.node.pod_ifname);
@@ -260,7 +262,7 @@ impl NautiHandler {
             warn!(address = %conflict.address, error = %conflict.error,
                 "a port in OVN claims an address this node cannot honour");
         }
-        *pool = rebuilt;
+        *self.inner.pool.lock().await = rebuilt;
         Ok(())
     }
 
@@ -275,9 +277,10 @@ impl NautiHandler {
 
     /// Allocates, writes the port, plumbs the NIC, plugs it into OVS and annotates the pod.
     /// On failure everything made so far is undone.
-    async fn plumb(&self, pool: &mut Pool, pod: &PodSandbox) -> Result<IpAddr, PlumbError> {
+    async fn plumb(&self, pod: &PodSandbox) -> Result<IpAddr, PlumbError> {
         let netns = pod.netns_path.clone().ok_or(PlumbError::NoNetns)?;
         let owner = owner(&pod.id, &self.inner.node.pod_ifname);
+        let mut pool = self.inner.pool.lock().await;
         let ip = match pool.lookup(owner) {
             Some(lease) => lease.address,
             None => {
@@ -289,6 +292,7 @@ impl NautiHandler {
                     .address
             }
         };
+        drop(pool);
         let plan = pod_plan(pod, ip, &self.inner.node);
         let result = async {
             self.inner
@@ -306,7 +310,7 @@ impl NautiHandler {
         }
         .await;
         if let Err(error) = result {
-            self.undo(pool, pod).await;
+            self.undo(pod).await;
             return Err(error);
         }
         Ok(ip)
@@ -342,12 +346,7 @@ impl NautiHandler {
     }
 
     /// Unplugs, removes the port if it is still this sandbox's, and releases the address.
-    async fn release(
-        &self,
-        pool: &mut Pool,
-        sandbox_id: &str,
-        lsp: Option<&str>,
-    ) -> Result<(), PlumbError> {
+    async fn release(&self, sandbox_id: &str, lsp: Option<&str>) -> Result<(), PlumbError> {
         self.unplug(sandbox_id).await?;
         if let Some(name) = lsp {
             let current = self
@@ -371,14 +370,18 @@ impl NautiHandler {
                     .map_err(PlumbError::ovsdb(format!("remove port {name}")))?;
             }
         }
-        pool.release(owner(sandbox_id, &self.inner.node.pod_ifname));
+        self.inner
+            .pool
+            .lock()
+            .await
+            .release(owner(sandbox_id, &self.inner.node.pod_ifname));
         Ok(())
     }
 
     /// Best-effort rollback of a failed plumb; the first error is what the caller reports.
-    async fn undo(&self, pool: &mut Pool, pod: &PodSandbox) {
+    async fn undo(&self, pod: &PodSandbox) {
         let lsp = super::plan::lsp_name(&pod.namespace, &pod.name);
-        if let Err(error) = self.release(pool, &pod.id, Some(&lsp)).await {
+        if let Err(error) = self.release(&pod.id, Some(&lsp)).await {
             warn!(pod.ns = %pod.namespace, pod.name = %pod.name, %error, "rollback incomplete");
         }
     }
@@ -406,8 +409,8 @@ impl NautiHandler {
 
     /// Brings OVN, the node and the allocator in line with the runtime's sandboxes.
     async fn reconcile(&self, pods: Vec<PodSandbox>) -> Result<(), PlumbError> {
-        let mut pool = self.inner.pool.lock().await;
-        self.rebuild(&mut pool).await?;
+        let _exclusive = self.inner.gate.write().await;
+        self.rebuild().await?;
         let ports = self.list_ports().await?;
         let mine = node_ports(&ports, &self.inner.node.node);
         let plan = sync_plan(&pods, &mine, &self.inner.opt_out);
@@ -417,13 +420,13 @@ impl NautiHandler {
             .filter_map(|sandbox| Some((sandbox.clone(), mine.get(sandbox.as_str())?.name.clone())))
             .collect();
         for (sandbox, lsp) in leaked {
-            match self.release(&mut pool, &sandbox, Some(&lsp)).await {
+            match self.release(&sandbox, Some(&lsp)).await {
                 Ok(()) => info!(sandbox = %sandbox, lsp = %lsp, "released a leaked port"),
                 Err(error) => warn!(sandbox = %sandbox, %error, "could not release a leaked port"),
             }
         }
         for pod in pods.iter().filter(|p| plan.plumb.contains(&p.id)) {
-            match self.plumb(&mut pool, pod).await {
+            match self.plumb(pod).await {
                 Ok(ip) => {
                     info!(pod.ns = %pod.namespace, pod.name = %pod.name, %ip, "plumbed a missed pod")
                 }
@@ -438,7 +441,7 @@ impl NautiHandler {
             };
             let present = nic::inspect(Path::new(netns), &self.inner.node.pod_ifname).await;
             if matches!(present, Ok(None)) {
-                match self.plumb(&mut pool, pod).await {
+                match self.plumb(pod).await {
                     Ok(ip) => {
                         info!(pod.ns = %pod.namespace, pod.name = %pod.name, %ip, "replumbed a lost NIC")
                     }
@@ -495,8 +498,8 @@ impl SandboxHandler for NautiHandler {
             }
         }
         let started = std::time::Instant::now();
-        let mut pool = self.inner.pool.lock().await;
-        match self.plumb(&mut pool, &pod).await {
+        let _shared = self.inner.gate.read().await;
+        match self.plumb(&pod).await {
             Ok(ip) => {
                 let elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
                 info!(pod.ns = %pod.namespace, pod.name = %pod.name, sandbox = %pod.id, %ip, elapsed_us, "second NIC plumbed");
@@ -506,7 +509,6 @@ impl SandboxHandler for NautiHandler {
                 FailurePolicy::Fail => Err(error.into_handler_error(&pod)),
                 FailurePolicy::Ignore => {
                     warn!(pod.ns = %pod.namespace, pod.name = %pod.name, %error, "pod starts without its second NIC");
-                    drop(pool);
                     self.record_failure(&pod, &error).await;
                     Ok(())
                 }
@@ -515,19 +517,23 @@ impl SandboxHandler for NautiHandler {
     }
 
     async fn stop_pod_sandbox(&self, pod: PodSandbox) -> Result<(), HandlerError> {
-        let _pool = self.inner.pool.lock().await;
+        let _shared = self.inner.gate.read().await;
         self.unplug(&pod.id)
             .await
             .map_err(|e| e.into_handler_error(&pod))
     }
 
     async fn remove_pod_sandbox(&self, pod: PodSandbox) -> Result<(), HandlerError> {
-        let mut pool = self.inner.pool.lock().await;
+        let _shared = self.inner.gate.read().await;
         let owner = owner(&pod.id, &self.inner.node.pod_ifname);
-        let lsp = pool
+        let lsp = self
+            .inner
+            .pool
+            .lock()
+            .await
             .lookup(owner)
             .map(|_| super::plan::lsp_name(&pod.namespace, &pod.name));
-        self.release(&mut pool, &pod.id, lsp.as_deref())
+        self.release(&pod.id, lsp.as_deref())
             .await
             .map_err(|e| e.into_handler_error(&pod))?;
         info!(pod.ns = %pod.namespace, pod.name = %pod.name, sandbox = %pod.id, "second NIC released");
