@@ -295,12 +295,21 @@ impl NautiHandler {
         drop(pool);
         let plan = pod_plan(pod, ip, &self.inner.node);
         let result = async {
-            self.inner
-                .nb
-                .ensure_logical_switch_port(&self.inner.node.logical_switch, &plan.lsp)
-                .await
-                .map_err(PlumbError::ovsdb(format!("write port {}", plan.lsp.name)))?;
-            nic::plumb(Path::new(&netns), &plan.nic).await?;
+            // The port and the veth do not depend on each other; the OVS port needs the veth,
+            // and the annotations come last so that they never describe a NIC that is not there.
+            let lsp = async {
+                self.inner
+                    .nb
+                    .ensure_logical_switch_port(&self.inner.node.logical_switch, &plan.lsp)
+                    .await
+                    .map_err(PlumbError::ovsdb(format!("write port {}", plan.lsp.name)))
+            };
+            let veth = async {
+                nic::plumb(Path::new(&netns), &plan.nic)
+                    .await
+                    .map_err(PlumbError::from)
+            };
+            tokio::try_join!(lsp, veth)?;
             self.inner
                 .ovs
                 .ensure_port(&self.inner.node.integration_bridge, &plan.ovs_port)
