@@ -9,8 +9,9 @@ use futures::TryStreamExt;
 use ipnet::IpNet;
 use nauti_api::MacAddr;
 use netlink_packet_route::address::AddressAttribute;
+use netlink_packet_route::link::{InfoData, InfoKind, InfoVeth};
 use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
-use rtnetlink::{Handle, LinkUnspec, LinkVeth, RouteMessageBuilder};
+use rtnetlink::{Handle, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
 use super::{NicError, NicPlan, ethtool, netns, peer_tmp_ifname};
 
@@ -25,23 +26,40 @@ pub struct PodNicState {
 
 /// Creates the veth pair for `plan` and configures its pod end inside `pod_netns`.
 ///
+/// The pod end is created directly in the pod's namespace with its final name, MAC and MTU:
+/// moving a link between namespaces afterwards costs a network-wide RCU grace period, which was
+/// most of a pod's plumbing time.
+///
 /// Idempotent: a pair left by an earlier attempt is deleted first (deleting the host end takes
 /// the pod end with it), so a retried sandbox gets a clean NIC.
 pub async fn plumb(pod_netns: &Path, plan: &NicPlan) -> Result<(), NicError> {
     let host = connect()?;
-    let peer = peer_tmp_ifname(&plan.host_ifname);
     delete_if_exists(&host, &plan.host_ifname).await?;
-    delete_if_exists(&host, &peer).await?;
+    // A pod end stranded in the node by an attempt that failed before moving it.
+    delete_if_exists(&host, &peer_tmp_ifname(&plan.host_ifname)).await?;
+    let ns = File::open(pod_netns).map_err(|e| NicError::netns(pod_netns, e))?;
+    let pod_end = LinkMessageBuilder::<LinkUnspec>::new()
+        .name(plan.pod_ifname.clone())
+        .address(plan.mac.octets().to_vec())
+        .mtu(plan.mtu)
+        .setns_by_fd(ns.as_raw_fd())
+        .build();
+    let pair = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
+        .name(plan.host_ifname.clone())
+        .mtu(plan.mtu)
+        .up()
+        .set_info_data(InfoData::Veth(InfoVeth::Peer(pod_end)))
+        .build();
     host.link()
-        .add(
-            LinkVeth::new(&plan.host_ifname, &peer)
-                .mtu(plan.mtu)
-                .build(),
-        )
+        .add(pair)
         .execute()
         .await
         .map_err(|source| netlink("add veth", &plan.host_ifname, source))?;
-    let result = move_and_configure(&host, pod_netns, &peer, plan).await;
+    let plan_in_pod = plan.clone();
+    let result = netns::run_in(pod_netns, move |pod| async move {
+        configure_pod_end(&pod, &plan_in_pod).await
+    })
+    .await;
     if result.is_err() {
         // Leave nothing half-made behind; the caller reports the first error.
         let _ = delete_if_exists(&host, &plan.host_ifname).await;
@@ -49,52 +67,9 @@ pub async fn plumb(pod_netns: &Path, plan: &NicPlan) -> Result<(), NicError> {
     result
 }
 
-async fn move_and_configure(
-    host: &Handle,
-    pod_netns: &Path,
-    peer: &str,
-    plan: &NicPlan,
-) -> Result<(), NicError> {
-    let ns = File::open(pod_netns).map_err(|e| NicError::netns(pod_netns, e))?;
-    let peer_index = index_of(host, peer).await?;
-    host.link()
-        .set(
-            LinkUnspec::new_with_index(peer_index)
-                .setns_by_fd(ns.as_raw_fd())
-                .build(),
-        )
-        .execute()
-        .await
-        .map_err(|source| netlink("move to pod netns", peer, source))?;
-    let host_index = index_of(host, &plan.host_ifname).await?;
-    host.link()
-        .set(LinkUnspec::new_with_index(host_index).up().build())
-        .execute()
-        .await
-        .map_err(|source| netlink("set up", &plan.host_ifname, source))?;
-
-    let plan = plan.clone();
-    let peer = peer.to_owned();
-    netns::run_in(pod_netns, move |pod| async move {
-        configure_pod_end(&pod, &peer, &plan).await
-    })
-    .await
-}
-
-/// Inside the pod: rename, MAC, MTU, offloads, gratuitous ARP on up, address, routes.
-async fn configure_pod_end(pod: &Handle, peer: &str, plan: &NicPlan) -> Result<(), NicError> {
-    let index = index_of(pod, peer).await?;
-    pod.link()
-        .set(
-            LinkUnspec::new_with_index(index)
-                .name(plan.pod_ifname.clone())
-                .address(plan.mac.octets().to_vec())
-                .mtu(plan.mtu)
-                .build(),
-        )
-        .execute()
-        .await
-        .map_err(|source| netlink("rename and set MAC", peer, source))?;
+/// Inside the pod: offloads, gratuitous ARP on up, address, up, routes.
+async fn configure_pod_end(pod: &Handle, plan: &NicPlan) -> Result<(), NicError> {
+    let index = index_of(pod, &plan.pod_ifname).await?;
     if !plan.tx_checksum_offload {
         ethtool::set_tx_checksum(&plan.pod_ifname, false).map_err(|source| NicError::Ethtool {
             link: plan.pod_ifname.clone(),

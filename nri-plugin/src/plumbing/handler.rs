@@ -297,7 +297,9 @@ impl NautiHandler {
         let result = async {
             // The port and the veth do not depend on each other; the OVS port needs the veth,
             // and the annotations come last so that they never describe a NIC that is not there.
+            let t0 = std::time::Instant::now();
             let lsp = async {
+                let _timer = StepTimer::new("lsp", t0);
                 self.inner
                     .nb
                     .ensure_logical_switch_port(&self.inner.node.logical_switch, &plan.lsp)
@@ -305,16 +307,21 @@ impl NautiHandler {
                     .map_err(PlumbError::ovsdb(format!("write port {}", plan.lsp.name)))
             };
             let veth = async {
+                let _timer = StepTimer::new("veth", t0);
                 nic::plumb(Path::new(&netns), &plan.nic)
                     .await
                     .map_err(PlumbError::from)
             };
             tokio::try_join!(lsp, veth)?;
-            self.inner
-                .ovs
-                .ensure_port(&self.inner.node.integration_bridge, &plan.ovs_port)
-                .await
-                .map_err(PlumbError::ovsdb(format!("plug {}", plan.ovs_port.name)))?;
+            {
+                let _timer = StepTimer::new("ovs", std::time::Instant::now());
+                self.inner
+                    .ovs
+                    .ensure_port(&self.inner.node.integration_bridge, &plan.ovs_port)
+                    .await
+                    .map_err(PlumbError::ovsdb(format!("plug {}", plan.ovs_port.name)))?;
+            }
+            let _timer = StepTimer::new("annotate", std::time::Instant::now());
             self.annotate(pod, &plan.network).await
         }
         .await;
@@ -461,6 +468,25 @@ impl NautiHandler {
             }
         }
         Ok(())
+    }
+}
+
+/// Logs how long a plumbing step took (debug level), when dropped.
+struct StepTimer {
+    step: &'static str,
+    since: std::time::Instant,
+}
+
+impl StepTimer {
+    fn new(step: &'static str, since: std::time::Instant) -> Self {
+        Self { step, since }
+    }
+}
+
+impl Drop for StepTimer {
+    fn drop(&mut self) {
+        let us = u64::try_from(self.since.elapsed().as_micros()).unwrap_or(u64::MAX);
+        tracing::debug!(step = self.step, elapsed_us = us, "plumbing step");
     }
 }
 

@@ -7,8 +7,8 @@ use crate::names;
 
 /// A fresh folder under `$NAUTI_TEST_DIR` (default `/tmp/nauti-tests`).
 ///
-/// Removed on drop when the test passed; kept, with its path printed, when it failed, so the logs of
-/// every peer the test started can be read afterwards. Declare it first in a test so that it drops
+/// Removed on drop when the test passed; kept, with its path printed, when it failed (or when
+/// `NAUTI_KEEP_TEST_DIR` is set), so the logs of every peer the test started can be read afterwards. Declare it first in a test so that it drops
 /// last, after the guards that write into it.
 #[derive(Debug)]
 pub struct TestDir {
@@ -44,7 +44,8 @@ impl TestDir {
 
 impl Drop for TestDir {
     fn drop(&mut self) {
-        if std::thread::panicking() {
+        let keep = std::env::var_os("NAUTI_KEEP_TEST_DIR").is_some();
+        if std::thread::panicking() || keep {
             eprintln!("test files kept in {}", self.path.display());
         } else {
             let _ = std::fs::remove_dir_all(&self.path);

@@ -13,7 +13,14 @@ use nauti_testbed::node_bed::NodeBed;
 type BenchResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 const PODS: usize = 100;
-const PARALLEL: usize = 10;
+/// Pods started at once (`NAUTI_BENCH_PARALLEL` overrides, e.g. 1 for the uncontended figure).
+fn parallel() -> usize {
+    std::env::var("NAUTI_BENCH_PARALLEL")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(10)
+}
 
 fn say(line: impl AsRef<str>) {
     let mut out = std::io::stdout().lock();
@@ -39,10 +46,10 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.min(sorted.len() - 1)]
 }
 
-/// Runs every spec through `crictl runp`, `PARALLEL` at a time; returns each start-up time in ms.
+/// Runs every spec through `crictl runp`, [`parallel`] at a time; returns each start-up time in ms.
 fn start_all(bed: &NodeBed, specs: Vec<PodSpec>) -> BenchResult<Vec<f64>> {
     let mut times = Vec::new();
-    for chunk in specs.chunks(PARALLEL) {
+    for chunk in specs.chunks(parallel()) {
         let results: Vec<BenchResult<f64>> = std::thread::scope(|scope| {
             let handles: Vec<_> = chunk
                 .iter()
@@ -114,7 +121,8 @@ async fn bench() -> BenchResult<()> {
         percentile(&startup_without, 99.0),
     );
     say(format!(
-        "pods: {PODS} with the plugin, {PODS} without, {PARALLEL} at a time"
+        "pods: {PODS} with the plugin, {PODS} without, {} at a time",
+        parallel()
     ));
     say(format!(
         "plugin RunPodSandbox handling: p50 {p50:.1} ms, p99 {p99:.1} ms"
