@@ -13,7 +13,7 @@ use netlink_packet_route::link::{InfoData, InfoKind, InfoVeth};
 use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use rtnetlink::{Handle, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
-use super::{NicError, NicPlan, ethtool, netns, peer_tmp_ifname};
+use super::{NicError, NicPlan, ethtool, netns};
 
 /// What the pod end looks like, as read back from the kernel.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,8 +35,6 @@ pub struct PodNicState {
 pub async fn plumb(pod_netns: &Path, plan: &NicPlan) -> Result<(), NicError> {
     let host = connect()?;
     delete_if_exists(&host, &plan.host_ifname).await?;
-    // A pod end stranded in the node by an attempt that failed before moving it.
-    delete_if_exists(&host, &peer_tmp_ifname(&plan.host_ifname)).await?;
     let ns = File::open(pod_netns).map_err(|e| NicError::netns(pod_netns, e))?;
     let pod_end = LinkMessageBuilder::<LinkUnspec>::new()
         .name(plan.pod_ifname.clone())

@@ -50,11 +50,6 @@ pub fn host_ifname(sandbox_id: &str) -> String {
     format!("nti{digits}")
 }
 
-/// The temporary name of the pod end while it still sits in the node's namespace.
-fn peer_tmp_ifname(host_ifname: &str) -> String {
-    format!("ntp{}", host_ifname.trim_start_matches("nti"))
-}
-
 /// What went wrong while plumbing a NIC; each variant names the link or namespace.
 #[derive(Debug, thiserror::Error)]
 pub enum NicError {
@@ -117,7 +112,6 @@ mod tests {
         assert_eq!(name, "nti4f1c0d8e9a7b");
         assert_eq!(name.len(), IFNAME_MAX);
         assert_eq!(host_ifname(id), name);
-        assert_eq!(peer_tmp_ifname(&name), "ntp4f1c0d8e9a7b");
     }
 
     #[test]
