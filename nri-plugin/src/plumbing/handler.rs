@@ -253,7 +253,8 @@ impl NautiHandler {
     }
 
     /// Replaces the allocator's state with what OVN holds for this node.
-    async fn rebuild(&self) -> Result<(), PlumbError> {
+    /// Returns the switch's ports it was rebuilt from.
+    async fn rebuild(&self) -> Result<Vec<nauti_ovn::LogicalSwitchPort>, PlumbError> {
         let ports = self.list_ports().await?;
         let mine = node_ports(&ports, &self.inner.node.node);
         let pairs = allocations_from_ports(&mine, &self.inner.node.pod_ifname);
@@ -263,7 +264,7 @@ impl NautiHandler {
                 "a port in OVN claims an address this node cannot honour");
         }
         *self.inner.pool.lock().await = rebuilt;
-        Ok(())
+        Ok(ports)
     }
 
     async fn list_ports(&self) -> Result<Vec<nauti_ovn::LogicalSwitchPort>, PlumbError> {
@@ -426,8 +427,7 @@ impl NautiHandler {
     /// Brings OVN, the node and the allocator in line with the runtime's sandboxes.
     async fn reconcile(&self, pods: Vec<PodSandbox>) -> Result<(), PlumbError> {
         let _exclusive = self.inner.gate.write().await;
-        self.rebuild().await?;
-        let ports = self.list_ports().await?;
+        let ports = self.rebuild().await?;
         let mine = node_ports(&ports, &self.inner.node.node);
         let plan = sync_plan(&pods, &mine, &self.inner.opt_out);
         let leaked: Vec<(String, String)> = plan
