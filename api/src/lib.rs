@@ -8,12 +8,16 @@
 //! - [`conditions`]: building status conditions without churning `lastTransitionTime`.
 //! - [`crd`]: the CustomResourceDefinitions generated from those types, as written to
 //!   `deploy/crds/` by the `crdgen` binary.
+//! - `daemon` (feature `daemon`): log flags, signals and the metrics/health endpoint shared by
+//!   every Nauti daemon.
 
 #![warn(missing_docs)]
 
 pub mod conditions;
 pub mod core;
 pub mod crd;
+#[cfg(feature = "daemon")]
+pub mod daemon;
 pub mod mcs;
 pub mod peer;
 mod schema;

@@ -2,15 +2,14 @@
 //! logging. The binary parses [`Args`] and hands them to [`super::run`].
 
 use std::hash::BuildHasher;
-use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 use ipnet::IpNet;
 use nauti_api::NetworkConfig;
-use tracing_subscriber::EnvFilter;
+use nauti_api::daemon::LogArgs;
 
 use super::MasterError;
 use super::core::ClusterNetwork;
@@ -88,22 +87,9 @@ pub struct Args {
     #[arg(long, env = "NAUTI_METRICS_ADDR", default_value = "0.0.0.0:9464")]
     pub metrics_addr: SocketAddr,
 
-    /// Log format.
-    #[arg(long, env = "NAUTI_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
-
-    /// Log filter (tracing `EnvFilter` syntax, e.g. `info,nauti_ovn=debug`).
-    #[arg(long, env = "NAUTI_LOG", default_value = "info")]
-    pub log: String,
-}
-
-/// How log lines look.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
+    /// Logging.
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
 /// Everything the controller needs, checked.
@@ -163,21 +149,7 @@ impl Args {
 
     /// Installs the global tracing subscriber (stderr, text or JSON).
     pub fn init_tracing(&self) -> Result<(), MasterError> {
-        let filter = EnvFilter::try_new(&self.log).map_err(|err| MasterError::LogFilter {
-            filter: self.log.clone(),
-            reason: err.to_string(),
-        })?;
-        // Colours only on a terminal: in a pod or a log file they are noise.
-        let builder = tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_ansi(std::io::stderr().is_terminal())
-            .with_writer(std::io::stderr);
-        // A subscriber may already be installed (tests running the controller in-process).
-        let _ = match self.log_format {
-            LogFormat::Text => builder.try_init(),
-            LogFormat::Json => builder.json().try_init(),
-        };
-        Ok(())
+        Ok(self.log.init()?)
     }
 }
 

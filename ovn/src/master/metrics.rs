@@ -1,28 +1,18 @@
-//! Prometheus metrics and the health endpoints, served over plain HTTP/1.
+//! Prometheus metrics and readiness, served by `nauti_api::daemon::serve`.
 //!
 //! `/healthz` answers as long as the process serves requests (liveness); `/readyz` answers 200
 //! only once the northbound database is connected and the Node and Pod caches are filled, so a
 //! standby replica is ready too (it can take over at once). `/metrics` is the text exposition.
 
-use std::convert::Infallible;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use http_body_util::Full;
-use hyper::body::{Bytes, Incoming};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use nauti_api::daemon::Health;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
 
 /// Label of a reconcile's outcome (`ok`, or the error's stable label).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -155,70 +145,14 @@ impl Metrics {
     }
 }
 
-/// Serves the endpoints until `shutdown`.
-pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, shutdown: CancellationToken) {
-    loop {
-        let accepted = tokio::select! {
-            () = shutdown.cancelled() => return,
-            accepted = listener.accept() => accepted,
-        };
-        let stream = match accepted {
-            Ok((stream, _)) => stream,
-            Err(error) => {
-                warn!(%error, "accepting a metrics connection failed");
-                continue;
-            }
-        };
-        let metrics = metrics.clone();
-        let shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |req| {
-                let metrics = metrics.clone();
-                async move { Ok::<_, Infallible>(respond(&req, &metrics)) }
-            });
-            let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
-            tokio::select! {
-                result = conn => if let Err(error) = result {
-                    debug!(%error, "metrics connection ended with an error");
-                },
-                () = shutdown.cancelled() => {}
-            }
-        });
+impl Health for Metrics {
+    fn render_metrics(&self) -> String {
+        self.render()
     }
-}
 
-fn respond(req: &Request<Incoming>, metrics: &Metrics) -> Response<Full<Bytes>> {
-    if req.method() != Method::GET {
-        return reply(StatusCode::METHOD_NOT_ALLOWED, "only GET\n", "text/plain");
+    fn not_ready(&self) -> Option<String> {
+        Metrics::not_ready(self)
     }
-    match req.uri().path() {
-        "/metrics" => reply(
-            StatusCode::OK,
-            metrics.render(),
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        ),
-        "/healthz" | "/livez" => reply(StatusCode::OK, "ok\n", "text/plain"),
-        "/readyz" => match metrics.not_ready() {
-            None => reply(StatusCode::OK, "ok\n", "text/plain"),
-            Some(why) => reply(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("not ready: {why}\n"),
-                "text/plain",
-            ),
-        },
-        _ => reply(StatusCode::NOT_FOUND, "not found\n", "text/plain"),
-    }
-}
-
-fn reply(status: StatusCode, body: impl Into<Bytes>, content_type: &str) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(body.into()));
-    *response.status_mut() = status;
-    if let Ok(value) = content_type.parse() {
-        response
-            .headers_mut()
-            .insert(hyper::header::CONTENT_TYPE, value);
-    }
-    response
 }
 
 #[cfg(test)]

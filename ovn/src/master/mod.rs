@@ -29,6 +29,7 @@ use std::time::Duration;
 
 use ::kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use k8s_openapi::api::core::v1::{Node, ObjectReference};
+use nauti_api::daemon::{AbortOnDrop, serve, shutdown_on_signals};
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
@@ -71,13 +72,8 @@ pub enum MasterError {
         reason: String,
     },
     /// The log filter does not parse.
-    #[error("invalid log filter {filter:?}: {reason}")]
-    LogFilter {
-        /// The filter given.
-        filter: String,
-        /// The parser's complaint.
-        reason: String,
-    },
+    #[error(transparent)]
+    Log(#[from] nauti_api::daemon::LogError),
     /// No usable Kubernetes client configuration.
     #[error("cannot load a Kubernetes client configuration from {source_of}: {reason}")]
     KubeConfig {
@@ -179,17 +175,7 @@ impl Context {
 pub async fn run(args: Args) -> Result<(), MasterError> {
     args.init_tracing()?;
     let settings = args.settings()?;
-    let shutdown = CancellationToken::new();
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(MasterError::Signals)?;
-    let on_signal = shutdown.clone();
-    tokio::spawn(async move {
-        tokio::select! {
-            _ = sigterm.recv() => info!("SIGTERM: shutting down"),
-            _ = tokio::signal::ctrl_c() => info!("SIGINT: shutting down"),
-        }
-        on_signal.cancel();
-    });
+    let shutdown = shutdown_on_signals().map_err(MasterError::Signals)?;
     run_with(settings, shutdown).await
 }
 
@@ -214,7 +200,7 @@ pub async fn run_with(settings: Settings, shutdown: CancellationToken) -> Result
     if let Ok(addr) = listener.local_addr() {
         info!(%addr, "serving /metrics, /healthz and /readyz");
     }
-    let _http = AbortOnDrop(tokio::spawn(metrics::serve(
+    let _http = AbortOnDrop(tokio::spawn(serve(
         listener,
         metrics.clone(),
         shutdown.clone(),
@@ -265,16 +251,6 @@ pub async fn run_with(settings: Settings, shutdown: CancellationToken) -> Result
     }
     info!("stopped");
     Ok(())
-}
-
-/// Stops the endpoint server however `run_with` returns, also on an early error, so an
-/// embedding process does not keep a stray listener.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 /// Connects to the northbound database, retrying with backoff until it answers or we are told

@@ -1,0 +1,24 @@
+//! What every Nauti daemon shares: log setup ([`LogArgs`]), shutdown on SIGTERM/SIGINT
+//! ([`shutdown_on_signals`]) and the `/metrics`, `/healthz`, `/readyz` endpoint ([`serve`]).
+//!
+//! Only built with the `daemon` feature, so that crates using the shared types alone do not pull
+//! in an HTTP server.
+
+mod endpoints;
+mod logging;
+mod signals;
+
+pub use endpoints::{Health, serve};
+pub use logging::{LogArgs, LogError, LogFormat};
+pub use signals::shutdown_on_signals;
+
+/// Aborts a background task when dropped, so a daemon that returns early (an error during
+/// start-up) does not leave, say, its endpoint listener behind in an embedding process.
+#[derive(Debug)]
+pub struct AbortOnDrop(pub tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
