@@ -1,16 +1,17 @@
 //! The `nauti-nri` command line: flags (each with an environment twin), logging, signals.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
-use tokio_util::sync::CancellationToken;
+use clap::Parser;
+use nauti_api::daemon::{AbortOnDrop, LogArgs, LogError, serve, shutdown_on_signals};
 use tracing::info;
-use tracing_subscriber::EnvFilter;
 
 use crate::core::{Backoff, IdentityError, PluginIdentity, identity};
 use crate::handler::LoggingHandler;
+use crate::metrics::{Instrumented, Metrics};
 use crate::plugin::{self, PluginConfig, PluginError};
 use crate::plumbing::{NautiHandler, PlumbError, PlumbingArgs, SettingsError};
 use crate::socket::{self, NriSocket, SocketError};
@@ -45,13 +46,14 @@ pub struct Args {
     )]
     pub registration_timeout_ms: u64,
 
-    /// Log format.
-    #[arg(long, env = "NAUTI_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
+    /// Address of the HTTP endpoint serving `/metrics`, `/healthz` and `/readyz` (the plugin
+    /// runs in the node's network namespace: keep it off ports the node uses).
+    #[arg(long, env = "NAUTI_METRICS_ADDR", default_value = "0.0.0.0:9465")]
+    pub metrics_addr: SocketAddr,
 
-    /// Log filter (tracing `EnvFilter` syntax, e.g. `info,nauti_nri=debug`).
-    #[arg(long, env = "NAUTI_LOG", default_value = "info")]
-    pub log: String,
+    /// Logging.
+    #[command(flatten)]
+    pub log: LogArgs,
 
     /// Only log sandbox events and plumb nothing (to try the connection to the runtime).
     #[arg(long, env = "NAUTI_NRI_LOG_ONLY")]
@@ -60,15 +62,6 @@ pub struct Args {
     /// How pods get their second NIC.
     #[command(flatten)]
     pub plumbing: PlumbingArgs,
-}
-
-/// How log lines look.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
 }
 
 /// Bad settings, or a plugin that stopped with an error.
@@ -81,12 +74,16 @@ pub enum CliError {
     #[error(transparent)]
     Socket(#[from] SocketError),
     /// The log filter does not parse.
-    #[error("invalid log filter {filter:?}: {reason}")]
-    LogFilter {
-        /// The filter given.
-        filter: String,
-        /// The parser's complaint.
-        reason: String,
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// The metrics address cannot be bound.
+    #[error("cannot listen on --metrics-addr {addr}")]
+    MetricsBind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
     },
     /// The plugin stopped.
     #[error(transparent)]
@@ -141,48 +138,47 @@ impl Args {
 
     /// Installs the global tracing subscriber (stderr, text or JSON).
     pub fn init_tracing(&self) -> Result<(), CliError> {
-        let filter = EnvFilter::try_new(&self.log).map_err(|err| CliError::LogFilter {
-            filter: self.log.clone(),
-            reason: err.to_string(),
-        })?;
-        let builder = tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_writer(std::io::stderr);
-        // A subscriber may already be installed (tests); keep it.
-        let _ = match self.log_format {
-            LogFormat::Text => builder.try_init(),
-            LogFormat::Json => builder.json().try_init(),
-        };
-        Ok(())
+        Ok(self.log.init()?)
     }
 }
 
-/// Runs `nauti-nri` with the logging handler until SIGTERM or SIGINT.
+/// Runs `nauti-nri` until SIGTERM or SIGINT.
 pub async fn run(args: Args) -> Result<(), CliError> {
     args.init_tracing()?;
     let config = args.plugin_config()?;
-    let shutdown = CancellationToken::new();
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(CliError::Signals)?;
-    let on_signal = shutdown.clone();
-    tokio::spawn(async move {
-        tokio::select! {
-            _ = sigterm.recv() => info!("SIGTERM: shutting down"),
-            _ = tokio::signal::ctrl_c() => info!("SIGINT: shutting down"),
-        }
-        on_signal.cancel();
-    });
+    let shutdown = shutdown_on_signals().map_err(CliError::Signals)?;
     info!(plugin = %config.identity, socket = ?config.socket, "starting");
+    let metrics = Arc::new(Metrics::new());
+    let listener = tokio::net::TcpListener::bind(args.metrics_addr)
+        .await
+        .map_err(|source| CliError::MetricsBind {
+            addr: args.metrics_addr,
+            source,
+        })?;
+    if let Ok(addr) = listener.local_addr() {
+        info!(%addr, "serving /metrics, /healthz and /readyz");
+    }
+    let _http = AbortOnDrop(tokio::spawn(serve(
+        listener,
+        metrics.clone(),
+        shutdown.clone(),
+    )));
     if args.log_only {
-        plugin::run(config, Arc::new(LoggingHandler), shutdown).await?;
+        let handler = Instrumented::new(LoggingHandler, metrics);
+        plugin::run(config, Arc::new(handler), shutdown).await?;
         return Ok(());
     }
     let settings = args.plumbing.clone().settings()?;
     let kube = kube_client(settings.kubeconfig.as_deref()).await?;
-    let handler = NautiHandler::connect(settings, kube)
+    let handler = NautiHandler::connect(settings, kube, metrics.clone())
         .await
         .map_err(Box::new)?;
-    plugin::run(config, Arc::new(handler), shutdown).await?;
+    plugin::run(
+        config,
+        Arc::new(Instrumented::new(handler, metrics)),
+        shutdown,
+    )
+    .await?;
     Ok(())
 }
 
@@ -280,7 +276,10 @@ mod tests {
 
     #[test]
     fn json_logs_on_request() {
-        assert_eq!(args(&["--log-format", "json"]).log_format, LogFormat::Json);
+        assert_eq!(
+            args(&["--log-format", "json"]).log.log_format,
+            nauti_api::daemon::LogFormat::Json
+        );
         assert!(Args::try_parse_from(["nauti-nri", "--log-only", "--log-format", "xml"]).is_err());
     }
 

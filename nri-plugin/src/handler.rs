@@ -51,6 +51,9 @@ pub trait SandboxHandler: Send + Sync + 'static {
 
     /// The runtime is shutting down; the connection closes next.
     async fn shutdown(&self) {}
+
+    /// The connection to the runtime ended (events stop until the next `synchronize`).
+    async fn disconnected(&self) {}
 }
 
 /// Why a handler could not handle an event. The variant picks the ttrpc status code the runtime

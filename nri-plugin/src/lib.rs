@@ -9,6 +9,7 @@
 //! * [`mux`]: the multiplexed socket as two in-process byte streams;
 //! * [`service`]: the ttrpc `Plugin` service over a [`SandboxHandler`];
 //! * [`session`]: one connection (register, serve, end); [`plugin`]: reconnection with backoff;
+//! * [`metrics`]: Prometheus metrics and readiness, fed by a wrapper around the handler;
 //! * [`cli`]: the `nauti-nri` command.
 //!
 //! The pod plumbing implements [`SandboxHandler`] and calls [`plugin::run`].
@@ -17,6 +18,7 @@ pub mod cli;
 pub mod convert;
 pub mod core;
 pub mod handler;
+pub mod metrics;
 pub mod mux;
 pub mod nic;
 pub mod plugin;

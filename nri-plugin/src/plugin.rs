@@ -67,11 +67,13 @@ pub async fn run<H: SandboxHandler>(
             let outcome = run_session(
                 stream,
                 &config.identity,
-                handler,
+                handler.clone(),
                 config.registration_timeout,
                 &shutdown,
             )
-            .await?;
+            .await;
+            handler.disconnected().await;
+            let outcome = outcome?;
             info!(reason = %outcome.end, "connection to the runtime ended; exiting");
             Ok(())
         }
@@ -91,6 +93,7 @@ pub async fn run<H: SandboxHandler>(
                             &shutdown,
                         )
                         .await;
+                        handler.disconnected().await;
                         match session {
                             Ok(outcome) => {
                                 if outcome.progress == Progress::Synchronized {

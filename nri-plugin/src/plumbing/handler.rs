@@ -7,15 +7,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use k8s_openapi::api::core::v1::{Node, ObjectReference, Pod};
-use kube::api::{Api, Patch, PatchParams};
+use k8s_openapi::api::core::v1::{Node, ObjectReference};
+use kube::api::Api;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use nauti_api::NetworkConfig;
+use nauti_api::{NetworkConfig, PodNetwork};
 use nauti_ipam::{Pool, RangeSpec};
 use nauti_ovn::{Client, ClientConfig, Endpoint, Northbound, OpenVswitch};
 use tokio::sync::{Mutex, RwLock};
 use tracing::{info, warn};
 
+use super::annotator::Annotator;
 use super::plan::{
     NodeNetwork, OptOut, Skip, allocations_from_ports, external_ids, node_ports, owner, pod_plan,
     skip_reason, sync_plan,
@@ -23,6 +24,7 @@ use super::plan::{
 use super::settings::{FailurePolicy, PlumbingSettings};
 use crate::core::{Container, PodSandbox};
 use crate::handler::{HandlerError, SandboxHandler};
+use crate::metrics::Metrics;
 use crate::nic::{self, host_ifname};
 
 /// Why a pod could not be plumbed, or the plugin could not start.
@@ -121,7 +123,8 @@ struct Inner {
     pool: Mutex<Pool>,
     nb: Northbound,
     ovs: OpenVswitch,
-    kube: kube::Client,
+    annotator: Arc<Annotator>,
+    metrics: Arc<Metrics>,
     recorder: Recorder,
 }
 
@@ -143,6 +146,7 @@ impl NautiHandler {
     pub async fn connect(
         settings: PlumbingSettings,
         kube: kube::Client,
+        metrics: Arc<Metrics>,
     ) -> Result<Self, PlumbError> {
         let node_obj = Api::<Node>::all(kube.clone())
             .get(&settings.node_name)
@@ -232,7 +236,8 @@ impl NautiHandler {
                 range,
                 nb,
                 ovs,
-                kube,
+                annotator: Annotator::new(kube, ANNOTATION_FIRST_RETRY, metrics.clone()),
+                metrics,
                 recorder,
             }),
         };
@@ -263,8 +268,20 @@ impl NautiHandler {
             warn!(address = %conflict.address, error = %conflict.error,
                 "a port in OVN claims an address this node cannot honour");
         }
-        *self.inner.pool.lock().await = rebuilt;
+        let mut pool = self.inner.pool.lock().await;
+        *pool = rebuilt;
+        self.count_addresses(&pool);
         Ok(ports)
+    }
+
+    fn count_addresses(&self, pool: &Pool) {
+        let stats = pool.stats();
+        let usable = stats.size.saturating_sub(stats.reserved);
+        self.inner
+            .metrics
+            .addresses_allocated
+            .set(i64::from(stats.allocated));
+        self.inner.metrics.addresses_usable.set(i64::from(usable));
     }
 
     async fn list_ports(&self) -> Result<Vec<nauti_ovn::LogicalSwitchPort>, PlumbError> {
@@ -276,9 +293,9 @@ impl NautiHandler {
             .map_err(PlumbError::ovsdb(format!("list ports of {switch}")))
     }
 
-    /// Allocates, writes the port, plumbs the NIC, plugs it into OVS and annotates the pod.
-    /// On failure everything made so far is undone.
-    async fn plumb(&self, pod: &PodSandbox) -> Result<IpAddr, PlumbError> {
+    /// Allocates, writes the port, plumbs the NIC and plugs it into OVS; returns what the pod's
+    /// annotations are to say. On failure everything made so far is undone.
+    async fn plumb(&self, pod: &PodSandbox) -> Result<(IpAddr, PodNetwork), PlumbError> {
         let netns = pod.netns_path.clone().ok_or(PlumbError::NoNetns)?;
         let owner = owner(&pod.id, &self.inner.node.pod_ifname);
         let mut pool = self.inner.pool.lock().await;
@@ -293,11 +310,11 @@ impl NautiHandler {
                     .address
             }
         };
+        self.count_addresses(&pool);
         drop(pool);
         let plan = pod_plan(pod, ip, &self.inner.node);
         let result = async {
-            // The port and the veth do not depend on each other; the OVS port needs the veth,
-            // and the annotations come last so that they never describe a NIC that is not there.
+            // The port and the veth do not depend on each other; the OVS port needs the veth.
             let t0 = std::time::Instant::now();
             let lsp = async {
                 let _timer = StepTimer::new("lsp", t0);
@@ -314,40 +331,19 @@ impl NautiHandler {
                     .map_err(PlumbError::from)
             };
             tokio::try_join!(lsp, veth)?;
-            {
-                let _timer = StepTimer::new("ovs", std::time::Instant::now());
-                self.inner
-                    .ovs
-                    .ensure_port(&self.inner.node.integration_bridge, &plan.ovs_port)
-                    .await
-                    .map_err(PlumbError::ovsdb(format!("plug {}", plan.ovs_port.name)))?;
-            }
-            let _timer = StepTimer::new("annotate", std::time::Instant::now());
-            self.annotate(pod, &plan.network).await
+            let _timer = StepTimer::new("ovs", std::time::Instant::now());
+            self.inner
+                .ovs
+                .ensure_port(&self.inner.node.integration_bridge, &plan.ovs_port)
+                .await
+                .map_err(PlumbError::ovsdb(format!("plug {}", plan.ovs_port.name)))
         }
         .await;
         if let Err(error) = result {
             self.undo(pod).await;
             return Err(error);
         }
-        Ok(ip)
-    }
-
-    /// One merge patch with every `nauti.io/*` key; the pod's UID in the patch makes the API
-    /// server refuse it if a different pod of the same name exists now.
-    async fn annotate(
-        &self,
-        pod: &PodSandbox,
-        network: &nauti_api::PodNetwork,
-    ) -> Result<(), PlumbError> {
-        let patch = serde_json::json!({
-            "metadata": {"uid": pod.uid, "annotations": network.to_annotations()},
-        });
-        Api::<Pod>::namespaced(self.inner.kube.clone(), &pod.namespace)
-            .patch(&pod.name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-            .map_err(PlumbError::kube(format!("annotate pod {}", pod.key())))?;
-        Ok(())
+        Ok((ip, plan.network))
     }
 
     /// Takes the NIC off the node: OVS port and veth. Idempotent.
@@ -387,11 +383,9 @@ impl NautiHandler {
                     .map_err(PlumbError::ovsdb(format!("remove port {name}")))?;
             }
         }
-        self.inner
-            .pool
-            .lock()
-            .await
-            .release(owner(sandbox_id, &self.inner.node.pod_ifname));
+        let mut pool = self.inner.pool.lock().await;
+        pool.release(owner(sandbox_id, &self.inner.node.pod_ifname));
+        self.count_addresses(&pool);
         Ok(())
     }
 
@@ -443,8 +437,11 @@ impl NautiHandler {
         }
         for pod in pods.iter().filter(|p| plan.plumb.contains(&p.id)) {
             match self.plumb(pod).await {
-                Ok(ip) => {
-                    info!(pod.ns = %pod.namespace, pod.name = %pod.name, %ip, "plumbed a missed pod")
+                Ok((ip, network)) => {
+                    info!(pod.ns = %pod.namespace, pod.name = %pod.name, %ip, "plumbed a missed pod");
+                    self.inner
+                        .annotator
+                        .submit(pod, &network, std::time::Instant::now());
                 }
                 Err(error) => {
                     warn!(pod.ns = %pod.namespace, pod.name = %pod.name, %error, "could not plumb a missed pod")
@@ -458,12 +455,24 @@ impl NautiHandler {
             let present = nic::inspect(Path::new(netns), &self.inner.node.pod_ifname).await;
             if matches!(present, Ok(None)) {
                 match self.plumb(pod).await {
-                    Ok(ip) => {
-                        info!(pod.ns = %pod.namespace, pod.name = %pod.name, %ip, "replumbed a lost NIC")
+                    Ok((ip, network)) => {
+                        info!(pod.ns = %pod.namespace, pod.name = %pod.name, %ip, "replumbed a lost NIC");
+                        self.inner
+                            .annotator
+                            .submit(pod, &network, std::time::Instant::now());
                     }
                     Err(error) => {
                         warn!(pod.ns = %pod.namespace, pod.name = %pod.name, %error, "could not replumb")
                     }
+                }
+            } else if present.is_ok() {
+                // Plumbed before: the annotations may not have made it (plugin restarted, API
+                // server away); a patch with the same values changes nothing on the server.
+                let owner = owner(&pod.id, &self.inner.node.pod_ifname);
+                let lease = self.inner.pool.lock().await.lookup(owner);
+                if let Some(lease) = lease {
+                    let network = pod_plan(pod, lease.address, &self.inner.node).network;
+                    self.inner.annotator.ensure(pod, &network);
                 }
             }
         }
@@ -489,6 +498,9 @@ impl Drop for StepTimer {
         tracing::debug!(step = self.step, elapsed_us = us, "plumbing step");
     }
 }
+
+/// The first pause before a failed annotation patch is tried again.
+const ANNOTATION_FIRST_RETRY: Duration = Duration::from_millis(100);
 
 /// How long the background reconciliation after `Synchronize` may take before it gives up.
 const RECONCILE_BUDGET: Duration = Duration::from_secs(120);
@@ -535,9 +547,10 @@ impl SandboxHandler for NautiHandler {
         let started = std::time::Instant::now();
         let _shared = self.inner.gate.read().await;
         match self.plumb(&pod).await {
-            Ok(ip) => {
+            Ok((ip, network)) => {
                 let elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
                 info!(pod.ns = %pod.namespace, pod.name = %pod.name, sandbox = %pod.id, %ip, elapsed_us, "second NIC plumbed");
+                self.inner.annotator.submit(&pod, &network, started);
                 Ok(())
             }
             Err(error) => match self.inner.policy {
@@ -560,6 +573,7 @@ impl SandboxHandler for NautiHandler {
 
     async fn remove_pod_sandbox(&self, pod: PodSandbox) -> Result<(), HandlerError> {
         let _shared = self.inner.gate.read().await;
+        self.inner.annotator.cancel(&pod.id);
         let owner = owner(&pod.id, &self.inner.node.pod_ifname);
         let lsp = self
             .inner

@@ -3,7 +3,8 @@
 //! ```text
 //!   plan (pure)                         handler (I/O)
 //!   ───────────                         ─────────────
-//!   skip_reason  host network, opt-out   RunPodSandbox: allocate → LSP → veth → OVS port → annotations
+//!   skip_reason  host network, opt-out   RunPodSandbox: allocate → LSP → veth → OVS port; answer;
+//!                                        then the annotations (annotator, retried)
 //!   pod_plan     LSP, NIC, OVS port,     StopPodSandbox: veth and OVS port away
 //!                annotations             RemovePodSandbox: + LSP and address released
 //!   sync_plan    plumb / verify / release Synchronize: plumb what is missing, release what leaked
@@ -12,6 +13,7 @@
 //! OVN is the source of truth for addresses: the node's allocator is rebuilt from the pod ports
 //! of this node at start and at every `Synchronize`, so no address is held twice across restarts.
 
+pub mod annotator;
 mod handler;
 pub mod plan;
 mod settings;

@@ -27,7 +27,7 @@ async fn with_the_ignore_policy_the_pod_starts_without_a_nic_and_an_event_says_w
     bed.central.nb_server().stop();
     let pod = bed.run_pod("lenient", &[]).await.unwrap();
     assert!(bed.ctrd.pod_ids().unwrap().contains(&pod.id));
-    assert!(crate::support::network_of(&bed, "lenient").await.is_none());
+    assert!(crate::support::network_now(&bed, "lenient").await.is_none());
     let events: Api<Event> = Api::namespaced(bed.kube.client().await.unwrap(), "default");
     assert!(
         bed.eventually(async || {

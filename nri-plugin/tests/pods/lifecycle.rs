@@ -17,9 +17,7 @@ async fn two_pods_get_their_nic_reach_each_other_over_ovn_and_are_annotated_trut
     let block: ipnet::IpNet = NODE_BLOCK.parse().unwrap();
     let mut addresses = Vec::new();
     for (name, container) in [("alpha", &ca), ("beta", &cb)] {
-        let net = crate::support::network_of(&bed, name)
-            .await
-            .expect("no nauti.io annotations");
+        let net = crate::support::annotated(&bed, name).await;
         assert!(
             block.contains(&net.ip_address),
             "{} outside {block}",
@@ -78,15 +76,28 @@ async fn deleting_a_pod_frees_its_address_port_ovs_port_and_veth() {
         bed.host_veths().unwrap().len(),
     );
     let pod = bed.run_pod("gamma", &[]).await.unwrap();
-    let ip = crate::support::network_of(&bed, "gamma")
-        .await
-        .unwrap()
-        .ip_address;
+    let ip = crate::support::annotated(&bed, "gamma").await.ip_address;
     assert_eq!(bed.lsps().unwrap().len(), before.0 + 1);
     assert_eq!(bed.ovs_ports().unwrap().len(), before.1 + 1);
     assert_eq!(bed.host_veths().unwrap().len(), before.2 + 1);
+    assert_eq!(bed.plugin_endpoint("/readyz").unwrap().0, 200);
+    let (status, metrics) = bed.plugin_endpoint("/metrics").unwrap();
+    assert_eq!(status, 200);
+    for line in [
+        "nauti_nri_sandbox_events_total{event=\"run_pod_sandbox\",result=\"ok\"} 1",
+        "nauti_nri_addresses_allocated 1",
+        "nauti_nri_annotations_total{result=\"written\"} 1",
+        "nauti_nri_runtime_connected 1",
+    ] {
+        assert!(metrics.contains(line), "{line} missing in\n{metrics}");
+    }
 
     bed.ctrd.remove_pod(&pod).unwrap();
+    let (_, metrics) = bed.plugin_endpoint("/metrics").unwrap();
+    assert!(
+        metrics.contains("nauti_nri_addresses_allocated 0"),
+        "{metrics}"
+    );
     assert_eq!(
         bed.lsps().unwrap().len(),
         before.0,
@@ -136,8 +147,11 @@ async fn host_network_and_opted_out_pods_are_left_alone() {
         .unwrap();
     let c = bed.ctrd.run_container(&opted, "sh", SLEEP).unwrap();
     assert_eq!(bed.lsps().unwrap().len(), before);
-    assert!(crate::support::network_of(&bed, "hostnet").await.is_none());
-    assert!(crate::support::network_of(&bed, "optout").await.is_none());
+    // A pod plumbed after them is annotated: theirs would have been written by then.
+    bed.run_pod("control", &[]).await.unwrap();
+    crate::support::annotated(&bed, "control").await;
+    assert!(crate::support::network_now(&bed, "hostnet").await.is_none());
+    assert!(crate::support::network_now(&bed, "optout").await.is_none());
     assert!(
         bed.ctrd
             .exec(&c, &["ip", "link", "show", "eth-nauti"])
@@ -156,7 +170,7 @@ async fn forged_annotations_are_overwritten_with_the_real_allocation() {
     ];
     let pod = bed.run_pod("forger", &forged).await.unwrap();
     let c = bed.ctrd.run_container(&pod, "sh", SLEEP).unwrap();
-    let net = crate::support::network_of(&bed, "forger").await.unwrap();
+    let net = crate::support::annotated(&bed, "forger").await;
     assert_ne!(net.ip_address.to_string(), "10.112.9.9");
     let (addr, _) = nic_in(&bed, &c);
     assert!(
@@ -171,36 +185,27 @@ async fn a_restarted_plugin_plumbs_what_it_missed_and_releases_what_leaked() {
     let mut bed = crate::support::start("nri-restart", &[]).await;
     let kept = bed.run_pod("kept", &[]).await.unwrap();
     let doomed = bed.run_pod("doomed", &[]).await.unwrap();
-    let kept_ip = crate::support::network_of(&bed, "kept")
-        .await
-        .unwrap()
-        .ip_address;
+    let kept_ip = crate::support::annotated(&bed, "kept").await.ip_address;
 
     bed.kill_plugin();
     bed.ctrd.remove_pod(&doomed).unwrap();
     let missed = bed.run_pod("missed", &[]).await.unwrap();
-    assert!(crate::support::network_of(&bed, "missed").await.is_none());
+    assert!(crate::support::network_now(&bed, "missed").await.is_none());
     assert!(bed.lsps().unwrap().contains(&"default_doomed".to_owned()));
 
     bed.start_plugin().unwrap();
     assert!(
-        bed.eventually(async || { crate::support::network_of(&bed, "missed").await.is_some() })
+        bed.eventually(async || { crate::support::network_now(&bed, "missed").await.is_some() })
             .await,
         "the missed pod gets its NIC"
     );
     let lsps = bed.lsps().unwrap();
     assert!(!lsps.contains(&"default_doomed".to_owned()), "{lsps:?}");
     assert!(lsps.contains(&"default_missed".to_owned()), "{lsps:?}");
-    let missed_ip = crate::support::network_of(&bed, "missed")
-        .await
-        .unwrap()
-        .ip_address;
+    let missed_ip = crate::support::annotated(&bed, "missed").await.ip_address;
     assert_ne!(missed_ip, kept_ip, "one address held twice");
     assert_eq!(
-        crate::support::network_of(&bed, "kept")
-            .await
-            .unwrap()
-            .ip_address,
+        crate::support::annotated(&bed, "kept").await.ip_address,
         kept_ip
     );
     let c = bed.ctrd.run_container(&missed, "sh", SLEEP).unwrap();
@@ -222,6 +227,6 @@ async fn after_containerd_restarts_the_plugin_reconnects_and_keeps_plumbing() {
     });
     assert!(reconnected, "the plugin did not synchronize again");
     bed.run_pod("after", &[]).await.unwrap();
-    assert!(crate::support::network_of(&bed, "after").await.is_some());
-    assert!(crate::support::network_of(&bed, "before").await.is_some());
+    crate::support::annotated(&bed, "after").await;
+    crate::support::annotated(&bed, "before").await;
 }

@@ -11,9 +11,21 @@ pub async fn start(name: &str, extra_args: &[&str]) -> Bed {
         .unwrap()
 }
 
-/// The pod's `nauti.io/*` annotations as the API server has them.
-pub async fn network_of(bed: &Bed, name: &str) -> Option<PodNetwork> {
+/// The pod's `nauti.io/*` annotations as the API server has them now.
+pub async fn network_now(bed: &Bed, name: &str) -> Option<PodNetwork> {
     PodNetwork::try_from_annotations(&bed.annotations_of(name).await.unwrap()).unwrap()
+}
+
+/// The pod's `nauti.io/*` annotations once the plugin has written them (they follow the sandbox's
+/// answer); panics if they do not appear within [`WAIT`].
+pub async fn annotated(bed: &Bed, name: &str) -> PodNetwork {
+    let mut found = None;
+    bed.eventually(async || {
+        found = network_now(bed, name).await;
+        found.is_some()
+    })
+    .await;
+    found.unwrap_or_else(|| panic!("pod {name}: no nauti.io annotations after {WAIT:?}"))
 }
 
 /// The `inet` line and the MAC of `eth-nauti` inside a container.

@@ -14,7 +14,7 @@ use kube::api::{Api, ObjectMeta, PostParams};
 use serde::Deserialize;
 
 use crate::containerd::{Containerd, Pod as Sandbox, PodSpec};
-use crate::error::{Error, Result};
+use crate::error::{Error, IoContext, Result};
 use crate::forward::Forward;
 use crate::kube_api::KubeApi;
 use crate::netns::Netns;
@@ -29,6 +29,9 @@ pub const CLUSTER_SUBNET: &str = "10.112.0.0/16";
 pub const NODE_BLOCK: &str = "10.112.1.0/24";
 /// How long anything here may take before it counts as broken.
 pub const WAIT: Duration = Duration::from_secs(30);
+
+/// The port of the plugin's `/metrics`, `/healthz` and `/readyz` by default.
+pub const PLUGIN_METRICS_PORT: u16 = 9465;
 
 fn kube_err(what: &str) -> impl FnOnce(kube::Error) -> Error + '_ {
     move |e| Error::Other(format!("{what}: {e}"))
@@ -201,6 +204,49 @@ impl NodeBed {
             .await
             .map_err(kube_err("get the Pod"))?;
         Ok(pod.metadata.annotations.unwrap_or_default())
+    }
+
+    /// The pod's annotations once `nauti.io/allocated` is among them (the plugin writes them just
+    /// after answering the sandbox), or as they are after [`WAIT`].
+    pub async fn annotations_when_allocated(&self, name: &str) -> Result<BTreeMap<String, String>> {
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            let annotations = self.annotations_of(name).await?;
+            if annotations.contains_key("nauti.io/allocated")
+                || std::time::Instant::now() >= deadline
+            {
+                return Ok(annotations);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// `GET path` on the plugin's metrics and health endpoint (its default address, inside the
+    /// node's namespace): the status code and the body.
+    pub fn plugin_endpoint(&self, path: &str) -> Result<(u16, String)> {
+        let request = format!("GET {path} HTTP/1.1\r\nHost: node\r\nConnection: close\r\n\r\n");
+        let answer = self
+            .node
+            .run_in(move || -> std::io::Result<String> {
+                use std::io::{Read, Write};
+                let mut stream = std::net::TcpStream::connect(("127.0.0.1", PLUGIN_METRICS_PORT))?;
+                stream.set_read_timeout(Some(WAIT))?;
+                stream.write_all(request.as_bytes())?;
+                let mut answer = String::new();
+                stream.read_to_string(&mut answer)?;
+                Ok(answer)
+            })?
+            .io_context(|| format!("GET {path} on the plugin's endpoint"))?;
+        let status = answer
+            .split_whitespace()
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .ok_or_else(|| Error::Other(format!("not an HTTP answer: {answer:?}")))?;
+        let body = answer
+            .split_once("\r\n\r\n")
+            .map(|(_, body)| body.to_owned())
+            .unwrap_or_default();
+        Ok((status, body))
     }
 
     /// Names of every logical switch port.

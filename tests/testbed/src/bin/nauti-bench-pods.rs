@@ -77,6 +77,26 @@ fn start_all(bed: &NodeBed, specs: Vec<PodSpec>) -> BenchResult<Vec<f64>> {
     Ok(times)
 }
 
+/// The sorted `elapsed_us` (as ms) of every JSON log line with `message`, one per pod.
+fn logged_ms(log: &str, message: &str) -> BenchResult<Vec<f64>> {
+    let mut ms: Vec<f64> = log
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|v| v["fields"]["message"] == message)
+        .filter_map(|v| v["fields"]["elapsed_us"].as_f64())
+        .map(|us| us / 1e3)
+        .collect();
+    ms.sort_by(f64::total_cmp);
+    if ms.len() != PODS {
+        return Err(format!(
+            "plugin logged `{message}` {} times, expected {PODS}",
+            ms.len()
+        )
+        .into());
+    }
+    Ok(ms)
+}
+
 async fn bench() -> BenchResult<()> {
     let plugin: PathBuf = std::env::var_os("NAUTI_NRI_BIN")
         .map(PathBuf::from)
@@ -90,28 +110,20 @@ async fn bench() -> BenchResult<()> {
         without.push(bed.create_pod_object(&format!("without-{i}"), &[]).await?);
     }
     let startup_with = start_all(&bed, with)?;
-    let log = std::fs::read_to_string(bed.plugin_log())?;
-    let mut handling: Vec<f64> = log
-        .lines()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|v| v["fields"]["message"] == "second NIC plumbed")
-        .filter_map(|v| v["fields"]["elapsed_us"].as_f64())
-        .map(|us| us / 1e3)
-        .collect();
-    handling.sort_by(f64::total_cmp);
-    if handling.len() != PODS {
-        return Err(format!(
-            "plugin logged {} plumbed pods, expected {PODS}",
-            handling.len()
-        )
-        .into());
+    // The annotations follow the sandbox's answer: wait for the last ones before reading the log.
+    for i in 0..PODS {
+        bed.annotations_when_allocated(&format!("with-{i}")).await?;
     }
+    let log = std::fs::read_to_string(bed.plugin_log())?;
+    let handling = logged_ms(&log, "second NIC plumbed")?;
+    let annotated = logged_ms(&log, "pod annotated")?;
 
     bed.kill_plugin();
     tokio::time::sleep(Duration::from_secs(1)).await;
     let startup_without = start_all(&bed, without)?;
 
     let (p50, p99) = (percentile(&handling, 50.0), percentile(&handling, 99.0));
+    let (a50, a99) = (percentile(&annotated, 50.0), percentile(&annotated, 99.0));
     let (w50, w99) = (
         percentile(&startup_with, 50.0),
         percentile(&startup_with, 99.0),
@@ -126,6 +138,9 @@ async fn bench() -> BenchResult<()> {
     ));
     say(format!(
         "plugin RunPodSandbox handling: p50 {p50:.1} ms, p99 {p99:.1} ms"
+    ));
+    say(format!(
+        "annotations written (from the sandbox event): p50 {a50:.1} ms, p99 {a99:.1} ms"
     ));
     say(format!(
         "pod start-up with nauti-nri:    p50 {w50:.0} ms, p99 {w99:.0} ms"

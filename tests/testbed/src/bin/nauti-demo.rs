@@ -48,7 +48,7 @@ async fn demo() -> DemoResult<()> {
         let container = bed
             .ctrd
             .run_container(&pod, "sh", &["/bin/sh", "-c", "sleep 3600"])?;
-        let annotations = bed.annotations_of(name).await?;
+        let annotations = bed.annotations_when_allocated(name).await?;
         let (inet, mac) = nic_in(&bed.ctrd, &container)?;
         let annotated = annotations
             .get("nauti.io/ip_address")
