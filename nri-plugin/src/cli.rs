@@ -6,11 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use nauti_api::daemon::{AbortOnDrop, LogArgs, LogError, serve, shutdown_on_signals};
+use nauti_api::daemon::{AbortOnDrop, LogArgs, LogError, LogSink, serve, shutdown_on_signals};
 use tracing::info;
 
 use crate::core::{Backoff, IdentityError, PluginIdentity, identity};
 use crate::handler::LoggingHandler;
+use crate::launched::RuntimeConfigured;
 use crate::metrics::{Instrumented, Metrics};
 use crate::plugin::{self, PluginConfig, PluginError};
 use crate::plumbing::{NautiHandler, PlumbError, PlumbingArgs, SettingsError};
@@ -18,7 +19,9 @@ use crate::socket::{self, NriSocket, SocketError};
 
 /// The Nauti NRI plugin: connects to containerd's NRI socket and handles pod sandbox events.
 #[derive(Clone, Debug, Parser)]
-#[command(name = "nauti-nri", version, about)]
+// A later flag replaces an earlier one: the runtime's plugin configuration is appended to the
+// command line of a launched plugin (`crate::launched`).
+#[command(name = "nauti-nri", version, about, args_override_self = true)]
 pub struct Args {
     /// containerd's NRI socket. Ignored when containerd launched the plugin itself
     /// (NRI_PLUGIN_SOCKET set).
@@ -136,15 +139,15 @@ impl Args {
         })
     }
 
-    /// Installs the global tracing subscriber (stderr, text or JSON).
-    pub fn init_tracing(&self) -> Result<(), CliError> {
+    /// Installs the global tracing subscriber (text or JSON, to stderr or `--log-file`).
+    pub fn init_tracing(&self) -> Result<LogSink, CliError> {
         Ok(self.log.init()?)
     }
 }
 
 /// Runs `nauti-nri` until SIGTERM or SIGINT.
 pub async fn run(args: Args) -> Result<(), CliError> {
-    args.init_tracing()?;
+    let log_sink = args.init_tracing()?;
     let config = args.plugin_config()?;
     let shutdown = shutdown_on_signals().map_err(CliError::Signals)?;
     info!(plugin = %config.identity, socket = ?config.socket, "starting");
@@ -168,6 +171,18 @@ pub async fn run(args: Args) -> Result<(), CliError> {
         plugin::run(config, Arc::new(handler), shutdown).await?;
         return Ok(());
     }
+    if matches!(config.socket, NriSocket::Inherited(_)) {
+        // Launched by the runtime: the settings arrive with its configuration, in Configure.
+        let handler =
+            RuntimeConfigured::new(std::env::args_os().collect(), metrics.clone(), log_sink);
+        plugin::run(
+            config,
+            Arc::new(Instrumented::new(handler, metrics)),
+            shutdown,
+        )
+        .await?;
+        return Ok(());
+    }
     let settings = args.plumbing.clone().settings()?;
     let kube = kube_client(settings.kubeconfig.as_deref()).await?;
     let handler = NautiHandler::connect(settings, kube, metrics.clone())
@@ -183,7 +198,9 @@ pub async fn run(args: Args) -> Result<(), CliError> {
 }
 
 /// A client from the given kubeconfig, else from `KUBECONFIG` or the in-cluster service account.
-async fn kube_client(kubeconfig: Option<&std::path::Path>) -> Result<kube::Client, CliError> {
+pub(crate) async fn kube_client(
+    kubeconfig: Option<&std::path::Path>,
+) -> Result<kube::Client, CliError> {
     let bad = |e: &dyn std::fmt::Display| CliError::KubeConfig(e.to_string());
     let config = match kubeconfig {
         Some(path) => {
@@ -284,9 +301,14 @@ mod tests {
     }
 
     #[test]
-    fn plumbing_needs_a_node_and_a_cluster_unless_only_logging() {
-        let err = Args::try_parse_from(["nauti-nri"]).unwrap_err();
-        assert!(err.to_string().contains("--node-name"), "{err}");
+    fn plumbing_needs_a_node_and_a_cluster() {
+        // Parsing succeeds (a launched plugin gets them later, in Configure); the settings do not.
+        let bare = Args::try_parse_from(["nauti-nri"]).unwrap();
+        let err = bare.plumbing.settings().unwrap_err().to_string();
+        assert!(err.contains("--cluster-id is required"), "{err}");
+        let no_node = Args::try_parse_from(["nauti-nri", "--cluster-id", "east"]).unwrap();
+        let err = no_node.plumbing.settings().unwrap_err().to_string();
+        assert!(err.contains("--node-name is required"), "{err}");
         let full =
             Args::try_parse_from(["nauti-nri", "--node-name", "node-1", "--cluster-id", "east"])
                 .unwrap();

@@ -18,6 +18,7 @@ pub mod cli;
 pub mod convert;
 pub mod core;
 pub mod handler;
+pub mod launched;
 pub mod metrics;
 pub mod mux;
 pub mod nic;

@@ -9,7 +9,7 @@ mod logging;
 mod signals;
 
 pub use endpoints::{Health, serve};
-pub use logging::{LogArgs, LogError, LogFormat};
+pub use logging::{LogArgs, LogError, LogFormat, LogSink, SinkWriter};
 pub use signals::shutdown_on_signals;
 
 /// Aborts a background task when dropped, so a daemon that returns early (an error during

@@ -19,4 +19,6 @@ pub mod plan;
 mod settings;
 
 pub use handler::{NautiHandler, PlumbError};
-pub use settings::{FailurePolicy, PlumbingArgs, PlumbingSettings, SettingsError};
+pub use settings::{
+    FailurePolicy, PlumbingArgs, PlumbingSettings, SettingsError, runtime_config_flags,
+};

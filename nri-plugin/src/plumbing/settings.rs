@@ -19,10 +19,10 @@ pub enum FailurePolicy {
 #[derive(Debug, Clone, clap::Args)]
 pub struct PlumbingArgs {
     /// This node's name (the Node object that carries `nauti.io/node-cidr`).
-    #[arg(long, env = "NAUTI_NODE_NAME", required_unless_present = "log_only")]
+    #[arg(long, env = "NAUTI_NODE_NAME")]
     pub node_name: Option<String>,
     /// The cluster ID; the logical switch is `nauti-<cluster-id>` unless set explicitly.
-    #[arg(long, env = "NAUTI_CLUSTER_ID", required_unless_present = "log_only")]
+    #[arg(long, env = "NAUTI_CLUSTER_ID")]
     pub cluster_id: Option<String>,
     /// The cluster's logical switch.
     #[arg(long, env = "NAUTI_LOGICAL_SWITCH")]
@@ -102,19 +102,31 @@ pub enum SettingsError {
     Mtu(#[from] nauti_api::MtuError),
     #[error("--node-name must not be empty")]
     NodeName,
+    #[error(
+        "{0} is required (a flag, its environment twin, or a key of the runtime's plugin configuration)"
+    )]
+    Missing(&'static str),
+    #[error("plugin configuration from the runtime: {0}")]
+    RuntimeConfig(String),
 }
 
 impl PlumbingArgs {
     /// Validates the flags and derives what is not given.
     pub fn settings(self) -> Result<PlumbingSettings, SettingsError> {
-        let cluster_id = self.cluster_id.clone().unwrap_or_default();
+        let cluster_id = self
+            .cluster_id
+            .clone()
+            .ok_or(SettingsError::Missing("--cluster-id"))?;
         nauti_api::core::names::validate_dns1123_label(&cluster_id).map_err(|e| {
             SettingsError::ClusterId {
                 value: cluster_id.clone(),
                 reason: e.to_string(),
             }
         })?;
-        let node_name = self.node_name.clone().unwrap_or_default();
+        let node_name = self
+            .node_name
+            .clone()
+            .ok_or(SettingsError::Missing("--node-name"))?;
         if node_name.is_empty() {
             return Err(SettingsError::NodeName);
         }
@@ -160,5 +172,138 @@ impl PlumbingArgs {
             opt_out_namespaces: self.opt_out_namespaces.into_iter().collect(),
             failure_policy: self.failure_policy,
         })
+    }
+}
+
+/// The plugin configuration a runtime passes in `Configure` (for a plugin it launches, the file
+/// `<plugin_config_path>/<index>-<name>.conf`) as command-line flags: a YAML (or JSON) mapping
+/// from flag names without the dashes to values, e.g.
+///
+/// ```yaml
+/// node-name: node-1
+/// cluster-id: east
+/// ovn-nb: tcp:10.0.0.5:6641
+/// opt-out-namespaces: [kube-system, monitoring]
+/// tx-checksum-offload: true
+/// ```
+///
+/// Scalars become `--key value`; `true` becomes `--key` alone and `false` or null leaves the
+/// flag out; a list becomes one comma-separated value. Empty text is no flags. Whether a key is
+/// a known flag is left to the command-line parser, which names the unknown one.
+pub fn runtime_config_flags(config: &str) -> Result<Vec<String>, SettingsError> {
+    use serde_yaml::Value;
+    let bad = |reason: String| SettingsError::RuntimeConfig(reason);
+    if config.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    let map = match serde_yaml::from_str::<Value>(config).map_err(|e| bad(e.to_string()))? {
+        Value::Mapping(map) => map,
+        Value::Null => return Ok(Vec::new()),
+        _ => return Err(bad("expected a mapping of flag names to values".into())),
+    };
+    let scalar = |key: &str, value: &Value| -> Result<String, SettingsError> {
+        match value {
+            Value::String(s) => Ok(s.clone()),
+            Value::Number(n) => Ok(n.to_string()),
+            Value::Bool(b) => Ok(b.to_string()),
+            _ => Err(bad(format!(
+                "`{key}`: expected a string, number or boolean"
+            ))),
+        }
+    };
+    let mut flags = Vec::new();
+    for (key, value) in &map {
+        let Value::String(key) = key else {
+            return Err(bad(format!("key {key:?} is not a string")));
+        };
+        if key.is_empty()
+            || key.starts_with('-')
+            || !key
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        {
+            return Err(bad(format!(
+                "key `{key}` is not a flag name (lower-case words joined by dashes)"
+            )));
+        }
+        let flag = format!("--{key}");
+        match value {
+            Value::Null | Value::Bool(false) => {}
+            Value::Bool(true) => flags.push(flag),
+            Value::Sequence(items) => {
+                let parts = items
+                    .iter()
+                    .map(|item| scalar(key, item))
+                    .collect::<Result<Vec<_>, _>>()?;
+                flags.push(format!("{flag}={}", parts.join(",")));
+            }
+            other => flags.push(format!("{flag}={}", scalar(key, other)?)),
+        }
+    }
+    Ok(flags)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mapping_becomes_flags() {
+        let flags = runtime_config_flags(
+            "node-name: node-1\ncluster-id: east\nunderlay-mtu: 9000\n\
+             opt-out-namespaces: [kube-system, monitoring]\ntx-checksum-offload: true\n\
+             log-only: false\nmtu: null\n",
+        )
+        .unwrap();
+        assert_eq!(
+            flags,
+            [
+                "--node-name=node-1",
+                "--cluster-id=east",
+                "--underlay-mtu=9000",
+                "--opt-out-namespaces=kube-system,monitoring",
+                "--tx-checksum-offload",
+            ]
+        );
+    }
+
+    #[test]
+    fn json_and_empty_configurations_are_accepted() {
+        assert_eq!(
+            runtime_config_flags(r#"{"node-name": "n", "mtu": 1400}"#).unwrap(),
+            ["--node-name=n", "--mtu=1400"]
+        );
+        assert!(runtime_config_flags("").unwrap().is_empty());
+        assert!(runtime_config_flags("  \n").unwrap().is_empty());
+        assert!(runtime_config_flags("~").unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_value_starting_with_dashes_stays_a_value() {
+        // `--key=value` keeps a value like `--x` from being read as another flag.
+        assert_eq!(
+            runtime_config_flags("node-name: --log-only").unwrap(),
+            ["--node-name=--log-only"]
+        );
+    }
+
+    #[test]
+    fn bad_configurations_are_named() {
+        for (config, expect) in [
+            ("[a, b]", "expected a mapping"),
+            ("node-name: {a: b}", "`node-name`"),
+            ("--node-name: x", "not a flag name"),
+            ("Node_Name: x", "not a flag name"),
+            ("1: x", "not a string"),
+            ("node-name: [a, {b: c}]", "`node-name`"),
+            ("node-name: 'unterminated", "plugin configuration"),
+        ] {
+            let err = runtime_config_flags(config).unwrap_err().to_string();
+            assert!(err.contains(expect), "{config}: {err}");
+            assert!(
+                err.starts_with("plugin configuration from the runtime"),
+                "{err}"
+            );
+        }
     }
 }

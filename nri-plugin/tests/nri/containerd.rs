@@ -262,7 +262,7 @@ fn containerd_launches_the_binary_from_its_plugin_folder_and_it_registers() {
     // containerd launches `<index>-<name>` from its plugin folder at startup, with nothing in the
     // environment but NRI_PLUGIN_SOCKET/NAME/IDX and no arguments. The wrapper adds `--log-only`
     // (the plumbing needs settings this test has no use for); `exec` keeps the inherited socket.
-    let plugin = ctrd_plugin_dir(&ctrd).join("20-nauti");
+    let plugin = ctrd.nri_plugin_dir().join("20-nauti");
     let wrapper = format!(
         "#!/bin/sh\nexec {} --log-only \"$@\"\n",
         env!("CARGO_BIN_EXE_nauti-nri")
@@ -281,15 +281,6 @@ fn containerd_launches_the_binary_from_its_plugin_folder_and_it_registers() {
         !wait_for_log(&ctrd, &["20-nauti", "closed"]),
         "containerd lost the launched plugin"
     );
-}
-
-/// The plugin folder of `ctrd`, relative to the test folder.
-fn ctrd_plugin_dir(ctrd: &Containerd) -> PathBuf {
-    // The guard keeps `nri/plugins` next to the CNI folder.
-    ctrd.cni_conf_dir()
-        .parent()
-        .map(|dir| dir.join("nri/plugins"))
-        .unwrap()
 }
 
 /// Whether a line of containerd's log holds every word of `needles`, waiting up to 5 s for it.

@@ -11,6 +11,13 @@ pub async fn start(name: &str, extra_args: &[&str]) -> Bed {
         .unwrap()
 }
 
+/// A node with every peer and nothing started in place of the plugin.
+pub async fn start_without_plugin(name: &str) -> Bed {
+    Bed::start_without_plugin(name, env!("CARGO_BIN_EXE_nauti-nri").into(), &[])
+        .await
+        .unwrap()
+}
+
 /// The pod's `nauti.io/*` annotations as the API server has them now.
 pub async fn network_now(bed: &Bed, name: &str) -> Option<PodNetwork> {
     PodNetwork::try_from_annotations(&bed.annotations_of(name).await.unwrap()).unwrap()

@@ -149,7 +149,8 @@ impl Args {
 
     /// Installs the global tracing subscriber (stderr, text or JSON).
     pub fn init_tracing(&self) -> Result<(), MasterError> {
-        Ok(self.log.init()?)
+        self.log.init()?;
+        Ok(())
     }
 }
 

@@ -163,6 +163,17 @@ impl Containerd {
         self.dir.join("nri/nri.sock")
     }
 
+    /// Where containerd finds the NRI plugins it launches itself (`<index>-<name>`).
+    pub fn nri_plugin_dir(&self) -> PathBuf {
+        self.dir.join("nri/plugins")
+    }
+
+    /// Where containerd reads the configuration of the plugins it launches
+    /// (`<index>-<name>.conf`, passed to the plugin in `Configure`).
+    pub fn nri_conf_dir(&self) -> PathBuf {
+        self.dir.join("nri/conf")
+    }
+
     /// The node's CNI configuration folder (holds the primary network).
     pub fn cni_conf_dir(&self) -> PathBuf {
         self.dir.join("cni")

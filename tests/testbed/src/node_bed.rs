@@ -57,6 +57,17 @@ pub struct NodeBed {
 impl NodeBed {
     /// Starts every peer, then `plugin_bin` with `extra_args` added to the node's flags.
     pub async fn start(name: &str, plugin_bin: PathBuf, extra_args: &[&str]) -> Result<Self> {
+        let mut bed = Self::start_without_plugin(name, plugin_bin, extra_args).await?;
+        bed.start_plugin()?;
+        Ok(bed)
+    }
+
+    /// Starts every peer but not the plugin.
+    pub async fn start_without_plugin(
+        name: &str,
+        plugin_bin: PathBuf,
+        extra_args: &[&str],
+    ) -> Result<Self> {
         let dir = TestDir::new(name)?;
         let kube = KubeApi::start(&dir).await?;
         let node = Netns::new("npn")?;
@@ -91,7 +102,7 @@ impl NodeBed {
         let plugin_kubeconfig = least_privilege_identity(&kube).await?;
         let ctrd = Containerd::start(&node, &dir)?;
         let forward = kube.expose_in(&node)?;
-        let mut bed = Self {
+        Ok(Self {
             plugin: None,
             ctrd,
             _forward: forward,
@@ -105,9 +116,34 @@ impl NodeBed {
             plugin_kubeconfig,
             extra_args: extra_args.iter().map(|s| (*s).to_owned()).collect(),
             starts: 0,
-        };
-        bed.start_plugin()?;
-        Ok(bed)
+        })
+    }
+
+    /// Installs the plugin the way containerd launches it itself: the binary as
+    /// `<plugin dir>/10-nauti` and the node's settings as `<conf dir>/10-nauti.conf`, then
+    /// restarts containerd, which starts it, hands it a socket and configures it. The plugin logs
+    /// to [`NodeBed::launched_plugin_log`].
+    pub fn install_launched_plugin(&mut self) -> Result<()> {
+        let binary = self.ctrd.nri_plugin_dir().join("10-nauti");
+        std::fs::copy(&self.plugin_bin, &binary)
+            .io_context(|| format!("copy the plugin to {}", binary.display()))?;
+        let config = format!(
+            "# nauti-nri settings, passed by containerd in Configure\n\
+             node-name: {NODE}\ncluster-id: {CLUSTER}\novn-nb: {}\novs-db: {}\n\
+             kubeconfig: {}\nlog-file: {}\n",
+            self.central.nb_remote(),
+            self.ovn_node.db_remote(),
+            self.plugin_kubeconfig.display(),
+            self.launched_plugin_log().display(),
+        );
+        let conf = self.ctrd.nri_conf_dir().join("10-nauti.conf");
+        std::fs::write(&conf, config).io_context(|| format!("write {}", conf.display()))?;
+        self.ctrd.restart()
+    }
+
+    /// Where the plugin containerd launched logs.
+    pub fn launched_plugin_log(&self) -> PathBuf {
+        self.dir.log("nauti-nri-launched")
     }
 
     /// Starts the plugin in the node's namespace and waits until it synchronized.
