@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use nauti_api::daemon::{AbortOnDrop, LogArgs, LogError, LogSink, serve, shutdown_on_signals};
+use nauti_api::daemon::{LogArgs, LogError, LogSink, shutdown_on_signals, start_endpoints};
 use tracing::info;
 
 use crate::core::{Backoff, IdentityError, PluginIdentity, identity};
@@ -152,20 +152,12 @@ pub async fn run(args: Args) -> Result<(), CliError> {
     let shutdown = shutdown_on_signals().map_err(CliError::Signals)?;
     info!(plugin = %config.identity, socket = ?config.socket, "starting");
     let metrics = Arc::new(Metrics::new());
-    let listener = tokio::net::TcpListener::bind(args.metrics_addr)
+    let _endpoints = start_endpoints(args.metrics_addr, metrics.clone(), shutdown.clone())
         .await
         .map_err(|source| CliError::MetricsBind {
             addr: args.metrics_addr,
             source,
         })?;
-    if let Ok(addr) = listener.local_addr() {
-        info!(%addr, "serving /metrics, /healthz and /readyz");
-    }
-    let _http = AbortOnDrop(tokio::spawn(serve(
-        listener,
-        metrics.clone(),
-        shutdown.clone(),
-    )));
     if args.log_only {
         let handler = Instrumented::new(LoggingHandler, metrics);
         plugin::run(config, Arc::new(handler), shutdown).await?;

@@ -24,6 +24,22 @@ pub trait Health: Send + Sync + 'static {
 
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
+/// Binds `addr` and serves the endpoints there in a task of its own until `shutdown` (or until
+/// the returned guard is dropped).
+pub async fn start_endpoints(
+    addr: std::net::SocketAddr,
+    health: Arc<dyn Health>,
+    shutdown: CancellationToken,
+) -> std::io::Result<super::AbortOnDrop> {
+    let listener = TcpListener::bind(addr).await?;
+    if let Ok(bound) = listener.local_addr() {
+        tracing::info!(addr = %bound, "serving /metrics, /healthz and /readyz");
+    }
+    Ok(super::AbortOnDrop(tokio::spawn(serve(
+        listener, health, shutdown,
+    ))))
+}
+
 /// Serves the endpoints on `listener` until `shutdown`.
 pub async fn serve(listener: TcpListener, health: Arc<dyn Health>, shutdown: CancellationToken) {
     loop {

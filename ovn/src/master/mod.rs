@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use ::kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use k8s_openapi::api::core::v1::{Node, ObjectReference};
-use nauti_api::daemon::{AbortOnDrop, serve, shutdown_on_signals};
+use nauti_api::daemon::{shutdown_on_signals, start_endpoints};
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
@@ -191,20 +191,12 @@ pub async fn run_with(settings: Settings, shutdown: CancellationToken) -> Result
         "starting"
     );
     let metrics = Arc::new(Metrics::new());
-    let listener = tokio::net::TcpListener::bind(settings.metrics_addr)
+    let _endpoints = start_endpoints(settings.metrics_addr, metrics.clone(), shutdown.clone())
         .await
         .map_err(|source| MasterError::MetricsBind {
             addr: settings.metrics_addr,
             source,
         })?;
-    if let Ok(addr) = listener.local_addr() {
-        info!(%addr, "serving /metrics, /healthz and /readyz");
-    }
-    let _http = AbortOnDrop(tokio::spawn(serve(
-        listener,
-        metrics.clone(),
-        shutdown.clone(),
-    )));
 
     let client = kube::connect(settings.kubeconfig.as_deref()).await?;
     let changed = Arc::new(Notify::new());
