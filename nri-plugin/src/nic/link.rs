@@ -24,17 +24,22 @@ pub struct PodNicState {
     pub up: bool,
 }
 
-/// Creates the veth pair for `plan` and configures its pod end inside `pod_netns`.
-///
-/// The pod end is created directly in the pod's namespace with its final name, MAC and MTU:
-/// moving a link between namespaces afterwards costs a network-wide RCU grace period, which was
-/// most of a pod's plumbing time.
-///
-/// Idempotent: a pair left by an earlier attempt is deleted first (deleting the host end takes
-/// the pod end with it), so a retried sandbox gets a clean NIC.
+/// Creates the veth pair for `plan` and configures its pod end inside `pod_netns`: the two halves
+/// [`create_pair`] and [`configure_pod_end`] one after the other. Idempotent.
 pub async fn plumb(pod_netns: &Path, plan: &NicPlan) -> Result<(), NicError> {
+    create_pair(pod_netns, plan).await?;
+    configure_pod_end(pod_netns, plan).await
+}
+
+/// Creates the veth pair: the host end in this namespace, up; the pod end directly in the pod's
+/// namespace with its final name, MAC and MTU (moving a link between namespaces afterwards costs
+/// a network-wide RCU grace period, which was most of a pod's plumbing time).
+///
+/// Idempotent: a pair left by an earlier attempt is deleted (deleting the host end takes the pod
+/// end with it) and made again, so a retried sandbox gets a clean NIC. Once this returns, the
+/// host end exists and can be plugged into OVS while the pod end is configured.
+pub async fn create_pair(pod_netns: &Path, plan: &NicPlan) -> Result<(), NicError> {
     let host = connect()?;
-    delete_if_exists(&host, &plan.host_ifname).await?;
     let ns = File::open(pod_netns).map_err(|e| NicError::netns(pod_netns, e))?;
     let pod_end = LinkMessageBuilder::<LinkUnspec>::new()
         .name(plan.pod_ifname.clone())
@@ -48,25 +53,37 @@ pub async fn plumb(pod_netns: &Path, plan: &NicPlan) -> Result<(), NicError> {
         .up()
         .set_info_data(InfoData::Veth(InfoVeth::Peer(pod_end)))
         .build();
-    host.link()
-        .add(pair)
-        .execute()
-        .await
-        .map_err(|source| netlink("add veth", &plan.host_ifname, source))?;
+    // The common case is a new sandbox: try first, clear a leftover only when there is one.
+    match host.link().add(pair.clone()).execute().await {
+        Ok(()) => Ok(()),
+        Err(e) if is_errno(&e, libc::EEXIST) => {
+            delete_if_exists(&host, &plan.host_ifname).await?;
+            host.link()
+                .add(pair)
+                .execute()
+                .await
+                .map_err(|source| netlink("add veth", &plan.host_ifname, source))
+        }
+        Err(source) => Err(netlink("add veth", &plan.host_ifname, source)),
+    }
+}
+
+/// Configures the pod end made by [`create_pair`] inside `pod_netns`; on failure the pair is
+/// deleted, leaving nothing half-made behind (the caller reports the first error).
+pub async fn configure_pod_end(pod_netns: &Path, plan: &NicPlan) -> Result<(), NicError> {
     let plan_in_pod = plan.clone();
     let result = netns::run_in(pod_netns, move |pod| async move {
-        configure_pod_end(&pod, &plan_in_pod).await
+        configure_in_pod(&pod, &plan_in_pod).await
     })
     .await;
     if result.is_err() {
-        // Leave nothing half-made behind; the caller reports the first error.
-        let _ = delete_if_exists(&host, &plan.host_ifname).await;
+        let _ = unplumb(&plan.host_ifname).await;
     }
     result
 }
 
 /// Inside the pod: offloads, gratuitous ARP on up, address, up, routes.
-async fn configure_pod_end(pod: &Handle, plan: &NicPlan) -> Result<(), NicError> {
+async fn configure_in_pod(pod: &Handle, plan: &NicPlan) -> Result<(), NicError> {
     let index = index_of(pod, &plan.pod_ifname).await?;
     if !plan.tx_checksum_offload {
         ethtool::set_tx_checksum(&plan.pod_ifname, false).map_err(|source| NicError::Ethtool {

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use ipnet::IpNet;
 use nauti_api::MacAddr;
 
-pub use link::{PodNicState, inspect, plumb, unplumb};
+pub use link::{PodNicState, configure_pod_end, create_pair, inspect, plumb, unplumb};
 
 /// Interface names are limited to 15 bytes by the kernel.
 pub const IFNAME_MAX: usize = 15;

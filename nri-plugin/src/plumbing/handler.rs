@@ -314,8 +314,11 @@ impl NautiHandler {
         drop(pool);
         let plan = pod_plan(pod, ip, &self.inner.node);
         let result = async {
-            // The port and the veth do not depend on each other; the OVS port needs the veth.
+            // The logical port does not depend on the NIC. The OVS port needs the host end of
+            // the veth pair, not the configured pod end: once the pair exists, the two go on
+            // side by side.
             let t0 = std::time::Instant::now();
+            let netns = Path::new(&netns);
             let lsp = async {
                 let _timer = StepTimer::new("lsp", t0);
                 self.inner
@@ -324,19 +327,29 @@ impl NautiHandler {
                     .await
                     .map_err(PlumbError::ovsdb(format!("write port {}", plan.lsp.name)))
             };
-            let veth = async {
-                let _timer = StepTimer::new("veth", t0);
-                nic::plumb(Path::new(&netns), &plan.nic)
-                    .await
-                    .map_err(PlumbError::from)
+            let nic_and_port = async {
+                {
+                    let _timer = StepTimer::new("veth pair", t0);
+                    nic::create_pair(netns, &plan.nic).await?;
+                }
+                let t1 = std::time::Instant::now();
+                let pod_end = async {
+                    let _timer = StepTimer::new("pod end", t1);
+                    nic::configure_pod_end(netns, &plan.nic)
+                        .await
+                        .map_err(PlumbError::from)
+                };
+                let ovs_port = async {
+                    let _timer = StepTimer::new("ovs port", t1);
+                    self.inner
+                        .ovs
+                        .ensure_port(&self.inner.node.integration_bridge, &plan.ovs_port)
+                        .await
+                        .map_err(PlumbError::ovsdb(format!("plug {}", plan.ovs_port.name)))
+                };
+                tokio::try_join!(pod_end, ovs_port).map(|_| ())
             };
-            tokio::try_join!(lsp, veth)?;
-            let _timer = StepTimer::new("ovs", std::time::Instant::now());
-            self.inner
-                .ovs
-                .ensure_port(&self.inner.node.integration_bridge, &plan.ovs_port)
-                .await
-                .map_err(PlumbError::ovsdb(format!("plug {}", plan.ovs_port.name)))
+            tokio::try_join!(lsp, nic_and_port).map(|_| ())
         }
         .await;
         if let Err(error) = result {

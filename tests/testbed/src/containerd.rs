@@ -268,6 +268,12 @@ impl Containerd {
         Ok(())
     }
 
+    /// Stops and removes every pod sandbox.
+    pub fn remove_all_pods(&self) -> Result<()> {
+        self.crictl(&["rmp", "-fa"])?;
+        Ok(())
+    }
+
     /// IDs of every pod sandbox containerd knows.
     pub fn pod_ids(&self) -> Result<Vec<String>> {
         Ok(self
@@ -295,7 +301,7 @@ impl Containerd {
     fn teardown(&mut self) {
         if self.daemon.is_some() {
             // Bounded: crictl carries its own timeout.
-            let _ = self.crictl(&["rmp", "-fa"]);
+            let _ = self.remove_all_pods();
         }
         if let Some(mut daemon) = self.daemon.take() {
             daemon.stop(Duration::from_secs(10));

@@ -118,6 +118,8 @@ async fn bench() -> BenchResult<()> {
     let handling = logged_ms(&log, "second NIC plumbed")?;
     let annotated = logged_ms(&log, "pod annotated")?;
 
+    // Both runs start from an empty node: the pods of the first would otherwise load the second.
+    bed.ctrd.remove_all_pods()?;
     bed.kill_plugin();
     tokio::time::sleep(Duration::from_secs(1)).await;
     let startup_without = start_all(&bed, without)?;
