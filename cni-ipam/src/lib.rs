@@ -1,7 +1,8 @@
 //! Global-CIDR address management for Nauti and a chained CNI IPAM plugin.
 //!
 //! - [`core`]: pure arithmetic and allocation (subnet carving, per-range pools, MAC from IP).
-//! - [`store`]: the durable file store used by the CNI plugin (flock + write-then-rename).
+//! - [`store`]: the CNI plugin's file store (flock, two checksummed slots, state scoped to
+//!   the boot).
 //! - [`cni`]: the CNI 1.1.0 protocol edge (config, environment, results, errors).
 
 pub mod cni;

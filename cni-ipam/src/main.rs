@@ -12,7 +12,8 @@ network configuration from stdin, and the result or a CNI error object goes to s
 
 Configuration: host-local's ipam section (ranges, subnet/rangeStart/rangeEnd/gateway, routes,
 dataDir, resolvConf), plus \"exclude\": [\"10.112.1.100\", \"10.112.1.128/28\"].
-State: <dataDir>/<network name>/state (default dataDir /var/lib/cni/networks).
+State: <dataDir>/<network name>/state.{0,1} (default dataDir /var/lib/cni/networks), kept
+for the current boot only: reservations made before a reboot are dropped.
 ";
 
 fn main() -> anyhow::Result<ExitCode> {

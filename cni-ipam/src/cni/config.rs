@@ -11,7 +11,7 @@
 //!             "subnet": "...", "rangeStart": "...", "rangeEnd": "...", "gateway": "...",
 //!             "routes": [{"dst": "0.0.0.0/0", "gw": "10.112.1.1"}],
 //!             "dataDir": "/var/lib/cni/networks", "resolvConf": "/etc/resolv.conf",
-//!             "exclude": ["10.112.1.100", "10.112.1.128/28"], "fsync": true },
+//!             "exclude": ["10.112.1.100", "10.112.1.128/28"] },
 //!   "args": {"cni": {"ips": ["10.112.1.50"]}},
 //!   "runtimeConfig": {"ips": ["10.112.1.50/24"], "ipRanges": [[{"subnet": "..."}]]} }
 //! ```
@@ -20,9 +20,7 @@
 //! address, not outside); one that falls between `rangeStart` and `rangeEnd` is accepted and never
 //! handed out, exactly as host-local does. Unknown fields are ignored, as in host-local.
 //!
-//! Nauti's own fields: `exclude` (addresses or CIDRs never handed out) and `fsync` (default
-//! true: every state update is flushed to stable storage; false keeps crash safety against
-//! process death but, like host-local, may lose the last updates on power loss).
+//! Nauti's own field: `exclude` (addresses or CIDRs never handed out).
 //!
 //! The parser works on a `serde_json::Value` by hand so that every error names the JSON path of
 //! the bad field.
@@ -66,8 +64,6 @@ pub struct IpamConf {
     pub data_dir: PathBuf,
     /// `resolvConf`.
     pub resolv_conf: Option<PathBuf>,
-    /// `fsync` (Nauti): flush every state update to stable storage (default true).
-    pub fsync: bool,
 }
 
 impl IpamConf {
@@ -83,16 +79,29 @@ impl IpamConf {
 
 /// Reads the `cniVersion` alone (for VERSION and for the version of an error object).
 pub fn peek_version(stdin: &[u8]) -> Option<String> {
-    let v: Value = serde_json::from_slice(stdin).ok()?;
-    v.get("cniVersion")?.as_str().map(str::to_owned)
+    version_of(&decode(stdin).ok()?).map(str::to_owned)
+}
+
+/// The `cniVersion` of decoded stdin, if it is a string.
+pub fn version_of(root: &Value) -> Option<&str> {
+    root.get("cniVersion")?.as_str()
+}
+
+/// Decodes stdin as JSON, without validating anything else.
+pub fn decode(stdin: &[u8]) -> Result<Value, CniError> {
+    serde_json::from_slice(stdin).map_err(|e| CniError::Decode {
+        what: "network configuration on stdin",
+        reason: e.to_string(),
+    })
 }
 
 /// Parses and validates stdin.
 pub fn parse(stdin: &[u8]) -> Result<NetConf, CniError> {
-    let root: Value = serde_json::from_slice(stdin).map_err(|e| CniError::Decode {
-        what: "network configuration on stdin",
-        reason: e.to_string(),
-    })?;
+    from_value(&decode(stdin)?)
+}
+
+/// Validates stdin already decoded by [`decode`].
+pub fn from_value(root: &Value) -> Result<NetConf, CniError> {
     let root = root.as_object().ok_or_else(|| CniError::Decode {
         what: "network configuration on stdin",
         reason: "not a JSON object".into(),
@@ -229,17 +238,6 @@ pub fn parse(stdin: &[u8]) -> Result<NetConf, CniError> {
         }
     };
 
-    let fsync = match ipam.get("fsync") {
-        None | Some(Value::Null) => true,
-        Some(Value::Bool(b)) => *b,
-        Some(other) => {
-            return Err(CniError::config(
-                "ipam.fsync",
-                format!("must be true or false, not {other}"),
-            ));
-        }
-    };
-
     let mut requested_ips = Vec::new();
     if let Some(args) = optional_object(root, "args", "args")?
         && let Some(cni) = optional_object(args, "cni", "args.cni")?
@@ -261,7 +259,6 @@ pub fn parse(stdin: &[u8]) -> Result<NetConf, CniError> {
             routes,
             data_dir,
             resolv_conf,
-            fsync,
         },
         requested_ips,
         prev_result_ips,

@@ -69,12 +69,13 @@ pub fn handle(get_env: impl Fn(&str) -> Option<String>, stdin: impl Read) -> Rep
         };
         return Reply::err(&e, latest);
     }
-    let asked = config::peek_version(&input);
+    // Decoded once: the version shapes any error, and the configuration is read from it.
+    let root = config::decode(&input);
+    let asked = root.as_ref().ok().and_then(config::version_of);
     if env.command == Command::Version {
-        return Reply::ok(Some(result::version_info(asked.as_deref())));
+        return Reply::ok(Some(result::version_info(asked)));
     }
     let version = asked
-        .as_deref()
         .and_then(CniVersion::parse)
         .unwrap_or(CniVersion::LATEST);
     if input.len() as u64 > MAX_STDIN {
@@ -84,14 +85,14 @@ pub fn handle(get_env: impl Fn(&str) -> Option<String>, stdin: impl Read) -> Rep
         };
         return Reply::err(&e, version.as_str());
     }
-    match run(&env, &input) {
+    match root.and_then(|root| run(&env, &root)) {
         Ok(out) => Reply::ok(out),
         Err(e) => Reply::err(&e, version.as_str()),
     }
 }
 
-fn run(env: &CniEnv, input: &[u8]) -> Result<Option<Value>, CniError> {
-    let conf = config::parse(input)?;
+fn run(env: &CniEnv, root: &Value) -> Result<Option<Value>, CniError> {
+    let conf = config::from_value(root)?;
     let need = |min: CniVersion, what: &str| {
         if conf.cni_version < min {
             Err(CniError::IncompatibleVersion {
@@ -168,8 +169,7 @@ fn do_add(conf: &NetConf, att: &Attachment, env_ip: Option<IpAddr>) -> Result<Va
         .collect();
     let owner = owner_of(att);
 
-    let mut store = FileStore::open(&conf.ipam.data_dir, &conf.name, DEFAULT_LOCK_TIMEOUT)?
-        .with_fsync(conf.ipam.fsync);
+    let mut store = FileStore::open(&conf.ipam.data_dir, &conf.name, DEFAULT_LOCK_TIMEOUT)?;
     let mut state = store.load()?;
     let mut sets = restore(conf, &state);
     let mut leases: Vec<Lease> = Vec::with_capacity(sets.len());
@@ -249,12 +249,11 @@ fn do_add(conf: &NetConf, att: &Attachment, env_ip: Option<IpAddr>) -> Result<Va
 }
 
 fn do_del(conf: &NetConf, att: &Attachment) -> Result<(), CniError> {
-    let Some(store) =
+    let Some(mut store) =
         FileStore::open_existing(&conf.ipam.data_dir, &conf.name, DEFAULT_LOCK_TIMEOUT)?
     else {
         return Ok(());
     };
-    let mut store = store.with_fsync(conf.ipam.fsync);
     let mut state = store.load()?;
     let before = state.records.len();
     state.records.retain(|r| !is_owner(r, att));
@@ -305,12 +304,11 @@ fn do_gc(conf: &NetConf) -> Result<(), CniError> {
         .iter()
         .map(|(c, i)| (c.as_str(), i.as_str()))
         .collect();
-    let Some(store) =
+    let Some(mut store) =
         FileStore::open_existing(&conf.ipam.data_dir, &conf.name, DEFAULT_LOCK_TIMEOUT)?
     else {
         return Ok(());
     };
-    let mut store = store.with_fsync(conf.ipam.fsync);
     let mut state = store.load()?;
     let before = state.records.len();
     state

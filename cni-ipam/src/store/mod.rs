@@ -1,4 +1,4 @@
-//! Durable state for the CNI plugin: one folder per network under `dataDir`.
+//! State for the CNI plugin: one folder per network under `dataDir`.
 //!
 //! The in-memory allocator for the NRI plugin needs no store of its own: it is
 //! [`crate::core::Pool::rebuild`] from the allocations found in OVN, the source of truth.

@@ -11,4 +11,5 @@ mod concurrency;
 mod crash;
 mod lifecycle;
 mod macvlan;
+mod reboot;
 mod util;

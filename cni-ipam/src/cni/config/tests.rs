@@ -199,3 +199,12 @@ fn gc_attachments_and_prev_result_are_read() {
         ["10.0.0.2".parse::<IpAddr>().unwrap()]
     );
 }
+
+/// `fsync` was a field of earlier versions; configurations that still carry it keep working.
+#[test]
+fn a_leftover_fsync_field_is_ignored_like_any_unknown_field() {
+    for v in ["true", "false", r#""not a bool""#] {
+        let c = conf(&format!(r#"{{"subnet":"10.0.0.0/24","fsync":{v}}}"#)).unwrap();
+        assert_eq!(c.ipam.range_sets.len(), 1, "fsync: {v}");
+    }
+}
