@@ -124,9 +124,11 @@ impl Annotator {
     /// Like [`Annotator::submit`], unless the API server already confirmed this sandbox's
     /// annotations or a patch is under way: what `Synchronize` uses for pods already plumbed.
     pub fn ensure(self: &Arc<Self>, pod: &PodSandbox, network: &PodNetwork) {
-        let known =
-            lock(&self.confirmed).contains(&pod.id) || lock(&self.pending).contains_key(&pod.id);
-        if !known {
+        // One lock at a time: `submit` and its task take `pending` before `confirmed`, and a
+        // temporary guard here would live to the end of the expression, in the other order.
+        let under_way = lock(&self.pending).contains_key(&pod.id);
+        let confirmed = lock(&self.confirmed).contains(&pod.id);
+        if !under_way && !confirmed {
             self.submit(pod, network, Instant::now());
         }
     }
