@@ -204,7 +204,7 @@ impl KubeApi {
         for file in files {
             let text =
                 std::fs::read_to_string(&file).io_context(|| format!("read {}", file.display()))?;
-            let crd: CustomResourceDefinition = serde_yaml::from_str(&text)
+            let crd: CustomResourceDefinition = serde_saphyr::from_str(&text)
                 .map_err(|e| Error::Other(format!("{}: {e}", file.display())))?;
             let name = crd.metadata.name.clone().unwrap_or_default();
             ignore_conflict(api.create(&PostParams::default(), &crd).await)?;

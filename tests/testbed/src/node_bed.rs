@@ -11,7 +11,6 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use kube::api::{Api, ObjectMeta, PostParams};
-use serde::Deserialize;
 
 use crate::containerd::{Containerd, Pod as Sandbox, PodSpec};
 use crate::error::{Error, IoContext, Result};
@@ -338,11 +337,13 @@ async fn least_privilege_identity(kube: &KubeApi) -> Result<PathBuf> {
     let path = crate::repo_root().join("deploy/rbac/nri.yaml");
     let text = std::fs::read_to_string(&path)
         .map_err(|e| Error::Other(format!("read {}: {e}", path.display())))?;
-    let role = serde_yaml::Deserializer::from_str(&text)
-        .filter_map(|doc| serde_yaml::Value::deserialize(doc).ok())
+    let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text)
+        .map_err(|e| Error::Other(format!("{}: {e}", path.display())))?;
+    let role = docs
+        .into_iter()
         .find(|doc| doc["kind"] == "ClusterRole")
         .ok_or_else(|| Error::Other(format!("no ClusterRole in {}", path.display())))?;
-    let role: ClusterRole = serde_yaml::from_value(role)
+    let role: ClusterRole = serde_json::from_value(role)
         .map_err(|e| Error::Other(format!("{}: {e}", path.display())))?;
     let name = role.metadata.name.clone().unwrap_or_default();
     let client = kube.client().await?;
