@@ -17,6 +17,7 @@ deps:
 peers: deps
 	@bash tests/peers/build.sh
 	@bash tests/peers/rust-peers.sh
+	@bash tests/peers/build-cluster-images.sh
 
 build: deps
 	$(CARGO) build --workspace --all-targets

@@ -5,7 +5,7 @@ PACKAGES=(
   openvswitch-switch ovn-central ovn-host runc containernetworking-plugins etcd-server
   iproute2 iputils-ping ethtool iperf3 bind9-dnsutils dnsperf wireguard-tools busybox-static
   protobuf-compiler buildah nftables iptables socat curl jq openssl util-linux procps psmisc
-  kmod tcpdump gcc libc6-dev
+  kmod tcpdump gcc libc6-dev nginx netcat-openbsd
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
