@@ -1,0 +1,48 @@
+//! Multi-cluster services (KEP-1645), the decisions only.
+//!
+//! - [`export`]: from a member's `ServiceExport`, its Service and the Service's endpoints, what the
+//!   member publishes to the hub: the service's properties, or why the export is not valid, and
+//!   its ready pods' **global** addresses, each checked against the cluster's slice and the OVN
+//!   port that owns it (a pod's own annotations are never trusted).
+//! - [`merge`]: from every cluster's export of one name, the `ServiceImport` every member keeps
+//!   and the `Conflict` each export carries (the oldest export wins).
+//! - [`vip`]: the clusterset IP of a name, the same in every member.
+//! - [`slices`]: the exported endpoints cut into EndpointSlices with stable names.
+
+pub mod export;
+pub mod merge;
+pub mod slices;
+pub mod vip;
+
+pub use export::{
+    ExportPlan, ExportedEndpoint, Invalid, LocalEndpoint, LocalService, LocalServiceType, PodRef,
+    ServiceProperties, SkipReason, VerifiedPorts, plan_export,
+};
+pub use merge::{ClusterExport, Conflict, MergedImport, merge_exports};
+pub use slices::{ExportedSlice, MAX_ENDPOINTS_PER_SLICE, cut_slices, slice_name};
+pub use vip::{VipError, allocate_vip};
+
+/// A service of the cluster set: the namespace and name it has in every cluster.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ServiceKey {
+    /// The namespace, the same in every cluster (namespace sameness).
+    pub namespace: String,
+    /// The Service's (and the ServiceExport's) name.
+    pub name: String,
+}
+
+impl ServiceKey {
+    /// The key of `namespace/name`.
+    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for ServiceKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
