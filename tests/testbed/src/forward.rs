@@ -72,7 +72,7 @@ impl Forward {
 }
 
 /// Copies both directions until either side closes.
-fn relay(a: TcpStream, b: TcpStream) {
+pub(crate) fn relay(a: TcpStream, b: TcpStream) {
     let pairs = [
         (a.try_clone(), b.try_clone()),
         (b.try_clone(), a.try_clone()),

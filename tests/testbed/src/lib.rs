@@ -7,6 +7,7 @@
 //!
 //! The peers themselves are installed by `make peers` (`tests/peers/`); [`peers`] finds them.
 
+pub mod cluster_bed;
 pub mod containerd;
 mod error;
 pub mod forward;
