@@ -18,6 +18,7 @@ pub mod plan;
 pub mod relay;
 pub mod sweep;
 pub mod underlay;
+pub mod usage;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -223,6 +224,11 @@ impl ClusterBed {
     /// What is left of bed `id` on this machine (empty once it is gone).
     pub fn leftovers_of(id: &str, record: &sweep::Record) -> Vec<String> {
         sweep::leftovers(id, record)
+    }
+
+    /// Memory and CPU time of every process of the bed now.
+    pub fn usage(&self) -> usage::Usage {
+        usage::usage(self.id(), &self.ownership.record())
     }
 
     /// The bed's ownership record as written so far.

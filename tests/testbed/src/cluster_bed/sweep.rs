@@ -230,7 +230,7 @@ pub fn leftovers(id: &str, record: &Record) -> Vec<String> {
 
 /// Processes of the bed: tagged with [`BED_ENV`], inside one of its namespaces or cgroups, or
 /// working, rooted or named (in their command line) in one of its folders. Never this process.
-fn processes(id: &str, record: &Record) -> Vec<i32> {
+pub(crate) fn processes(id: &str, record: &Record) -> Vec<i32> {
     let me = std::process::id() as i32;
     let tag = format!("{BED_ENV}={id}");
     let ns_inodes: Vec<u64> = namespaces(id)
