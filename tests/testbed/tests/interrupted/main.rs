@@ -1,0 +1,63 @@
+//! A bed whose owner is killed (SIGKILL: no destructor runs) is swept by the next bed that starts:
+//! no process, namespace, mount, cgroup, log link, folder or record of it is left.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use nauti_testbed::cluster_bed::ClusterBed;
+use nauti_testbed::cluster_bed::sweep::{Record, beds_dir};
+use nauti_testbed::require_root;
+
+#[test]
+fn a_killed_bed_is_swept_by_the_next_one() {
+    require_root!();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nauti-cluster-bed"))
+        .arg("solo:1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(rest) = line.strip_prefix("bed ") {
+                let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_owned());
+                return;
+            }
+        }
+    });
+    let id = match rx.recv_timeout(Duration::from_secs(240)) {
+        Ok(id) => id,
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the child's bed never became ready");
+        }
+    };
+    let record = Record::parse(&std::fs::read_to_string(beds_dir().join(&id)).unwrap());
+    assert!(record.owner.is_some(), "the bed {id} recorded no owner");
+
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let left = ClusterBed::leftovers_of(&id, &record);
+    for kind in ["process", "netns", "mount", "cgroup", "folder", "record"] {
+        assert!(
+            left.iter().any(|l| l.starts_with(kind)),
+            "a killed bed should leave a {kind} behind for the sweeper; left: {left:?}"
+        );
+    }
+
+    let next = ClusterBed::start("after-kill", &[]).expect("a bed starts after a killed one");
+    let left = ClusterBed::leftovers_of(&id, &record);
+    assert!(left.is_empty(), "the killed bed {id} left: {left:#?}");
+    let next_id = next.id().to_owned();
+    let next_record = next.record();
+    drop(next);
+    let left = ClusterBed::leftovers_of(&next_id, &next_record);
+    assert!(left.is_empty(), "the second bed {next_id} left: {left:#?}");
+}
