@@ -239,6 +239,9 @@ impl ClusterBed {
 
 impl Drop for ClusterBed {
     fn drop(&mut self) {
+        // Killed first, all at once: the guards below then find their processes gone and only
+        // remove what is left, in seconds rather than a graceful stop per daemon.
+        sweep::kill_all(self.ownership.id(), &self.ownership.record());
         self.clusters.clear();
         self.wan = None;
         let keep = std::thread::panicking() || std::env::var_os("NAUTI_KEEP_TEST_DIR").is_some();

@@ -156,23 +156,7 @@ pub fn sweep_dead_beds() -> Vec<String> {
 /// Removes every trace of bed `id`: processes first (so nothing holds a mount or a cgroup), then
 /// mounts, namespaces, cgroups, kubelet's log links and the folders.
 pub fn sweep(id: &str, record: &Record) {
-    // Bounded: a process that survives SIGKILL three times is reported by `leftovers`.
-    for _ in 0..3 {
-        let pids = processes(id, record);
-        if pids.is_empty() {
-            break;
-        }
-        for pid in &pids {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(*pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
-        wait_until(Duration::from_secs(5), || {
-            pids.iter()
-                .all(|pid| !Path::new(&format!("/proc/{pid}")).exists())
-        });
-    }
+    kill_all(id, record);
     for path in &record.paths {
         for point in mounts_under(path) {
             let _ = nix::mount::umount2(&point, nix::mount::MntFlags::MNT_DETACH);
@@ -190,6 +174,28 @@ pub fn sweep(id: &str, record: &Record) {
     }
     for path in &record.paths {
         let _ = std::fs::remove_dir_all(path);
+    }
+}
+
+/// Kills every process of bed `id` with SIGKILL: a bed needs no graceful stop, since whatever its
+/// processes leave is swept after them (and kubelet must not restart what is being removed).
+pub fn kill_all(id: &str, record: &Record) {
+    // Bounded: a process that survives SIGKILL three times is reported by `leftovers`.
+    for _ in 0..3 {
+        let pids = processes(id, record);
+        if pids.is_empty() {
+            break;
+        }
+        for pid in &pids {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(*pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        wait_until(Duration::from_secs(5), || {
+            pids.iter()
+                .all(|pid| !Path::new(&format!("/proc/{pid}")).exists())
+        });
     }
 }
 
