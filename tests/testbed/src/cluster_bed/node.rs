@@ -79,6 +79,7 @@ impl KubeNode {
             &primary_network(&ctx.plan, index, &dir).to_string(),
         )?;
         images::import_cluster_images(&containerd)?;
+        images::import_nauti_images(&containerd)?;
 
         let cgroup = plan::cgroup_name(bed, ctx.cluster, &format!("n{index}"));
         create_cgroup_root(&cgroup)?;
