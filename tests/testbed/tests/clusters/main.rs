@@ -30,6 +30,8 @@ fn clusters_run_workloads_join_and_sit_behind_nat() {
         workload::deployment_spreads_and_serves(cluster);
     }
 
+    workload::nauti_image_runs(bed.cluster("hub").unwrap());
+
     let joined = std::time::Instant::now();
     let west = bed
         .add_cluster(&ClusterSpec::member("west", 1))

@@ -3,7 +3,9 @@
 use std::time::{Duration, Instant};
 
 use nauti_testbed::cluster_bed::Cluster;
-use nauti_testbed::cluster_bed::images::{NGINX_IMAGE, TOOLS_IMAGE};
+use nauti_testbed::cluster_bed::images::{
+    NGINX_IMAGE, TOOLS_IMAGE, nauti_archives_dir, nauti_image,
+};
 
 /// Every node of the cluster is registered and Ready.
 pub fn every_node_is_ready(cluster: &Cluster, expected: usize) {
@@ -165,5 +167,43 @@ pub fn deployment_spreads_and_serves(cluster: &Cluster) {
         resolved.trim(),
         cluster_ip,
         "{name}: {fqdn} resolved to {resolved:?}"
+    );
+}
+
+/// When `tests/peers/build-nauti-images.sh` has built Nauti's images, every node has them: a pod of
+/// `nauti-nri` runs its `--help` to completion. (`make test` does not build them: it would compile
+/// the workspace once more in release mode.)
+pub fn nauti_image_runs(cluster: &Cluster) {
+    if !nauti_archives_dir().join("nauti-nri.oci.tar").is_file() {
+        eprintln!(
+            "not checked: no Nauti images in {} (tests/peers/build-nauti-images.sh builds them)",
+            nauti_archives_dir().display()
+        );
+        return;
+    }
+    let name = &cluster.name;
+    cluster
+        .apply(&serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "nauti-nri-help", "namespace": "default"},
+            "spec": {
+                "restartPolicy": "Never",
+                "containers": [{"name": "nri", "image": nauti_image("nauti-nri"),
+                                "imagePullPolicy": "IfNotPresent", "args": ["--help"]}],
+            },
+        }))
+        .unwrap();
+    cluster
+        .kubectl(&[
+            "wait",
+            "--for=jsonpath={.status.phase}=Succeeded",
+            "pod/nauti-nri-help",
+            "--timeout=60s",
+        ])
+        .unwrap_or_else(|e| panic!("{name}: the nauti-nri image did not run: {e}"));
+    let logs = cluster.kubectl(&["logs", "nauti-nri-help"]).unwrap();
+    assert!(
+        logs.contains("Usage: nauti-nri"),
+        "{name}: nauti-nri printed {logs}"
     );
 }
