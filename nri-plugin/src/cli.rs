@@ -14,8 +14,9 @@ use crate::handler::LoggingHandler;
 use crate::launched::RuntimeConfigured;
 use crate::metrics::{Instrumented, Metrics};
 use crate::plugin::{self, PluginConfig, PluginError};
-use crate::plumbing::{NautiHandler, PlumbError, PlumbingArgs, SettingsError};
+use crate::plumbing::{PlumbingArgs, SettingsError};
 use crate::socket::{self, NriSocket, SocketError};
+use crate::wiring::{WiringError, plumbing_handler};
 
 /// The Nauti NRI plugin: connects to containerd's NRI socket and handles pod sandbox events.
 #[derive(Clone, Debug, Parser)]
@@ -97,12 +98,9 @@ pub enum CliError {
     /// A plumbing setting cannot work.
     #[error(transparent)]
     Settings(#[from] SettingsError),
-    /// The kubeconfig (or in-cluster configuration) is unusable.
-    #[error("Kubernetes client configuration: {0}")]
-    KubeConfig(String),
-    /// The plumbing could not start (node block, logical switch, OVN, OVS, API server).
+    /// The plumbing could not start (API server configuration, OVN, OVS).
     #[error("pod plumbing cannot start")]
-    Plumbing(#[from] Box<PlumbError>),
+    Plumbing(#[from] WiringError),
 }
 
 impl Args {
@@ -159,6 +157,8 @@ pub async fn run(args: Args) -> Result<(), CliError> {
             source,
         })?;
     if args.log_only {
+        // Nothing to reconcile: ready once synchronised.
+        metrics.set_reconciled(true);
         let handler = Instrumented::new(LoggingHandler, metrics);
         plugin::run(config, Arc::new(handler), shutdown).await?;
         return Ok(());
@@ -176,10 +176,7 @@ pub async fn run(args: Args) -> Result<(), CliError> {
         return Ok(());
     }
     let settings = args.plumbing.clone().settings()?;
-    let kube = kube_client(settings.kubeconfig.as_deref()).await?;
-    let handler = NautiHandler::connect(settings, kube, metrics.clone())
-        .await
-        .map_err(Box::new)?;
+    let handler = plumbing_handler(settings, metrics.clone()).await?;
     plugin::run(
         config,
         Arc::new(Instrumented::new(handler, metrics)),
@@ -187,23 +184,6 @@ pub async fn run(args: Args) -> Result<(), CliError> {
     )
     .await?;
     Ok(())
-}
-
-/// A client from the given kubeconfig, else from `KUBECONFIG` or the in-cluster service account.
-pub(crate) async fn kube_client(
-    kubeconfig: Option<&std::path::Path>,
-) -> Result<kube::Client, CliError> {
-    let bad = |e: &dyn std::fmt::Display| CliError::KubeConfig(e.to_string());
-    let config = match kubeconfig {
-        Some(path) => {
-            let file = kube::config::Kubeconfig::read_from(path).map_err(|e| bad(&e))?;
-            kube::Config::from_custom_kubeconfig(file, &Default::default())
-                .await
-                .map_err(|e| bad(&e))?
-        }
-        None => kube::Config::infer().await.map_err(|e| bad(&e))?,
-    };
-    kube::Client::try_from(config).map_err(|e| bad(&e))
 }
 
 #[cfg(test)]

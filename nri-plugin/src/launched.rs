@@ -19,11 +19,12 @@ use tracing::info;
 
 use nauti_api::daemon::LogSink;
 
-use crate::cli::{Args, kube_client};
+use crate::cli::Args;
 use crate::core::{Container, PodSandbox, RuntimeInfo};
 use crate::handler::{HandlerError, SandboxHandler};
 use crate::metrics::Metrics;
 use crate::plumbing::{NautiHandler, runtime_config_flags};
+use crate::wiring::plumbing_handler;
 
 /// A [`SandboxHandler`] that becomes a [`NautiHandler`] on `Configure`.
 pub struct RuntimeConfigured {
@@ -92,12 +93,10 @@ impl SandboxHandler for RuntimeConfigured {
             .settings()
             .map_err(|e| HandlerError::failed("invalid plugin configuration", e))?;
         info!(runtime = %runtime.name, node = %settings.node_name, "configured by the runtime");
-        let kube = kube_client(settings.kubeconfig.as_deref())
+        let handler = plumbing_handler(settings, self.metrics.clone())
             .await
             .map_err(|e| HandlerError::failed("pod plumbing cannot start", e))?;
-        let handler = NautiHandler::connect(settings, kube, self.metrics.clone())
-            .await
-            .map_err(|e| HandlerError::failed("pod plumbing cannot start", e))?;
+        handler.configure(runtime, config).await?;
         // A concurrent configure that won the race set an equivalent handler.
         let _ = self.handler.set(handler);
         Ok(())
@@ -121,6 +120,12 @@ impl SandboxHandler for RuntimeConfigured {
 
     async fn remove_pod_sandbox(&self, pod: PodSandbox) -> Result<(), HandlerError> {
         self.plumbing()?.remove_pod_sandbox(pod).await
+    }
+
+    async fn disconnected(&self) {
+        if let Some(handler) = self.handler.get() {
+            handler.disconnected().await;
+        }
     }
 }
 

@@ -10,9 +10,8 @@
 //! * [`service`]: the ttrpc `Plugin` service over a [`SandboxHandler`];
 //! * [`session`]: one connection (register, serve, end); [`plugin`]: reconnection with backoff;
 //! * [`metrics`]: Prometheus metrics and readiness, fed by a wrapper around the handler;
-//! * [`cli`]: the `nauti-nri` command.
-//!
-//! The pod plumbing implements [`SandboxHandler`] and calls [`plugin::run`].
+//! * [`plumbing`]: the pod plumbing, a [`SandboxHandler`]; [`wiring`] builds it from settings;
+//! * [`cli`]: the `nauti-nri` command; [`launched`]: a plugin containerd launches itself.
 
 pub mod cli;
 pub mod convert;
@@ -28,6 +27,7 @@ pub mod proto;
 pub mod service;
 pub mod session;
 pub mod socket;
+pub mod wiring;
 
 pub use crate::core::{Container, ContainerState, PodSandbox, RuntimeInfo};
 pub use crate::handler::{HandlerError, LoggingHandler, SandboxHandler};

@@ -1,9 +1,9 @@
 //! The plugin's Prometheus metrics and readiness, served by `nauti_api::daemon::serve`, and
 //! [`Instrumented`], the handler wrapper that feeds them from every sandbox event.
 //!
-//! Ready means: registered with the runtime and synchronised on the current connection (and, for
-//! the plumbing handler, connected to the API server, OVN and OVS, which it is before the plugin
-//! registers at all).
+//! Ready means: registered with the runtime and synchronised on the current connection, and the
+//! handler's first reconciliation of the node with the runtime's sandboxes done (the handler
+//! publishes that itself).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -58,6 +58,7 @@ pub struct Metrics {
     /// Addresses of this node's block that can be handed out (block minus reserved ones).
     pub addresses_usable: Gauge,
     synchronized: AtomicBool,
+    reconciled: AtomicBool,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -136,6 +137,7 @@ impl Metrics {
             addresses_allocated,
             addresses_usable,
             synchronized: AtomicBool::new(false),
+            reconciled: AtomicBool::new(false),
         }
     }
 
@@ -158,6 +160,12 @@ impl Metrics {
         self.runtime_connected.set(i64::from(up));
     }
 
+    /// Set by the handler once its first reconciliation with the runtime is done (a handler
+    /// that keeps no state sets it at start).
+    pub fn set_reconciled(&self, done: bool) {
+        self.reconciled.store(done, Ordering::Relaxed);
+    }
+
     /// The text exposition.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -173,8 +181,11 @@ impl Health for Metrics {
     }
 
     fn not_ready(&self) -> Option<String> {
-        (!self.synchronized.load(Ordering::Relaxed))
-            .then(|| "not registered and synchronised with the runtime".to_owned())
+        if !self.synchronized.load(Ordering::Relaxed) {
+            return Some("not registered and synchronised with the runtime".to_owned());
+        }
+        (!self.reconciled.load(Ordering::Relaxed))
+            .then(|| "the node is not reconciled with the runtime yet".to_owned())
     }
 }
 
@@ -266,6 +277,8 @@ mod tests {
         assert!(metrics.not_ready().unwrap().contains("runtime"));
 
         handler.synchronize(vec![], vec![]).await.unwrap();
+        assert!(metrics.not_ready().unwrap().contains("reconciled"));
+        metrics.set_reconciled(true);
         assert_eq!(metrics.not_ready(), None);
         handler.run_pod_sandbox(pod()).await.unwrap();
         handler.run_pod_sandbox(pod()).await.unwrap();

@@ -8,4 +8,5 @@ pub mod config;
 pub mod mac;
 pub mod names;
 pub mod net;
+pub mod port;
 pub mod wgkey;

@@ -1,15 +1,18 @@
-//! The delay between attempts to reach the runtime.
+//! The delay between attempts to reach a peer that is away: exponential with jitter (`backon`),
+//! so that the plugins of many nodes restarted together do not knock in step.
 
 use std::time::Duration;
 
-/// Exponential backoff with a cap: `initial`, `2·initial`, … up to `max`, then `max` for ever.
-/// [`Backoff::reset`] after a connection that worked, so a restarted containerd is found again
-/// quickly, while a containerd that stays down costs one attempt per `max`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+use backon::{BackoffBuilder as _, ExponentialBackoff, ExponentialBuilder};
+
+/// `initial`, about `2·initial`, … up to `max`, each stretched by a random factor in `[1, 2)`.
+/// [`Backoff::reset`] after an attempt that worked, so a restarted peer is found again quickly,
+/// while a peer that stays down costs one attempt per `max` or so.
+#[derive(Debug)]
 pub struct Backoff {
-    initial: Duration,
+    builder: ExponentialBuilder,
     max: Duration,
-    next: Duration,
+    delays: ExponentialBackoff,
 }
 
 impl Backoff {
@@ -18,23 +21,38 @@ impl Backoff {
     pub fn new(initial: Duration, max: Duration) -> Self {
         let initial = initial.max(Duration::from_millis(1));
         let max = max.max(initial);
+        let builder = ExponentialBuilder::new()
+            .with_min_delay(initial)
+            .with_max_delay(max)
+            .with_jitter()
+            .without_max_times();
         Self {
-            initial,
+            builder,
             max,
-            next: initial,
+            delays: builder.build(),
         }
     }
 
-    /// The delay before the next attempt; doubles the one after.
+    /// The delay before the next attempt.
     pub fn next_delay(&mut self) -> Duration {
-        let delay = self.next;
-        self.next = self.next.saturating_mul(2).min(self.max);
-        delay
+        // Without a limit on the attempts the iterator never ends.
+        self.delays.next().unwrap_or(self.max)
     }
 
     /// Starts over from `initial`.
     pub fn reset(&mut self) {
-        self.next = self.initial;
+        self.delays = self.builder.build();
+    }
+}
+
+impl Clone for Backoff {
+    /// A clone starts over from `initial`.
+    fn clone(&self) -> Self {
+        Self {
+            builder: self.builder,
+            max: self.max,
+            delays: self.builder.build(),
+        }
     }
 }
 
@@ -53,11 +71,18 @@ mod tests {
         Duration::from_millis(n)
     }
 
+    /// Jitter stretches each delay by a factor in `[1, 2)`.
+    fn within(delay: Duration, base: Duration) -> bool {
+        delay >= base && delay < base * 2
+    }
+
     #[test]
-    fn delays_double_up_to_the_cap() {
+    fn delays_double_up_to_the_cap_with_jitter() {
         let mut backoff = Backoff::new(ms(100), ms(1000));
-        let delays: Vec<_> = (0..7).map(|_| backoff.next_delay()).collect();
-        assert_eq!(delays, [100, 200, 400, 800, 1000, 1000, 1000].map(ms));
+        for base in [100, 200, 400, 800, 1000, 1000, 1000].map(ms) {
+            let delay = backoff.next_delay();
+            assert!(within(delay, base), "{delay:?} for {base:?}");
+        }
     }
 
     #[test]
@@ -67,19 +92,24 @@ mod tests {
             backoff.next_delay();
         }
         backoff.reset();
-        assert_eq!(backoff.next_delay(), ms(100));
+        assert!(within(backoff.next_delay(), ms(100)));
     }
 
     #[test]
     fn odd_settings_are_made_sane() {
         let mut zero = Backoff::new(Duration::ZERO, Duration::ZERO);
-        assert_eq!(zero.next_delay(), ms(1));
-        assert_eq!(zero.next_delay(), ms(1));
+        assert!(within(zero.next_delay(), ms(1)));
+        assert!(within(zero.next_delay(), ms(1)));
         let mut inverted = Backoff::new(ms(500), ms(100));
-        assert_eq!(inverted.next_delay(), ms(500));
-        assert_eq!(inverted.next_delay(), ms(500));
-        let mut huge = Backoff::new(Duration::MAX, Duration::MAX);
-        assert_eq!(huge.next_delay(), Duration::MAX);
-        assert_eq!(huge.next_delay(), Duration::MAX);
+        assert!(within(inverted.next_delay(), ms(500)));
+        assert!(within(inverted.next_delay(), ms(500)));
+    }
+
+    #[test]
+    fn no_two_fresh_backoffs_need_to_agree() {
+        let delays: std::collections::BTreeSet<_> = (0..16)
+            .map(|_| Backoff::new(ms(1000), ms(1000)).next_delay())
+            .collect();
+        assert!(delays.len() > 1, "{delays:?}");
     }
 }

@@ -136,6 +136,28 @@ pub async fn unplumb(host_ifname: &str) -> Result<bool, NicError> {
     delete_if_exists(&host, host_ifname).await
 }
 
+/// Names of the links in the node's namespace that start with `prefix` (the host ends of pod
+/// NICs), for finding those a sandbox left behind.
+pub async fn host_ends(prefix: &str) -> Result<Vec<String>, NicError> {
+    let host = connect()?;
+    let mut links = host.link().get().execute();
+    let mut names = Vec::new();
+    while let Some(link) = links
+        .try_next()
+        .await
+        .map_err(|source| netlink("list", prefix, source))?
+    {
+        for attr in link.attributes {
+            if let LinkAttribute::IfName(name) = attr
+                && name.starts_with(prefix)
+            {
+                names.push(name);
+            }
+        }
+    }
+    Ok(names)
+}
+
 /// Reads the pod end `ifname` inside `pod_netns`; `Ok(None)` when the pod has no such link.
 pub async fn inspect(pod_netns: &Path, ifname: &str) -> Result<Option<PodNicState>, NicError> {
     let ifname = ifname.to_owned();

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use ipnet::IpNet;
 use nauti_api::MacAddr;
 
-pub use link::{PodNicState, configure_pod_end, create_pair, inspect, plumb, unplumb};
+pub use link::{PodNicState, configure_pod_end, create_pair, host_ends, inspect, plumb, unplumb};
 
 /// Interface names are limited to 15 bytes by the kernel.
 pub const IFNAME_MAX: usize = 15;
@@ -38,6 +38,9 @@ pub struct NicPlan {
     pub tx_checksum_offload: bool,
 }
 
+/// What every host end's name starts with.
+pub const HOST_IFNAME_PREFIX: &str = "nti";
+
 /// The host end's name for a sandbox: `nti` + the first 12 hex digits of its ID (15 bytes).
 ///
 /// Deterministic, so that a restarted plugin finds the veth of a sandbox it plumbed before.
@@ -47,7 +50,7 @@ pub fn host_ifname(sandbox_id: &str) -> String {
         .filter(char::is_ascii_alphanumeric)
         .take(IFNAME_MAX - 3)
         .collect();
-    format!("nti{digits}")
+    format!("{HOST_IFNAME_PREFIX}{digits}")
 }
 
 /// What went wrong while plumbing a NIC; each variant names the link or namespace.

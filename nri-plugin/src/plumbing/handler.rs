@@ -1,280 +1,178 @@
-//! The [`SandboxHandler`] that plumbs pods: allocator, OVN northbound, the node's OVS, netlink
-//! and the Kubernetes API, driven by the plans of [`super::plan`].
+//! The [`SandboxHandler`] that plumbs pods: the allocator and the three backends, driven by the
+//! plans of [`super::plan`] and [`super::actions`].
+//!
+//! Every answer to the runtime is given within its request timeout (the value it passes in
+//! `Configure`) minus a margin: the work runs in a task of its own, and when the deadline comes
+//! first the answer names the steps still under way, while the task runs to completion and
+//! undoes what the failed sandbox no longer needs.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::Path;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex as SyncMutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use k8s_openapi::api::core::v1::{Node, ObjectReference};
-use kube::api::Api;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use nauti_api::{NetworkConfig, PodNetwork};
-use nauti_ipam::{Pool, RangeSpec};
-use nauti_ovn::{Client, ClientConfig, Endpoint, Northbound, OpenVswitch};
-use tokio::sync::{Mutex, RwLock};
-use tracing::{info, warn};
+use nauti_api::PodNetwork;
+use nauti_ipam::Pool;
+use tokio::sync::{Mutex, Notify, RwLock, watch};
+use tracing::{Instrument as _, debug, info, warn};
 
 use super::annotator::Annotator;
+use super::backends::Backends;
+use super::error::PlumbError;
+use super::events::FailureEvents;
+use super::node_block::BlockState;
 use super::plan::{
-    NodeNetwork, OptOut, Skip, allocations_from_ports, external_ids, node_ports, owner, pod_plan,
-    skip_reason, sync_plan,
+    NodeNetwork, OptOut, Skip, is_port_of, owner, pod_plan, port_name_for, skip_reason,
 };
 use super::settings::{FailurePolicy, PlumbingSettings};
-use crate::core::{Container, PodSandbox};
+use super::steps::Steps;
+use crate::core::{Backoff, Container, PodSandbox, RuntimeInfo};
 use crate::handler::{HandlerError, SandboxHandler};
 use crate::metrics::Metrics;
-use crate::nic::{self, host_ifname};
+use crate::nic::host_ifname;
 
-/// Why a pod could not be plumbed, or the plugin could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum PlumbError {
-    #[error("node {node} has no `nauti.io/node-cidr` annotation yet (is nauti-ovnmaster running?)")]
-    NoNodeBlock { node: String },
-    #[error("node {node}: {reason}")]
-    BadNode { node: String, reason: String },
-    #[error("logical switch {0} not found in OVN (is nauti-ovnmaster running?)")]
-    NoLogicalSwitch(String),
-    #[error("logical switch {switch}: other_config:subnet `{value}` is not a CIDR")]
-    BadSwitchSubnet { switch: String, value: String },
-    #[error("node block {block} does not lie in the cluster subnet {subnet}")]
-    BlockOutsideSubnet {
-        block: ipnet::IpNet,
-        subnet: ipnet::IpNet,
-    },
-    #[error("bad endpoint `{0}`: expected unix:<path> or tcp:<host>:<port>")]
-    Endpoint(String),
-    #[error("OVSDB {what}: {source}")]
-    Ovsdb {
-        what: String,
-        #[source]
-        source: Box<nauti_ovn::Error>,
-    },
-    #[error("Kubernetes API, {what}: {source}")]
-    Kube {
-        what: String,
-        #[source]
-        source: Box<kube::Error>,
-    },
-    #[error("node block: {0}")]
-    Range(#[from] nauti_ipam::RangeError),
-    #[error("no free address in node block {block}: {source}")]
-    Exhausted {
-        block: ipnet::IpNet,
-        #[source]
-        source: nauti_ipam::AllocError,
-    },
-    #[error("pod NIC: {0}")]
-    Nic(#[from] nic::NicError),
-    #[error("pod has no network namespace path")]
-    NoNetns,
-}
-
-impl PlumbError {
-    fn ovsdb(what: impl Into<String>) -> impl FnOnce(nauti_ovn::Error) -> Self {
-        let what = what.into();
-        move |source| Self::Ovsdb {
-            what,
-            source: Box::new(source),
-        }
-    }
-
-    fn kube(what: impl Into<String>) -> impl FnOnce(kube::Error) -> Self {
-        let what = what.into();
-        move |source| Self::Kube {
-            what,
-            source: Box::new(source),
-        }
-    }
-
-    /// The NRI status the runtime sees: OVN or the API being away is `Unavailable`.
-    fn into_handler_error(self, pod: &PodSandbox) -> HandlerError {
-        let context = format!("pod {}: second NIC not plumbed", pod.key());
-        match self {
-            Self::Ovsdb { .. } | Self::Kube { .. } => HandlerError::Unavailable {
-                what: context,
-                source: Box::new(self),
-            },
-            other => HandlerError::Failed {
-                context,
-                source: Box::new(other),
-            },
-        }
-    }
+/// What the handler is built from: settings, the three backends, the node block as watched, and
+/// where annotations and failure events go.
+pub struct Parts {
+    pub settings: PlumbingSettings,
+    pub backends: Backends,
+    pub blocks: watch::Receiver<BlockState>,
+    pub annotator: Annotator,
+    pub events: Arc<dyn FailureEvents>,
+    pub metrics: Arc<Metrics>,
 }
 
 /// Plumbs each pod's second NIC on sandbox events.
 #[derive(Clone)]
 pub struct NautiHandler {
-    inner: Arc<Inner>,
+    pub(super) inner: Arc<Inner>,
 }
 
-struct Inner {
-    node: NodeNetwork,
-    opt_out: OptOut,
-    policy: FailurePolicy,
-    range: RangeSpec,
+/// The node's allocator, once the node has a block.
+pub(super) struct Allocation {
+    pub network: NodeNetwork,
+    pub pool: Pool,
+}
+
+/// The runtime's sandboxes as the plugin knows them: the last `Synchronize`, then each event.
+#[derive(Default)]
+pub(super) struct Sandboxes {
+    /// A `Synchronize` arrived on the current connection, so `live` is complete.
+    pub synchronized: bool,
+    pub live: BTreeMap<String, PodSandbox>,
+}
+
+pub(super) struct Inner {
+    pub settings: PlumbingSettings,
+    pub opt_out: OptOut,
+    pub backends: Backends,
+    pub annotator: Annotator,
+    pub events: Arc<dyn FailureEvents>,
+    pub metrics: Arc<Metrics>,
     /// Sandbox events hold it shared and run concurrently (each pod has its own port, veth and
-    /// OVS port); `Synchronize` holds it exclusively, so the allocator it rebuilds from OVN never
-    /// misses an allocation whose port is still being written.
-    gate: RwLock<()>,
+    /// OVS port); a reconciliation holds it exclusively only while it rebuilds the allocator
+    /// from OVN and makes its plan, so the rebuild never misses an allocation whose port is
+    /// still being written.
+    pub gate: RwLock<()>,
     /// Held only for allocator operations, never across I/O.
-    pool: Mutex<Pool>,
-    nb: Northbound,
-    ovs: OpenVswitch,
-    annotator: Arc<Annotator>,
-    metrics: Arc<Metrics>,
-    recorder: Recorder,
+    pub alloc: Mutex<Option<Allocation>>,
+    /// The node's network, published once the allocator serves it.
+    pub network: watch::Sender<Option<NodeNetwork>>,
+    pub sandboxes: SyncMutex<Sandboxes>,
+    /// Sandboxes whose release is being retried: their addresses stay taken until OVN confirms
+    /// their port is gone.
+    pub releasing: SyncMutex<BTreeMap<String, Vec<String>>>,
+    /// How long an answer to the runtime may take.
+    pub answer_deadline: SyncMutex<Duration>,
+    /// Wakes the reconciliation loop.
+    pub reconcile_now: Notify,
 }
 
 impl std::fmt::Debug for NautiHandler {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NautiHandler")
-            .field("node", &self.inner.node)
+            .field("node", &self.inner.settings.node_name)
             .finish_non_exhaustive()
     }
 }
 
-fn endpoint(remote: &str) -> Result<Endpoint, PlumbError> {
-    Endpoint::parse(remote).ok_or_else(|| PlumbError::Endpoint(remote.to_owned()))
+/// containerd's default request timeout, until `Configure` says otherwise.
+const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The part of the runtime's request timeout kept for the answer to travel and for the runtime's
+/// own bookkeeping: a fifth of it, at least 200 ms.
+pub fn answer_deadline(request_timeout: Duration) -> Duration {
+    let timeout = if request_timeout.is_zero() {
+        DEFAULT_REQUEST_TIMEOUT
+    } else {
+        request_timeout
+    };
+    let margin = (timeout / 5).max(Duration::from_millis(200));
+    timeout
+        .saturating_sub(margin)
+        .max(Duration::from_millis(50))
 }
 
+pub(super) fn lock<T>(mutex: &SyncMutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Each update of these maps is one insert or remove: a panicking holder leaves them whole.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A plumbing task's state, so the answer and the task agree on who handles a late result.
+const RUNNING: u8 = 0;
+const ANSWERED: u8 = 1;
+const ABANDONED: u8 = 2;
+
 impl NautiHandler {
-    /// Connects to the API server, OVN and OVS, learns the node's block and the cluster subnet,
-    /// and rebuilds the node's allocator from the pod ports OVN holds for this node.
-    pub async fn connect(
-        settings: PlumbingSettings,
-        kube: kube::Client,
-        metrics: Arc<Metrics>,
-    ) -> Result<Self, PlumbError> {
-        let node_obj = Api::<Node>::all(kube.clone())
-            .get(&settings.node_name)
-            .await
-            .map_err(PlumbError::kube(format!("get node {}", settings.node_name)))?;
-        let annotations = node_obj.metadata.annotations.unwrap_or_default();
-        let node_block = nauti_api::core::annotations::node_cidr(&annotations)
-            .map_err(|e| PlumbError::BadNode {
-                node: settings.node_name.clone(),
-                reason: e.to_string(),
-            })?
-            .ok_or_else(|| PlumbError::NoNodeBlock {
-                node: settings.node_name.clone(),
-            })?;
-
-        let nb_client = Client::connect(ClientConfig::new(endpoint(&settings.ovn_nb)?))
-            .await
-            .map_err(PlumbError::ovsdb(format!("connect {}", settings.ovn_nb)))?;
-        let nb = Northbound::new(nb_client);
-        let ovs_client = Client::connect(ClientConfig::new(endpoint(&settings.ovs_db)?))
-            .await
-            .map_err(PlumbError::ovsdb(format!("connect {}", settings.ovs_db)))?;
-        let ovs = OpenVswitch::new(ovs_client);
-
-        let switch = nb
-            .get_logical_switch(&settings.logical_switch)
-            .await
-            .map_err(PlumbError::ovsdb(format!(
-                "read {}",
-                settings.logical_switch
-            )))?
-            .ok_or_else(|| PlumbError::NoLogicalSwitch(settings.logical_switch.clone()))?;
-        let subnet_text = switch
-            .other_config
-            .get("subnet")
-            .cloned()
-            .unwrap_or_default();
-        let cluster_subnet: ipnet::IpNet =
-            subnet_text
-                .parse()
-                .map_err(|_| PlumbError::BadSwitchSubnet {
-                    switch: settings.logical_switch.clone(),
-                    value: subnet_text.clone(),
-                })?;
-        if !cluster_subnet.contains(&node_block) {
-            return Err(PlumbError::BlockOutsideSubnet {
-                block: node_block,
-                subnet: cluster_subnet,
-            });
-        }
-        let gateway = NetworkConfig::gateway_of(&cluster_subnet).ok_or_else(|| {
-            PlumbError::BadSwitchSubnet {
-                switch: settings.logical_switch.clone(),
-                value: subnet_text,
-            }
-        })?;
-        let gateway_in_block = node_block.contains(&gateway).then_some(gateway);
-        let range = RangeSpec::new(node_block, None, None, gateway_in_block)?;
-        let node = NodeNetwork {
-            node: settings.node_name.clone(),
-            logical_switch: settings.logical_switch.clone(),
-            cluster_subnet,
-            gateway,
-            global_cidr: settings.global_cidr,
-            node_block,
-            pod_ifname: settings.pod_ifname.clone(),
-            mtu: settings.mtu,
-            tx_checksum_offload: settings.tx_checksum_offload,
-            integration_bridge: settings.integration_bridge.clone(),
-        };
-        let recorder = Recorder::new(
-            kube.clone(),
-            Reporter {
-                controller: "nauti-nri".into(),
-                instance: Some(settings.node_name.clone()),
-            },
-        );
+    /// The handler over `parts`; starts following the node block and the periodic
+    /// reconciliation, both ending when the last clone of the handler is dropped.
+    pub fn start(parts: Parts) -> Self {
+        let Parts {
+            settings,
+            backends,
+            blocks,
+            annotator,
+            events,
+            metrics,
+        } = parts;
         let handler = Self {
             inner: Arc::new(Inner {
-                node,
                 opt_out: OptOut {
                     namespaces: settings.opt_out_namespaces.clone(),
                 },
-                policy: settings.failure_policy,
-                gate: RwLock::new(()),
-                pool: Mutex::new(Pool::new(range.clone())),
-                range,
-                nb,
-                ovs,
-                annotator: Annotator::new(kube, ANNOTATION_FIRST_RETRY, metrics.clone()),
+                settings,
+                backends,
+                annotator,
+                events,
                 metrics,
-                recorder,
+                gate: RwLock::new(()),
+                alloc: Mutex::new(None),
+                network: watch::Sender::new(None),
+                sandboxes: SyncMutex::default(),
+                releasing: SyncMutex::default(),
+                answer_deadline: SyncMutex::new(answer_deadline(DEFAULT_REQUEST_TIMEOUT)),
+                reconcile_now: Notify::new(),
             }),
         };
-        handler.rebuild().await?;
-        info!(
-            node = %handler.inner.node.node,
-            block = %node_block,
-            subnet = %cluster_subnet,
-            mtu = handler.inner.node.mtu,
-            "pod plumbing ready"
-        );
-        Ok(handler)
+        let weak = Arc::downgrade(&handler.inner);
+        tokio::spawn(super::reconcile::follow_block(weak.clone(), blocks).in_current_span());
+        tokio::spawn(super::reconcile::periodically(weak).in_current_span());
+        handler
     }
 
-    /// The node-level facts the plans use.
-    pub fn node_network(&self) -> &NodeNetwork {
-        &self.inner.node
+    /// The node-level facts the plans use, once the node has a block.
+    pub fn node_network(&self) -> Option<NodeNetwork> {
+        self.inner.network.borrow().clone()
     }
 
-    /// Replaces the allocator's state with what OVN holds for this node.
-    /// Returns the switch's ports it was rebuilt from.
-    async fn rebuild(&self) -> Result<Vec<nauti_ovn::LogicalSwitchPort>, PlumbError> {
-        let ports = self.list_ports().await?;
-        let mine = node_ports(&ports, &self.inner.node.node);
-        let pairs = allocations_from_ports(&mine, &self.inner.node.pod_ifname);
-        let (rebuilt, conflicts) = Pool::rebuild(self.inner.range.clone(), pairs);
-        for conflict in conflicts {
-            warn!(address = %conflict.address, error = %conflict.error,
-                "a port in OVN claims an address this node cannot honour");
-        }
-        let mut pool = self.inner.pool.lock().await;
-        *pool = rebuilt;
-        self.count_addresses(&pool);
-        Ok(ports)
+    pub(super) fn deadline(&self) -> Duration {
+        *lock(&self.inner.answer_deadline)
     }
 
-    fn count_addresses(&self, pool: &Pool) {
+    pub(super) fn count_addresses(&self, pool: &Pool) {
         let stats = pool.stats();
         let usable = stats.size.saturating_sub(stats.reserved);
         self.inner
@@ -284,68 +182,88 @@ impl NautiHandler {
         self.inner.metrics.addresses_usable.set(i64::from(usable));
     }
 
-    async fn list_ports(&self) -> Result<Vec<nauti_ovn::LogicalSwitchPort>, PlumbError> {
-        let switch = &self.inner.node.logical_switch;
-        self.inner
-            .nb
-            .list_logical_switch_ports(switch)
-            .await
-            .map_err(PlumbError::ovsdb(format!("list ports of {switch}")))
-    }
-
-    /// Allocates, writes the port, plumbs the NIC and plugs it into OVS; returns what the pod's
-    /// annotations are to say. On failure everything made so far is undone.
-    async fn plumb(&self, pod: &PodSandbox) -> Result<(IpAddr, PodNetwork), PlumbError> {
+    /// Allocates (or finds the sandbox's address), writes the port, plumbs the NIC and plugs it
+    /// into OVS; returns the address and what the pod's annotations are to say. On failure
+    /// what was made is undone, in the background until OVN confirms.
+    pub(super) async fn plumb(
+        &self,
+        pod: &PodSandbox,
+        steps: &Steps,
+    ) -> Result<(IpAddr, PodNetwork), PlumbError> {
         let netns = pod.netns_path.clone().ok_or(PlumbError::NoNetns)?;
-        let owner = owner(&pod.id, &self.inner.node.pod_ifname);
-        let mut pool = self.inner.pool.lock().await;
-        let ip = match pool.lookup(owner) {
-            Some(lease) => lease.address,
-            None => {
-                pool.allocate(owner)
-                    .map_err(|source| PlumbError::Exhausted {
-                        block: self.inner.node.node_block,
-                        source,
-                    })?
-                    .address
-            }
+        let node = &self.inner.settings.node_name;
+        let holder = {
+            let _step = steps.enter("reading the pod's port in the OVN northbound database");
+            let plain = super::plan::lsp_name(&pod.namespace, &pod.name);
+            self.inner
+                .backends
+                .nb
+                .get_port(&plain)
+                .await
+                .map_err(PlumbError::northbound(format!("read port {plain}")))?
         };
-        self.count_addresses(&pool);
-        drop(pool);
-        let plan = pod_plan(pod, ip, &self.inner.node);
+        let lsp_name = port_name_for(pod, holder.as_ref(), node);
+        let owner = owner(&pod.id, &self.inner.settings.pod_ifname);
+        let (ip, network) = {
+            let mut alloc = self.inner.alloc.lock().await;
+            let Some(alloc) = alloc.as_mut() else {
+                return Err(PlumbError::NoNodeBlock { node: node.clone() });
+            };
+            let ip = match alloc.pool.lookup(owner) {
+                Some(lease) => lease.address,
+                None => {
+                    alloc
+                        .pool
+                        .allocate(owner)
+                        .map_err(|source| PlumbError::Exhausted {
+                            block: alloc.network.node_block,
+                            source,
+                        })?
+                        .address
+                }
+            };
+            self.count_addresses(&alloc.pool);
+            (ip, alloc.network.clone())
+        };
+        let plan = pod_plan(pod, ip, &lsp_name, &network);
+        let backends = &self.inner.backends;
         let result = async {
             // The logical port does not depend on the NIC. The OVS port needs the host end of
-            // the veth pair, not the configured pod end: once the pair exists, the two go on
-            // side by side.
-            let t0 = std::time::Instant::now();
+            // the veth pair, not the configured pod end: once the pair exists, the pod end is
+            // configured while the OVS port is plugged.
             let netns = Path::new(&netns);
             let lsp = async {
-                let _timer = StepTimer::new("lsp", t0);
-                self.inner
+                let _step =
+                    steps.enter("writing the logical switch port to the OVN northbound database");
+                backends
                     .nb
-                    .ensure_logical_switch_port(&self.inner.node.logical_switch, &plan.lsp)
+                    .ensure_port(&network.logical_switch, &plan.lsp)
                     .await
-                    .map_err(PlumbError::ovsdb(format!("write port {}", plan.lsp.name)))
+                    .map_err(PlumbError::northbound(format!(
+                        "write port {}",
+                        plan.lsp.name
+                    )))
             };
             let nic_and_port = async {
                 {
-                    let _timer = StepTimer::new("veth pair", t0);
-                    nic::create_pair(netns, &plan.nic).await?;
+                    let _step = steps.enter("creating the veth pair");
+                    backends.links.create_pair(netns, &plan.nic).await?;
                 }
-                let t1 = std::time::Instant::now();
                 let pod_end = async {
-                    let _timer = StepTimer::new("pod end", t1);
-                    nic::configure_pod_end(netns, &plan.nic)
+                    let _step = steps.enter("configuring the pod end");
+                    backends
+                        .links
+                        .configure_pod_end(netns, &plan.nic)
                         .await
                         .map_err(PlumbError::from)
                 };
                 let ovs_port = async {
-                    let _timer = StepTimer::new("ovs port", t1);
-                    self.inner
+                    let _step = steps.enter("plugging the OVS port into the node's Open vSwitch");
+                    backends
                         .ovs
-                        .ensure_port(&self.inner.node.integration_bridge, &plan.ovs_port)
+                        .ensure_port(&network.integration_bridge, &plan.ovs_port)
                         .await
-                        .map_err(PlumbError::ovsdb(format!("plug {}", plan.ovs_port.name)))
+                        .map_err(PlumbError::vswitch(format!("plug {}", plan.ovs_port.name)))
                 };
                 tokio::try_join!(pod_end, ovs_port).map(|_| ())
             };
@@ -353,252 +271,341 @@ impl NautiHandler {
         }
         .await;
         if let Err(error) = result {
-            self.undo(pod).await;
+            self.release_in_background(&pod.id, vec![lsp_name]);
             return Err(error);
         }
         Ok((ip, plan.network))
     }
 
     /// Takes the NIC off the node: OVS port and veth. Idempotent.
-    async fn unplug(&self, sandbox_id: &str) -> Result<(), PlumbError> {
-        let host = host_ifname(sandbox_id);
+    pub(super) async fn unplug(&self, host: &str) -> Result<(), PlumbError> {
         self.inner
+            .backends
             .ovs
-            .remove_port(&host)
+            .remove_port(host)
             .await
-            .map_err(PlumbError::ovsdb(format!("unplug {host}")))?;
-        nic::unplumb(&host).await?;
+            .map_err(PlumbError::vswitch(format!("unplug {host}")))?;
+        self.inner.backends.links.remove(host).await?;
         Ok(())
     }
 
-    /// Unplugs, removes the port if it is still this sandbox's, and releases the address.
-    async fn release(&self, sandbox_id: &str, lsp: Option<&str>) -> Result<(), PlumbError> {
-        self.unplug(sandbox_id).await?;
-        if let Some(name) = lsp {
-            let current = self
-                .inner
-                .nb
-                .get_logical_switch_port(name)
+    /// Unplugs, removes each of `ports` that is still this sandbox's, and frees the address,
+    /// in that order: the address is free only once OVN confirms no port holds it.
+    pub(super) async fn release(&self, sandbox: &str, ports: &[String]) -> Result<(), PlumbError> {
+        self.unplug(&host_ifname(sandbox)).await?;
+        let nb = &self.inner.backends.nb;
+        for name in ports {
+            let current = nb
+                .get_port(name)
                 .await
-                .map_err(PlumbError::ovsdb(format!("read port {name}")))?;
-            let ours = current.is_some_and(|p| {
-                p.external_ids
-                    .get(external_ids::SANDBOX)
-                    .map(String::as_str)
-                    == Some(sandbox_id)
-            });
+                .map_err(PlumbError::northbound(format!("read port {name}")))?;
             // A newer sandbox of the same pod may own the port by now: leave it alone.
-            if ours {
-                self.inner
-                    .nb
-                    .remove_logical_switch_port(name)
+            if current.is_some_and(|p| is_port_of(&p, sandbox)) {
+                nb.remove_port(name)
                     .await
-                    .map_err(PlumbError::ovsdb(format!("remove port {name}")))?;
+                    .map_err(PlumbError::northbound(format!("remove port {name}")))?;
             }
         }
-        let mut pool = self.inner.pool.lock().await;
-        pool.release(owner(sandbox_id, &self.inner.node.pod_ifname));
-        self.count_addresses(&pool);
+        let mut alloc = self.inner.alloc.lock().await;
+        if let Some(alloc) = alloc.as_mut() {
+            alloc
+                .pool
+                .release(owner(sandbox, &self.inner.settings.pod_ifname));
+            self.count_addresses(&alloc.pool);
+        }
         Ok(())
     }
 
-    /// Best-effort rollback of a failed plumb; the first error is what the caller reports.
-    async fn undo(&self, pod: &PodSandbox) {
-        let lsp = super::plan::lsp_name(&pod.namespace, &pod.name);
-        if let Err(error) = self.release(&pod.id, Some(&lsp)).await {
-            warn!(pod.ns = %pod.namespace, pod.name = %pod.name, %error, "rollback incomplete");
-        }
-    }
-
-    async fn record_failure(&self, pod: &PodSandbox, error: &PlumbError) {
-        let reference = ObjectReference {
-            api_version: Some("v1".into()),
-            kind: Some("Pod".into()),
-            name: Some(pod.name.clone()),
-            namespace: Some(pod.namespace.clone()),
-            uid: Some(pod.uid.clone()),
-            ..Default::default()
-        };
-        let event = Event {
-            type_: EventType::Warning,
-            reason: "NautiNicFailed".into(),
-            note: Some(format!("started without its second NIC: {error}")),
-            action: "PlumbSecondNic".into(),
-            secondary: None,
-        };
-        if let Err(e) = self.inner.recorder.publish(&event, &reference).await {
-            warn!(pod.ns = %pod.namespace, pod.name = %pod.name, error = %e, "event not recorded");
-        }
-    }
-
-    /// Brings OVN, the node and the allocator in line with the runtime's sandboxes.
-    async fn reconcile(&self, pods: Vec<PodSandbox>) -> Result<(), PlumbError> {
-        let _exclusive = self.inner.gate.write().await;
-        let ports = self.rebuild().await?;
-        let mine = node_ports(&ports, &self.inner.node.node);
-        let plan = sync_plan(&pods, &mine, &self.inner.opt_out);
-        let leaked: Vec<(String, String)> = plan
-            .release
-            .iter()
-            .filter_map(|sandbox| Some((sandbox.clone(), mine.get(sandbox.as_str())?.name.clone())))
-            .collect();
-        for (sandbox, lsp) in leaked {
-            match self.release(&sandbox, Some(&lsp)).await {
-                Ok(()) => info!(sandbox = %sandbox, lsp = %lsp, "released a leaked port"),
-                Err(error) => warn!(sandbox = %sandbox, %error, "could not release a leaked port"),
-            }
-        }
-        for pod in pods.iter().filter(|p| plan.plumb.contains(&p.id)) {
-            match self.plumb(pod).await {
-                Ok((ip, network)) => {
-                    info!(pod.ns = %pod.namespace, pod.name = %pod.name, %ip, "plumbed a missed pod");
-                    self.inner
-                        .annotator
-                        .submit(pod, &network, std::time::Instant::now());
-                }
-                Err(error) => {
-                    warn!(pod.ns = %pod.namespace, pod.name = %pod.name, %error, "could not plumb a missed pod")
-                }
-            }
-        }
-        for pod in pods.iter().filter(|p| plan.verify.contains(&p.id)) {
-            let Some(netns) = pod.netns_path.as_deref() else {
-                continue;
-            };
-            let present = nic::inspect(Path::new(netns), &self.inner.node.pod_ifname).await;
-            if matches!(present, Ok(None)) {
-                match self.plumb(pod).await {
-                    Ok((ip, network)) => {
-                        info!(pod.ns = %pod.namespace, pod.name = %pod.name, %ip, "replumbed a lost NIC");
-                        self.inner
-                            .annotator
-                            .submit(pod, &network, std::time::Instant::now());
-                    }
-                    Err(error) => {
-                        warn!(pod.ns = %pod.namespace, pod.name = %pod.name, %error, "could not replumb")
-                    }
-                }
-            } else if present.is_ok() {
-                // Plumbed before: the annotations may not have made it (plugin restarted, API
-                // server away); a patch with the same values changes nothing on the server.
-                let owner = owner(&pod.id, &self.inner.node.pod_ifname);
-                let lease = self.inner.pool.lock().await.lookup(owner);
-                if let Some(lease) = lease {
-                    let network = pod_plan(pod, lease.address, &self.inner.node).network;
-                    self.inner.annotator.ensure(pod, &network);
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Logs how long a plumbing step took (debug level), when dropped.
-struct StepTimer {
-    step: &'static str,
-    since: std::time::Instant,
-}
-
-impl StepTimer {
-    fn new(step: &'static str, since: std::time::Instant) -> Self {
-        Self { step, since }
-    }
-}
-
-impl Drop for StepTimer {
-    fn drop(&mut self) {
-        let us = u64::try_from(self.since.elapsed().as_micros()).unwrap_or(u64::MAX);
-        tracing::debug!(step = self.step, elapsed_us = us, "plumbing step");
-    }
-}
-
-/// The first pause before a failed annotation patch is tried again.
-const ANNOTATION_FIRST_RETRY: Duration = Duration::from_millis(100);
-
-/// How long the background reconciliation after `Synchronize` may take before it gives up.
-const RECONCILE_BUDGET: Duration = Duration::from_secs(120);
-
-#[async_trait]
-impl SandboxHandler for NautiHandler {
-    async fn synchronize(
+    /// Releases in a task of its own, retried with backoff until it succeeds; meanwhile the
+    /// sandbox's address stays taken (rebuilds keep it too). Resolves with the first attempt's
+    /// outcome.
+    pub(super) fn release_in_background(
         &self,
-        pods: Vec<PodSandbox>,
-        _containers: Vec<Container>,
-    ) -> Result<(), HandlerError> {
-        // The runtime waits for the answer only a short while; the work goes on in the
-        // background, holding the allocator so sandbox events queue behind it.
-        let this = self.clone();
-        tokio::spawn(async move {
-            match tokio::time::timeout(RECONCILE_BUDGET, this.reconcile(pods)).await {
-                Ok(Ok(())) => info!("synchronized with the runtime"),
-                Ok(Err(error)) => warn!(%error, "synchronization failed; the next one retries"),
-                Err(_) => warn!("synchronization took too long and was abandoned"),
+        sandbox: &str,
+        ports: Vec<String>,
+    ) -> tokio::sync::oneshot::Receiver<Result<(), String>> {
+        let (first_tx, first_rx) = tokio::sync::oneshot::channel();
+        {
+            let mut releasing = lock(&self.inner.releasing);
+            if let Some(known) = releasing.get_mut(sandbox) {
+                // Already being released: add the names, let that task finish the job.
+                known.extend(ports);
+                known.sort();
+                known.dedup();
+                let _ = first_tx.send(Err("a release of this sandbox is under way".into()));
+                return first_rx;
             }
-        });
-        Ok(())
+            releasing.insert(sandbox.to_owned(), ports);
+        }
+        let this = self.clone();
+        let sandbox = sandbox.to_owned();
+        tokio::spawn(
+            async move {
+                let mut first = Some(first_tx);
+                let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
+                loop {
+                    let ports = lock(&this.inner.releasing)
+                        .get(&sandbox)
+                        .cloned()
+                        .unwrap_or_default();
+                    let result = this.release(&sandbox, &ports).await;
+                    let outcome = result.as_ref().map(|_| ()).map_err(ToString::to_string);
+                    if let Some(first) = first.take() {
+                        let _ = first.send(outcome);
+                    }
+                    match result {
+                        Ok(()) => {
+                            lock(&this.inner.releasing).remove(&sandbox);
+                            debug!(sandbox = %sandbox, "released");
+                            return;
+                        }
+                        Err(error) => {
+                            let delay = backoff.next_delay();
+                            warn!(sandbox = %sandbox, %error, ?delay, "release incomplete; retrying");
+                            tokio::time::sleep(delay).await;
+                        }
+                    }
+                }
+            }
+            .in_current_span(),
+        );
+        first_rx
     }
 
-    async fn run_pod_sandbox(&self, pod: PodSandbox) -> Result<(), HandlerError> {
-        match skip_reason(&pod, &self.inner.opt_out) {
-            Ok(None) => {}
+    fn skip(&self, pod: &PodSandbox) -> Result<bool, HandlerError> {
+        match skip_reason(pod, &self.inner.opt_out) {
+            Ok(None) => Ok(false),
             Ok(Some(skip)) => {
                 let why = match skip {
                     Skip::HostNetwork => "host network",
                     Skip::OptedOut => "opted out",
                     Skip::NamespaceOptedOut => "namespace opted out",
                 };
-                info!(pod.ns = %pod.namespace, pod.name = %pod.name, why, "no second NIC");
-                return Ok(());
+                info!(why, "no second NIC");
+                Ok(true)
             }
-            Err(reason) => {
-                return Err(HandlerError::InvalidPod {
-                    pod: pod.key().to_string(),
-                    reason,
-                });
+            Err(reason) => Err(HandlerError::InvalidPod {
+                pod: pod.key().to_string(),
+                reason,
+            }),
+        }
+    }
+
+    /// The plumbing of a new sandbox, in a task that runs to completion whatever the answer.
+    async fn plumb_within_deadline(
+        &self,
+        pod: &PodSandbox,
+    ) -> Result<(IpAddr, PodNetwork), PlumbError> {
+        let deadline = self.deadline();
+        let steps = Steps::default();
+        let state = Arc::new(AtomicU8::new(RUNNING));
+        let this = self.clone();
+        let (task_pod, task_steps, task_state) = (pod.clone(), steps.clone(), state.clone());
+        let mut task = tokio::spawn(
+            async move {
+                let result = {
+                    {
+                        let _step = task_steps.enter(
+                            "waiting for the node's block (the Node's nauti.io/node-cidr annotation, served from OVN)",
+                        );
+                        let mut network = this.inner.network.subscribe();
+                        // The sender lives in `this`.
+                        let _ = network.wait_for(Option::is_some).await;
+                    }
+                    let _shared = {
+                        let _step = task_steps.enter("waiting for the node's reconciliation");
+                        this.inner.gate.read().await
+                    };
+                    this.plumb(&task_pod, &task_steps).await
+                };
+                if task_state
+                    .compare_exchange(RUNNING, ANSWERED, Ordering::AcqRel, Ordering::Acquire)
+                    .is_err()
+                {
+                    this.finish_abandoned(&task_pod, &result);
+                }
+                result
+            }
+            .in_current_span(),
+        );
+        match tokio::time::timeout(deadline, &mut task).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(join)) => Err(PlumbError::Task(join.to_string())),
+            Err(_) => {
+                if state
+                    .compare_exchange(RUNNING, ABANDONED, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+                {
+                    Err(PlumbError::Timeout {
+                        after: deadline,
+                        steps: steps.describe(),
+                    })
+                } else {
+                    // It finished just now: its result is the answer.
+                    task.await
+                        .map_err(|join| PlumbError::Task(join.to_string()))?
+                }
             }
         }
-        let started = std::time::Instant::now();
-        let _shared = self.inner.gate.read().await;
-        match self.plumb(&pod).await {
+    }
+
+    /// A plumbing that finished after its sandbox was answered: under `fail` the sandbox failed,
+    /// so what was made is released; under `ignore` the pod runs and keeps its late NIC.
+    fn finish_abandoned(
+        &self,
+        pod: &PodSandbox,
+        result: &Result<(IpAddr, PodNetwork), PlumbError>,
+    ) {
+        match (result, self.inner.settings.failure_policy) {
+            (Ok(_), FailurePolicy::Fail) => {
+                info!("plumbed after the deadline; releasing it, the sandbox failed");
+                let ports = vec![
+                    super::plan::lsp_name(&pod.namespace, &pod.name),
+                    nauti_api::core::port::lsp_name_of_sandbox(&pod.namespace, &pod.name, &pod.id),
+                ];
+                self.release_in_background(&pod.id, ports);
+            }
+            (Ok((ip, network)), FailurePolicy::Ignore) => {
+                info!(%ip, "plumbed after the deadline");
+                self.inner.annotator.submit(pod, network, Instant::now());
+            }
+            (Err(error), _) => debug!(%error, "plumbing after the deadline failed too"),
+        }
+    }
+
+    fn failed(&self, pod: &PodSandbox, error: PlumbError) -> Result<(), HandlerError> {
+        match self.inner.settings.failure_policy {
+            FailurePolicy::Fail => {
+                // The runtime sends no RemovePodSandbox for a sandbox whose creation failed.
+                lock(&self.inner.sandboxes).live.remove(&pod.id);
+                Err(error.into_handler_error(pod))
+            }
+            FailurePolicy::Ignore => {
+                warn!(%error, "pod starts without its second NIC");
+                self.inner.events.nic_failed(pod, error.to_string());
+                Ok(())
+            }
+        }
+    }
+
+    /// Waits for at most the answer deadline for `work`, which runs to completion regardless.
+    async fn within_deadline<F>(&self, what: &'static str, work: F) -> Result<(), PlumbError>
+    where
+        F: std::future::Future<Output = Result<(), PlumbError>> + Send + 'static,
+    {
+        let deadline = self.deadline();
+        match tokio::time::timeout(deadline, tokio::spawn(work.in_current_span())).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(join)) => Err(PlumbError::Task(join.to_string())),
+            Err(_) => Err(PlumbError::Timeout {
+                after: deadline,
+                steps: what.to_owned(),
+            }),
+        }
+    }
+}
+
+#[async_trait]
+impl SandboxHandler for NautiHandler {
+    async fn configure(&self, runtime: &RuntimeInfo, _config: &str) -> Result<(), HandlerError> {
+        let deadline = answer_deadline(runtime.request_timeout);
+        *lock(&self.inner.answer_deadline) = deadline;
+        info!(
+            request_timeout_ms = runtime.request_timeout.as_millis(),
+            answer_deadline_ms = deadline.as_millis(),
+            "answering the runtime within its request timeout"
+        );
+        Ok(())
+    }
+
+    async fn synchronize(
+        &self,
+        pods: Vec<PodSandbox>,
+        _containers: Vec<Container>,
+    ) -> Result<(), HandlerError> {
+        {
+            let mut sandboxes = lock(&self.inner.sandboxes);
+            sandboxes.live = pods.into_iter().map(|p| (p.id.clone(), p)).collect();
+            sandboxes.synchronized = true;
+        }
+        // The snapshot and the plan are made before the answer (so no event slips between the
+        // runtime's list and OVN's); carrying the plan out continues after it.
+        let (planned_tx, planned_rx) = tokio::sync::oneshot::channel();
+        let this = self.clone();
+        tokio::spawn(
+            async move {
+                match this.reconcile(Some(planned_tx)).await {
+                    Ok(()) => info!("synchronized with the runtime"),
+                    Err(error) => warn!(%error, "reconciliation failed; the next one retries"),
+                }
+            }
+            .in_current_span(),
+        );
+        if tokio::time::timeout(self.deadline(), planned_rx)
+            .await
+            .is_err()
+        {
+            warn!(
+                "the reconciliation's snapshot takes longer than the runtime waits; answering, it goes on"
+            );
+        }
+        Ok(())
+    }
+
+    async fn run_pod_sandbox(&self, pod: PodSandbox) -> Result<(), HandlerError> {
+        if self.skip(&pod)? {
+            return Ok(());
+        }
+        let started = Instant::now();
+        // Known before its port exists, so a reconciliation never takes it for a leftover.
+        lock(&self.inner.sandboxes)
+            .live
+            .insert(pod.id.clone(), pod.clone());
+        match self.plumb_within_deadline(&pod).await {
             Ok((ip, network)) => {
                 let elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-                info!(pod.ns = %pod.namespace, pod.name = %pod.name, sandbox = %pod.id, %ip, elapsed_us, "second NIC plumbed");
+                info!(%ip, elapsed_us, "second NIC plumbed");
                 self.inner.annotator.submit(&pod, &network, started);
                 Ok(())
             }
-            Err(error) => match self.inner.policy {
-                FailurePolicy::Fail => Err(error.into_handler_error(&pod)),
-                FailurePolicy::Ignore => {
-                    warn!(pod.ns = %pod.namespace, pod.name = %pod.name, %error, "pod starts without its second NIC");
-                    self.record_failure(&pod, &error).await;
-                    Ok(())
-                }
-            },
+            Err(error) => self.failed(&pod, error),
         }
     }
 
     async fn stop_pod_sandbox(&self, pod: PodSandbox) -> Result<(), HandlerError> {
-        let _shared = self.inner.gate.read().await;
-        self.unplug(&pod.id)
-            .await
-            .map_err(|e| e.into_handler_error(&pod))
+        let this = self.clone();
+        let host = host_ifname(&pod.id);
+        self.within_deadline(
+            "unplugging the NIC",
+            async move { this.unplug(&host).await },
+        )
+        .await
+        .map_err(|e| e.into_handler_error(&pod))
     }
 
     async fn remove_pod_sandbox(&self, pod: PodSandbox) -> Result<(), HandlerError> {
-        let _shared = self.inner.gate.read().await;
         self.inner.annotator.cancel(&pod.id);
-        let owner = owner(&pod.id, &self.inner.node.pod_ifname);
-        let lsp = self
-            .inner
-            .pool
-            .lock()
-            .await
-            .lookup(owner)
-            .map(|_| super::plan::lsp_name(&pod.namespace, &pod.name));
-        self.release(&pod.id, lsp.as_deref())
-            .await
-            .map_err(|e| e.into_handler_error(&pod))?;
-        info!(pod.ns = %pod.namespace, pod.name = %pod.name, sandbox = %pod.id, "second NIC released");
+        lock(&self.inner.sandboxes).live.remove(&pod.id);
+        let ports = vec![
+            super::plan::lsp_name(&pod.namespace, &pod.name),
+            nauti_api::core::port::lsp_name_of_sandbox(&pod.namespace, &pod.name, &pod.id),
+        ];
+        let first = self.release_in_background(&pod.id, ports);
+        match tokio::time::timeout(self.deadline(), first).await {
+            Ok(Ok(Ok(()))) => info!("second NIC released"),
+            Ok(Ok(Err(error))) => {
+                warn!(%error, "second NIC not released yet; retrying in the background")
+            }
+            _ => warn!("release takes longer than the runtime waits; it goes on in the background"),
+        }
         Ok(())
     }
+
+    async fn disconnected(&self) {
+        // Events may be missed until the next Synchronize: release nothing on stale knowledge.
+        lock(&self.inner.sandboxes).synchronized = false;
+    }
 }
+
+#[cfg(test)]
+mod tests;

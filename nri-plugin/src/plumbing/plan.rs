@@ -1,6 +1,7 @@
 //! What to do for a pod sandbox, worked out from plain data: no netlink, no OVSDB, no kube.
 
 use std::collections::{BTreeMap, BTreeSet};
+
 use std::net::IpAddr;
 
 use ipnet::IpNet;
@@ -12,24 +13,7 @@ use nauti_ovn::{LogicalSwitchPort, OvsPort};
 use crate::core::PodSandbox;
 use crate::nic::{NicPlan, host_ifname};
 
-/// `external_ids` keys Nauti writes on each pod's logical switch port.
-pub mod external_ids {
-    /// The pod's name.
-    pub const POD: &str = "pod";
-    /// The pod's namespace.
-    pub const NAMESPACE: &str = "namespace";
-    /// The pod's UID.
-    pub const UID: &str = "uid";
-    /// The node whose plugin owns the port.
-    pub const NODE: &str = "node";
-    /// The runtime's sandbox ID: the allocation owner, and how a restarted plugin recognises
-    /// the ports of sandboxes it plumbed before.
-    pub const SANDBOX: &str = "sandbox";
-    /// Marks the port as Nauti's.
-    pub const OWNER: &str = "nauti.io/owner";
-    /// The value of [`OWNER`] on pod ports.
-    pub const OWNER_POD: &str = "pod";
-}
+pub use nauti_api::core::port::{external_ids, lsp_name};
 
 /// The node-level facts every plan needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,11 +72,6 @@ pub fn skip_reason(pod: &PodSandbox, opt_out: &OptOut) -> Result<Option<Skip>, S
     Ok(None)
 }
 
-/// The logical switch port of a pod: `<namespace>_<pod>` (DESIGN.md, step 4).
-pub fn lsp_name(namespace: &str, pod: &str) -> String {
-    format!("{namespace}_{pod}")
-}
-
 /// The allocation owner of a sandbox's NIC.
 pub fn owner(sandbox_id: &str, pod_ifname: &str) -> OwnerId {
     OwnerId::new(sandbox_id, pod_ifname)
@@ -107,11 +86,11 @@ pub struct PodPlan {
     pub network: PodNetwork,
 }
 
-/// The plan for `pod` with address `ip` (allocated from the node block).
-pub fn pod_plan(pod: &PodSandbox, ip: IpAddr, node: &NodeNetwork) -> PodPlan {
+/// The plan for `pod` with address `ip` (allocated from the node block) on the port `lsp_name`
+/// (see [`port_name_for`]).
+pub fn pod_plan(pod: &PodSandbox, ip: IpAddr, lsp_name: &str, node: &NodeNetwork) -> PodPlan {
     let mac = MacAddr::from_ip(ip);
-    let lsp_name = lsp_name(&pod.namespace, &pod.name);
-    let lsp = LogicalSwitchPort::new(&lsp_name)
+    let lsp = LogicalSwitchPort::new(lsp_name)
         .with_address(&mac.to_string(), &[&ip.to_string()])
         .with_external_id(external_ids::POD, &pod.name)
         .with_external_id(external_ids::NAMESPACE, &pod.namespace)
@@ -133,9 +112,9 @@ pub fn pod_plan(pod: &PodSandbox, ip: IpAddr, node: &NodeNetwork) -> PodPlan {
         tx_checksum_offload: node.tx_checksum_offload,
     };
     let ovs_port = OvsPort::new(&host_ifname)
-        .with_iface_id(&lsp_name)
+        .with_iface_id(lsp_name)
         .with_external_id("attached-mac", mac.to_string())
-        .with_external_id("nauti.io/sandbox", &pod.id);
+        .with_external_id(nauti_api::core::port::OVS_SANDBOX, &pod.id);
     let network = PodNetwork {
         ip_address: ip,
         mac_address: mac,
@@ -155,6 +134,79 @@ pub fn pod_plan(pod: &PodSandbox, ip: IpAddr, node: &NodeNetwork) -> PodPlan {
         ovs_port,
         network,
     }
+}
+
+/// The port name for a sandbox, given the port that holds the plain name now (if any).
+///
+/// The plain `<namespace>_<pod>` unless a pod port of another node holds it: a pod of the same
+/// name there (a StatefulSet pod after a force delete) keeps its port and its address, and this
+/// sandbox gets a name of its own. A port of this node under the plain name is taken over: it is
+/// an earlier sandbox of the same pod, whose release leaves the port alone once it is rewritten.
+pub fn port_name_for(pod: &PodSandbox, holder: Option<&LogicalSwitchPort>, node: &str) -> String {
+    let plain = lsp_name(&pod.namespace, &pod.name);
+    let held_elsewhere = holder.is_some_and(|port| {
+        let ids = &port.external_ids;
+        ids.get(external_ids::OWNER).map(String::as_str) == Some(external_ids::OWNER_POD)
+            && ids.get(external_ids::SANDBOX).map(String::as_str) != Some(pod.id.as_str())
+            && ids.get(external_ids::NODE).map(String::as_str) != Some(node)
+    });
+    if held_elsewhere {
+        nauti_api::core::port::lsp_name_of_sandbox(&pod.namespace, &pod.name, &pod.id)
+    } else {
+        plain
+    }
+}
+
+/// Whether `port` is the one `sandbox` wrote.
+pub fn is_port_of(port: &LogicalSwitchPort, sandbox: &str) -> bool {
+    port.external_ids
+        .get(external_ids::SANDBOX)
+        .map(String::as_str)
+        == Some(sandbox)
+}
+
+/// Why the node's network cannot be worked out from its block and the switch.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NetworkError {
+    #[error("logical switch {switch}: other_config:subnet `{value}` is not a CIDR with a gateway")]
+    BadSwitchSubnet { switch: String, value: String },
+    #[error("node block {block} does not lie in the cluster subnet {subnet}")]
+    BlockOutsideSubnet { block: IpNet, subnet: IpNet },
+}
+
+/// The node's facts once its block and the switch's subnet are known.
+pub fn node_network(
+    settings: &super::PlumbingSettings,
+    node_block: IpNet,
+    switch_subnet: Option<&str>,
+) -> Result<NodeNetwork, NetworkError> {
+    let bad = || NetworkError::BadSwitchSubnet {
+        switch: settings.logical_switch.clone(),
+        value: switch_subnet.unwrap_or_default().to_owned(),
+    };
+    let cluster_subnet: IpNet = switch_subnet
+        .unwrap_or_default()
+        .parse()
+        .map_err(|_| bad())?;
+    if !cluster_subnet.contains(&node_block) {
+        return Err(NetworkError::BlockOutsideSubnet {
+            block: node_block,
+            subnet: cluster_subnet,
+        });
+    }
+    let gateway = nauti_api::NetworkConfig::gateway_of(&cluster_subnet).ok_or_else(bad)?;
+    Ok(NodeNetwork {
+        node: settings.node_name.clone(),
+        logical_switch: settings.logical_switch.clone(),
+        cluster_subnet,
+        gateway,
+        global_cidr: settings.global_cidr,
+        node_block,
+        pod_ifname: settings.pod_ifname.clone(),
+        mtu: settings.mtu,
+        tx_checksum_offload: settings.tx_checksum_offload,
+        integration_bridge: settings.integration_bridge.clone(),
+    })
 }
 
 /// The address of a port written by [`pod_plan`]: the first IP of its `addresses`.
@@ -191,44 +243,6 @@ pub fn allocations_from_ports(
         .iter()
         .filter_map(|(sandbox, port)| Some((owner(sandbox, pod_ifname), port_address(port)?)))
         .collect()
-}
-
-/// What `Synchronize` must do.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct SyncPlan {
-    /// Sandboxes that need a second NIC and have no port: plumb them.
-    pub plumb: Vec<String>,
-    /// Sandboxes that have a port: check their NIC, replumb when it is gone.
-    pub verify: Vec<String>,
-    /// Ports of sandboxes the runtime no longer has: release them.
-    pub release: Vec<String>,
-}
-
-/// Compares the runtime's sandboxes with the node's ports.
-pub fn sync_plan(
-    pods: &[PodSandbox],
-    ports: &BTreeMap<&str, &LogicalSwitchPort>,
-    opt_out: &OptOut,
-) -> SyncPlan {
-    let mut plan = SyncPlan::default();
-    let mut live = BTreeSet::new();
-    for pod in pods {
-        live.insert(pod.id.as_str());
-        if !matches!(skip_reason(pod, opt_out), Ok(None)) {
-            continue;
-        }
-        if ports.contains_key(pod.id.as_str()) {
-            plan.verify.push(pod.id.clone());
-        } else {
-            plan.plumb.push(pod.id.clone());
-        }
-    }
-    plan.release = ports
-        .keys()
-        .filter(|sandbox| !live.contains(*sandbox))
-        .map(|s| (*s).to_owned())
-        .collect();
-    plan
 }
 
 #[cfg(test)]

@@ -69,6 +69,10 @@ pub struct PlumbingArgs {
     /// What happens to a pod whose NIC cannot be plumbed.
     #[arg(long, env = "NAUTI_FAILURE_POLICY", value_enum, default_value = "fail")]
     pub failure_policy: FailurePolicy,
+    /// How often the node's ports, OVS interfaces and links are compared with the runtime's
+    /// sandboxes (besides after every `Synchronize`), in milliseconds.
+    #[arg(long, env = "NAUTI_RECONCILE_INTERVAL_MS", default_value_t = 60_000)]
+    pub reconcile_interval_ms: u64,
 }
 
 /// The settings after validation.
@@ -87,6 +91,7 @@ pub struct PlumbingSettings {
     pub tx_checksum_offload: bool,
     pub opt_out_namespaces: BTreeSet<String>,
     pub failure_policy: FailurePolicy,
+    pub reconcile_interval: std::time::Duration,
 }
 
 /// A setting that cannot work, named.
@@ -108,6 +113,24 @@ pub enum SettingsError {
     Missing(&'static str),
     #[error("plugin configuration from the runtime: {0}")]
     RuntimeConfig(String),
+}
+
+#[cfg(test)]
+impl PlumbingArgs {
+    /// Settings from plumbing flags alone, for unit tests.
+    pub(crate) fn parse_settings(flags: &[&str]) -> PlumbingSettings {
+        #[derive(clap::Parser)]
+        struct Only {
+            #[command(flatten)]
+            plumbing: PlumbingArgs,
+        }
+        let argv = std::iter::once("test").chain(flags.iter().copied());
+        <Only as clap::Parser>::try_parse_from(argv)
+            .unwrap()
+            .plumbing
+            .settings()
+            .unwrap()
+    }
 }
 
 impl PlumbingArgs {
@@ -171,6 +194,9 @@ impl PlumbingArgs {
             tx_checksum_offload: self.tx_checksum_offload,
             opt_out_namespaces: self.opt_out_namespaces.into_iter().collect(),
             failure_policy: self.failure_policy,
+            reconcile_interval: std::time::Duration::from_millis(
+                self.reconcile_interval_ms.max(100),
+            ),
         })
     }
 }

@@ -2,7 +2,8 @@
 
 use super::nb::with_retries;
 use super::{Client, Error};
-use crate::core::vswitch::{self, DB, OvsPort};
+use crate::core::ops::Operation;
+use crate::core::vswitch::{self, DB, INTERFACE, OvsPort};
 
 /// The `Open_vSwitch` database of one node.
 #[derive(Debug, Clone)]
@@ -66,5 +67,26 @@ impl OpenVswitch {
         }
         self.client.transact(DB, ops).await?;
         Ok(true)
+    }
+
+    /// Every interface of the database (name, type and `external_ids`), for finding the rows a
+    /// component left behind by their `external_ids`.
+    pub async fn list_interfaces(&self) -> Result<Vec<OvsPort>, Error> {
+        let results = self
+            .client
+            .transact(
+                DB,
+                vec![Operation::select(
+                    INTERFACE,
+                    vec![],
+                    &["name", "type", "external_ids"],
+                )],
+            )
+            .await?;
+        Ok(results
+            .first()
+            .and_then(|r| r.rows.as_ref())
+            .map(|rows| rows.iter().map(OvsPort::from_interface_row).collect())
+            .unwrap_or_default())
     }
 }

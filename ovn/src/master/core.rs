@@ -22,21 +22,25 @@ use crate::core::nb::{LOGICAL_SWITCH_PORT, LogicalSwitch, LogicalSwitchPort, pla
 use crate::core::ops::{Condition, Operation};
 use crate::core::value::{Row, Uuid, Value};
 
-/// `external_ids` key that says which Nauti component owns a row; ports without it are never
-/// touched, so an operator's own ports on the switch are safe.
-pub const OWNER_KEY: &str = "nauti.io/owner";
+use nauti_api::core::port::external_ids;
+
+/// `external_ids` key that says which Nauti component owns a row (the port contract of
+/// `nauti_api::core::port`).
+pub const OWNER_KEY: &str = external_ids::OWNER;
 /// [`OWNER_KEY`] value on pod ports (written by the NRI plugin).
-pub const OWNER_POD: &str = "pod";
+pub const OWNER_POD: &str = external_ids::OWNER_POD;
 /// [`OWNER_KEY`] value on the gateway port (written by this controller).
-pub const OWNER_CNF: &str = "cnf";
+pub const OWNER_CNF: &str = external_ids::OWNER_CNF;
 /// `external_ids` key naming the cluster a switch serves.
-pub const CLUSTER_KEY: &str = "nauti.io/cluster";
+pub const CLUSTER_KEY: &str = external_ids::CLUSTER;
 /// Pod port `external_ids`: the pod's name.
-pub const POD_KEY: &str = "pod";
+pub const POD_KEY: &str = external_ids::POD;
 /// Pod port `external_ids`: the pod's namespace.
-pub const NAMESPACE_KEY: &str = "namespace";
+pub const NAMESPACE_KEY: &str = external_ids::NAMESPACE;
 /// Pod port `external_ids`: the pod's UID, which tells a recreated pod of the same name apart.
-pub const UID_KEY: &str = "uid";
+pub const UID_KEY: &str = external_ids::UID;
+/// Pod port `external_ids`: the node whose block holds the port's address.
+pub const NODE_KEY: &str = external_ids::NODE;
 /// The logical switch port that reserves the gateway address for the CNF pod.
 pub const CNF_PORT: &str = "nauti-cnf";
 

@@ -78,7 +78,12 @@ fn a_malformed_opt_out_annotation_is_an_error_naming_it() {
 #[test]
 fn the_plan_follows_the_design_names_and_formats() {
     let pod = mk_pod(SANDBOX_A, "default", "web");
-    let plan = pod_plan(&pod, "10.112.1.5".parse().unwrap(), &mk_node());
+    let plan = pod_plan(
+        &pod,
+        "10.112.1.5".parse().unwrap(),
+        &lsp_name(&pod.namespace, &pod.name),
+        &mk_node(),
+    );
     assert_eq!(plan.lsp.name, "default_web");
     assert_eq!(plan.lsp.addresses, vec!["0a:58:0a:70:01:05 10.112.1.5"]);
     assert_eq!(plan.lsp.port_security, plan.lsp.addresses);
@@ -131,6 +136,7 @@ fn only_this_nodes_pod_ports_count_and_their_addresses_rebuild_the_allocator() {
     let mine = pod_plan(
         &mk_pod(SANDBOX_A, "default", "a"),
         "10.112.1.5".parse().unwrap(),
+        "default_a",
         &node,
     )
     .lsp;
@@ -139,6 +145,7 @@ fn only_this_nodes_pod_ports_count_and_their_addresses_rebuild_the_allocator() {
     let theirs = pod_plan(
         &mk_pod(SANDBOX_B, "default", "b"),
         "10.112.2.5".parse().unwrap(),
+        "default_b",
         &other_node,
     )
     .lsp;
@@ -153,23 +160,53 @@ fn only_this_nodes_pod_ports_count_and_their_addresses_rebuild_the_allocator() {
 }
 
 #[test]
-fn synchronize_plumbs_the_missing_verifies_the_known_and_releases_the_leaked() {
-    let node = mk_node();
-    let known = mk_pod(SANDBOX_A, "default", "known");
-    let missing = mk_pod(SANDBOX_B, "default", "missing");
-    let leaked_id = "c".repeat(64);
-    let leaked = mk_pod(&leaked_id, "default", "gone");
-    let mut hostnet = mk_pod(&"d".repeat(64), "kube-system", "proxy");
-    hostnet.netns_path = None;
-    let ports = vec![
-        pod_plan(&known, "10.112.1.5".parse().unwrap(), &node).lsp,
-        pod_plan(&leaked, "10.112.1.6".parse().unwrap(), &node).lsp,
-    ];
-    let owned = node_ports(&ports, "node-1");
-    let plan = sync_plan(&[known, missing, hostnet], &owned, &OptOut::default());
-    assert_eq!(plan.plumb, vec![SANDBOX_B.to_owned()]);
-    assert_eq!(plan.verify, vec![SANDBOX_A.to_owned()]);
-    assert_eq!(plan.release, vec![leaked_id]);
+fn a_name_held_by_another_nodes_pod_gives_this_sandbox_a_name_of_its_own() {
+    let pod = mk_pod(SANDBOX_A, "default", "web-0");
+    let mut elsewhere = mk_node();
+    elsewhere.node = "node-2".into();
+    let theirs = pod_plan(
+        &mk_pod(SANDBOX_B, "default", "web-0"),
+        "10.112.2.5".parse().unwrap(),
+        "default_web-0",
+        &elsewhere,
+    )
+    .lsp;
+    assert_eq!(
+        port_name_for(&pod, Some(&theirs), "node-1"),
+        format!("default_web-0_{}", &SANDBOX_A[..12])
+    );
+    // Free, ours, or an earlier sandbox of this node: the plain name.
+    assert_eq!(port_name_for(&pod, None, "node-1"), "default_web-0");
+    assert_eq!(
+        port_name_for(&pod, Some(&theirs), "node-2"),
+        "default_web-0"
+    );
+    let operators = LogicalSwitchPort::new("default_web-0");
+    assert_eq!(
+        port_name_for(&pod, Some(&operators), "node-1"),
+        "default_web-0"
+    );
+}
+
+#[test]
+fn the_node_network_needs_the_block_inside_the_switch_subnet() {
+    let settings = crate::plumbing::PlumbingArgs::parse_settings(&[
+        "--node-name",
+        "node-1",
+        "--cluster-id",
+        "east",
+    ]);
+    let block = "10.112.1.0/24".parse().unwrap();
+    let net = node_network(&settings, block, Some("10.112.0.0/16")).unwrap();
+    assert_eq!(net.gateway.to_string(), "10.112.0.1");
+    assert!(matches!(
+        node_network(&settings, block, Some("10.113.0.0/16")),
+        Err(NetworkError::BlockOutsideSubnet { .. })
+    ));
+    assert!(matches!(
+        node_network(&settings, block, None),
+        Err(NetworkError::BadSwitchSubnet { .. })
+    ));
 }
 
 #[test]
