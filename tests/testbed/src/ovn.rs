@@ -43,7 +43,12 @@ pub struct RunDir {
 impl RunDir {
     /// A fresh `/tmp/<prefix><unique>`.
     pub fn new(prefix: &str) -> Result<Self> {
-        let path = std::env::temp_dir().join(names::unique(prefix));
+        Self::new_in(&std::env::temp_dir(), prefix)
+    }
+
+    /// A fresh `<parent>/<prefix><unique>` (a parent whose path is short).
+    pub fn new_in(parent: &Path, prefix: &str) -> Result<Self> {
+        let path = parent.join(names::unique(prefix));
         std::fs::create_dir_all(&path).io_context(|| format!("create {}", path.display()))?;
         Ok(Self { path })
     }
@@ -179,6 +184,25 @@ impl OvsdbServer {
         self.daemon.as_mut().is_some_and(Daemon::is_running)
     }
 
+    /// Freezes the server (SIGSTOP): connections stay open and requests go unanswered, as a
+    /// hung server's would, until [`Self::unfreeze`].
+    pub fn freeze(&self) -> Result<()> {
+        self.signal("-STOP")
+    }
+
+    /// Lets a frozen server go on (SIGCONT).
+    pub fn unfreeze(&self) -> Result<()> {
+        self.signal("-CONT")
+    }
+
+    fn signal(&self, signal: &str) -> Result<()> {
+        let pidfile = self.rundir.join(format!("{}.pid", self.name));
+        let pid = std::fs::read_to_string(&pidfile)
+            .map_err(|e| crate::error::Error::Other(format!("{}: {e}", pidfile.display())))?;
+        run(Command::new("kill").arg(signal).arg(pid.trim()))?;
+        Ok(())
+    }
+
     pub fn socket(&self) -> &Path {
         &self.socket
     }
@@ -223,7 +247,12 @@ pub struct OvnCentral {
 impl OvnCentral {
     /// Starts NB, SB and northd; returns when northd is active.
     pub fn start(dir: &TestDir) -> Result<Self> {
-        let run = RunDir::new("novc")?;
+        Self::start_in(dir, &std::env::temp_dir())
+    }
+
+    /// As [`OvnCentral::start`], with the run folder under `run_parent` (short: socket paths).
+    pub fn start_in(dir: &TestDir, run_parent: &Path) -> Result<Self> {
+        let run = RunDir::new_in(run_parent, "novc")?;
         let nb = OvsdbServer::start(
             "nb",
             Path::new(NB_SCHEMA),
@@ -352,7 +381,23 @@ impl OvnNode {
         underlay_cidr: &str,
         central: &OvnCentral,
     ) -> Result<Self> {
-        let run = RunDir::new("novn")?;
+        let run_parent = std::env::temp_dir();
+        let link = (underlay_link, underlay_cidr);
+        Self::start_in(dir, netns, system_id, link, central, &run_parent)
+    }
+
+    /// As [`OvnNode::start`] (`underlay` is the link and its CIDR), with the run folder under
+    /// `run_parent` (short: socket paths).
+    pub fn start_in(
+        dir: &TestDir,
+        netns: &Netns,
+        system_id: &str,
+        underlay: (&str, &str),
+        central: &OvnCentral,
+        run_parent: &Path,
+    ) -> Result<Self> {
+        let (underlay_link, underlay_cidr) = underlay;
+        let run = RunDir::new_in(run_parent, "novn")?;
         let ns = netns.name();
         let ovsdb = OvsdbServer::start(
             "conf",
@@ -475,6 +520,11 @@ impl OvnNode {
     /// `unix:<db socket>`.
     pub fn db_remote(&self) -> String {
         self.ovsdb.remote()
+    }
+
+    /// The node's Open vSwitch database server.
+    pub fn ovsdb_server(&self) -> &OvsdbServer {
+        &self.ovsdb
     }
 
     /// The run folder shared by the node's daemons.

@@ -45,8 +45,7 @@ impl Cluster {
         let dir = test.sub(name)?;
         let router = Router::start(bed.id(), name, plan, wan, public)?;
         let control_plane = ControlPlane::start(bed.id(), name, plan, &router, &dir)?;
-        let central = OvnCentral::start(test)?;
-        bed.add_path(central.run_dir())?;
+        let central = OvnCentral::start_in(test, &bed.run_dir()?)?;
         let mut cluster = Self {
             nodes: Vec::new(),
             central,

@@ -60,15 +60,16 @@ impl KubeNode {
         let dir = ctx.test.sub(&name)?;
         let netns = Netns::new(&format!("{}{name}-", plan::netns_prefix(bed)))?;
         ctx.router.attach(&netns, &format!("p-n{index}"), "eth0")?;
-        let ovn = OvnNode::start(
+        let cidr = format!("{ip}/24");
+        let run_parent = ctx.bed.run_dir()?;
+        let ovn = OvnNode::start_in(
             ctx.test,
             &netns,
             &name,
-            "eth0",
-            &format!("{ip}/24"),
+            ("eth0", &cidr),
             ctx.central,
+            &run_parent,
         )?;
-        ctx.bed.add_path(ovn.run_dir())?;
         netns.exec("ethtool", &["-K", "br-phy", "tx", "off"])?;
         netns.ip(&["route", "add", "default", "via", &ctx.plan.router_lan_ip()])?;
 

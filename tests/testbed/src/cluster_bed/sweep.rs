@@ -101,6 +101,17 @@ impl Ownership {
         &self.id
     }
 
+    /// A short folder for the bed's OVS/OVN run folders (unix socket paths are limited to 107
+    /// bytes), recorded before anything is created in it.
+    pub fn run_dir(&self) -> Result<PathBuf> {
+        let dir = std::env::temp_dir().join(format!("nauti-run-{}", self.id));
+        if !self.record().paths.contains(&dir) {
+            self.add_path(&dir)?;
+        }
+        std::fs::create_dir_all(&dir).io_context(|| format!("create {}", dir.display()))?;
+        Ok(dir)
+    }
+
     /// Records a folder of the bed (before anything is put into it).
     pub fn add_path(&self, path: &Path) -> Result<()> {
         use std::io::Write;

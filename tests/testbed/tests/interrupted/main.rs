@@ -52,12 +52,63 @@ fn a_killed_bed_is_swept_by_the_next_one() {
         );
     }
 
+    let (early_id, early_record) = killed_while_starting();
+
     let next = ClusterBed::start("after-kill", &[]).expect("a bed starts after a killed one");
     let left = ClusterBed::leftovers_of(&id, &record);
     assert!(left.is_empty(), "the killed bed {id} left: {left:#?}");
+    let left = ClusterBed::leftovers_of(&early_id, &early_record);
+    assert!(
+        left.is_empty(),
+        "the bed {early_id} killed while starting left: {left:#?}"
+    );
     let next_id = next.id().to_owned();
     let next_record = next.record();
     drop(next);
     let left = ClusterBed::leftovers_of(&next_id, &next_record);
     assert!(left.is_empty(), "the second bed {next_id} left: {left:#?}");
+}
+
+/// A bed killed while it starts, once its control plane runs and its first node is on the way
+/// (the record names the run folder, written right after the control plane is up).
+fn killed_while_starting() -> (String, Record) {
+    let before: Vec<String> = bed_ids();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nauti-cluster-bed"))
+        .arg("early:1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let found = loop {
+        let new = bed_ids().into_iter().find(|id| !before.contains(id));
+        let record = new.as_ref().map(|id| {
+            Record::parse(&std::fs::read_to_string(beds_dir().join(id)).unwrap_or_default())
+        });
+        if let (Some(id), Some(record)) = (new, record)
+            && record.paths.len() >= 2
+        {
+            // Into the first node's start: its namespace, chassis and containerd.
+            std::thread::sleep(Duration::from_millis(1500));
+            break Some((id, record));
+        }
+        if std::time::Instant::now() >= deadline {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    found.expect("the second child's bed never got as far as its control plane")
+}
+
+fn bed_ids() -> Vec<String> {
+    std::fs::read_dir(beds_dir())
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
 }
