@@ -368,15 +368,18 @@ fn parse_range(
     })?;
     let start = parse_ip_field(obj, "rangeStart", path)?;
     let end = parse_ip_field(obj, "rangeEnd", path)?;
-    // host-local's default gateway: the first address after the network address.
+    // host-local's default gateway: the first address after the network address, when the
+    // subnet has one (a /32 or /128 has none and is rejected below as too small).
     let gateway = match parse_ip_field(obj, "gateway", path)? {
-        Some(gw) => gw,
-        None => crate::core::addr::from_bits(
-            crate::core::Family::of_net(&subnet),
-            crate::core::addr::to_bits(subnet.network()) + 1,
-        ),
+        Some(gw) => Some(gw),
+        None => {
+            let (first, last) = crate::core::addr::net_bounds(&subnet);
+            (first < last).then(|| {
+                crate::core::addr::from_bits(crate::core::Family::of_net(&subnet), first + 1)
+            })
+        }
     };
-    let spec = RangeSpec::new(subnet, start, end, Some(gateway)).map_err(|e| {
+    let spec = RangeSpec::new(subnet, start, end, gateway).map_err(|e| {
         use crate::core::RangeError as R;
         let field = match &e {
             R::FamilyMismatch { field, .. } | R::OutsideSubnet { field, .. } => {

@@ -99,7 +99,8 @@ impl Pool {
         let base = to_bits(spec.start());
         let len = spec.len();
         let mut used = Bitmap::new(len);
-        let last = base + u128::from(len) - 1;
+        // `len >= 1`, and `base + (len - 1)` is the range's end, which fits: `base + len` may not.
+        let last = base + (u128::from(len) - 1);
         let mut reserve = |bits: u128| {
             if bits >= base && bits <= last {
                 used.set((bits - base) as u32);
@@ -115,11 +116,10 @@ impl Pool {
         }
         for ex in spec.exclusions() {
             let (lo, hi) = net_bounds(ex);
-            let (lo, hi) = (lo.max(base), hi.min(last));
-            let mut b = lo;
-            while b <= hi {
+            // An inclusive range: stepping past `hi` would overflow when `hi` is the last
+            // address of the space.
+            for b in lo.max(base)..=hi.min(last) {
                 reserve(b);
-                b += 1;
             }
         }
         let reserved = used.count_used();
@@ -341,6 +341,47 @@ mod tests {
     }
     fn pool(subnet: &str, gw: Option<&str>) -> Pool {
         Pool::new(RangeSpec::new(net(subnet), None, None, gw.map(ip)).unwrap())
+    }
+
+    /// A range that ends at the last address of the space, with an exclusion reaching it:
+    /// no overflow computing the range's end, and the exclusion loop stops.
+    #[test]
+    fn a_range_at_the_top_of_the_address_space_allocates_up_to_the_last_address() {
+        let top = ip("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff");
+        let spec = RangeSpec::new(
+            net("::/0"),
+            Some(ip("ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffc")),
+            None,
+            None,
+        )
+        .unwrap()
+        .with_exclusions([net("ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe/127")])
+        .unwrap();
+        let mut p = Pool::new(spec);
+        let got: Vec<_> = (0..2)
+            .map(|i| p.allocate(owner(i)).unwrap().address)
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ip("ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffc"),
+                ip("ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffd")
+            ]
+        );
+        assert!(matches!(
+            p.allocate(owner(9)),
+            Err(AllocError::Exhausted { .. })
+        ));
+        assert!(!p.contains(top) || p.spec().is_reserved(top));
+
+        let mut p = Pool::new(
+            RangeSpec::new(net("0.0.0.0/0"), Some(ip("255.255.255.254")), None, None).unwrap(),
+        );
+        assert_eq!(p.allocate(owner(1)).unwrap().address, ip("255.255.255.254"));
+        assert!(matches!(
+            p.allocate(owner(2)),
+            Err(AllocError::Exhausted { .. })
+        ));
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod bridge;
 mod chained;
 mod concurrency;
 mod crash;
+mod edge_ranges;
 mod lifecycle;
 mod macvlan;
 mod reboot;

@@ -208,3 +208,23 @@ fn a_leftover_fsync_field_is_ignored_like_any_unknown_field() {
         assert_eq!(c.ipam.range_sets.len(), 1, "fsync: {v}");
     }
 }
+
+#[test]
+fn single_address_subnets_at_the_top_of_the_space_are_named_not_overflowed() {
+    for subnet in [
+        "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128",
+        "255.255.255.255/32",
+    ] {
+        let e = conf(&format!(r#"{{"ranges":[[{{"subnet":"{subnet}"}}]]}}"#)).unwrap_err();
+        assert_eq!(field_of(&e), "ipam.ranges[0][0].subnet", "{subnet}");
+        assert!(
+            e.to_string().contains("too small") || e.to_string().contains(subnet),
+            "{e}"
+        );
+    }
+    let c = conf(r#"{"ranges":[[{"subnet":"::/0"}]]}"#).unwrap();
+    assert_eq!(
+        c.ipam.range_sets[0][0].gateway().unwrap().to_string(),
+        "::1"
+    );
+}
