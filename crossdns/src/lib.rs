@@ -1,8 +1,115 @@
 //! crossdns: DNS for services exported across clusters.
 //!
 //! It answers two zones from the ServiceImports and imported EndpointSlices that octopus keeps
-//! in the member cluster it runs in: `hyperos.local` (`<svc>.<ns>.svc.hyperos.local`, the ready
-//! global endpoints of a service in every cluster) and `clusterset.local`, as KEP-1645's DNS
-//! specification describes it.
+//! in the member cluster it runs in (the contract is on [`nauti_api::mcs::MANAGED_BY_NAUTI`]):
+//! `hyperos.local` (`<svc>.<ns>.svc.hyperos.local`, the ready global endpoints of a service in
+//! every cluster) and `clusterset.local`, as KEP-1645's DNS specification describes it.
+//!
+//! ```text
+//!   ServiceImport / EndpointSlice watches ──► kube (views) ──► core::Index ◄── dns::Handler ◄── UDP/TCP
+//!                                                                  └──► metrics ──► /metrics /readyz
+//! ```
 
+pub mod cli;
 pub mod core;
+pub mod dns;
+pub mod kube;
+pub mod metrics;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use hickory_server::Server;
+use nauti_api::daemon::{shutdown_on_signals, start_endpoints};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+pub use self::cli::Args;
+use self::core::Index;
+use self::dns::Handler;
+use self::metrics::Metrics;
+
+/// Bytes buffered per TCP connection for responses not yet written.
+const TCP_RESPONSE_BUFFER: usize = 64;
+
+/// Why crossdns cannot start or had to stop.
+#[derive(Debug, thiserror::Error)]
+pub enum CrossdnsError {
+    /// The log filter does not parse.
+    #[error(transparent)]
+    Log(#[from] nauti_api::daemon::LogError),
+    /// No usable Kubernetes client configuration.
+    #[error("cannot load a Kubernetes client configuration from {source_of}: {reason}")]
+    KubeConfig {
+        /// Where we looked.
+        source_of: String,
+        /// What failed.
+        reason: String,
+    },
+    /// An address cannot be bound.
+    #[error("cannot listen on {flag} {addr}")]
+    Bind {
+        /// The flag naming the address.
+        flag: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Signal handlers could not be installed.
+    #[error("cannot install signal handlers")]
+    Signals(#[source] std::io::Error),
+}
+
+/// Runs crossdns until SIGTERM or SIGINT.
+pub async fn run(args: Args) -> Result<(), CrossdnsError> {
+    args.log.init()?;
+    let shutdown = shutdown_on_signals().map_err(CrossdnsError::Signals)?;
+    run_with(args, shutdown).await
+}
+
+/// Runs crossdns until `shutdown` is cancelled.
+pub async fn run_with(args: Args, shutdown: CancellationToken) -> Result<(), CrossdnsError> {
+    let metrics = Arc::new(Metrics::new());
+    let _endpoints = start_endpoints(args.metrics_addr, metrics.clone(), shutdown.clone())
+        .await
+        .map_err(|source| CrossdnsError::Bind {
+            flag: "--metrics-addr",
+            addr: args.metrics_addr,
+            source,
+        })?;
+    let index = Arc::new(RwLock::new(Index::new()));
+    let bind = |source| CrossdnsError::Bind {
+        flag: "--dns-addr",
+        addr: args.dns_addr,
+        source,
+    };
+    // Listen before the first sync: until then queries get SERVFAIL, not silence.
+    let udp = UdpSocket::bind(args.dns_addr).await.map_err(bind)?;
+    let tcp = TcpListener::bind(args.dns_addr).await.map_err(bind)?;
+    let mut server = Server::new(Handler::new(
+        index.clone(),
+        metrics.clone(),
+        args.max_udp_payload,
+    ));
+    server.register_socket(udp);
+    server.register_listener(
+        tcp,
+        Duration::from_secs(args.tcp_idle_seconds.max(1)),
+        TCP_RESPONSE_BUFFER,
+    );
+    info!(addr = %args.dns_addr, "answering DNS over UDP and TCP");
+
+    let client = kube::connect(args.kubeconfig.as_deref()).await?;
+    kube::spawn_watches(&client, &index, &metrics, &shutdown);
+
+    shutdown.cancelled().await;
+    if let Err(error) = server.shutdown_gracefully().await {
+        warn!(%error, "the DNS server stopped with an error");
+    }
+    info!("stopped");
+    Ok(())
+}

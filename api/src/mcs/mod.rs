@@ -28,5 +28,19 @@ pub const LABEL_SERVICE_NAME: &str = "multicluster.kubernetes.io/service-name";
 /// Label on an exported or imported EndpointSlice naming the cluster its endpoints live in.
 pub const LABEL_SOURCE_CLUSTER: &str = "multicluster.kubernetes.io/source-cluster";
 
+/// The standard `endpointslice.kubernetes.io/managed-by` label; the built-in EndpointSlice
+/// controller only touches slices that carry its own value.
+pub const LABEL_MANAGED_BY: &str = "endpointslice.kubernetes.io/managed-by";
+
+/// Nauti's value of [`LABEL_MANAGED_BY`] on the EndpointSlices octopus writes.
+///
+/// The import contract crossdns reads in a member cluster: for each exported name a
+/// [`ServiceImport`] (type `ClusterSetIP` with `spec.ips`, or `Headless`; `spec.ports`), and in
+/// the same namespace EndpointSlices labelled [`LABEL_SERVICE_NAME`]`=<svc>`,
+/// [`LABEL_SOURCE_CLUSTER`]`=<clusterid>` and [`LABEL_MANAGED_BY`]`=`this, carrying the exporting
+/// pods' global addresses, the `ready`/`serving`/`terminating` conditions and optionally a
+/// `hostname` per endpoint.
+pub const MANAGED_BY_NAUTI: &str = "octopus.nauti.io";
+
 #[cfg(test)]
 mod tests;
