@@ -2,9 +2,5 @@
 //!
 //! - [`core`]: the decisions (slices, Peer review, topology, peer diff, MTU), pure and
 //!   unit-tested.
-//! - [`join`]: bootstrap tokens, member certificates and credentials (TLS bootstrap).
-//! - [`hub`]: the hub's side of joining: tokens, CSR approval and each member's grants.
 
 pub mod core;
-pub mod hub;
-pub mod join;
