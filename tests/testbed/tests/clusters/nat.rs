@@ -17,8 +17,8 @@ fn connects(from: &Netns, to: &str, port: u16) -> bool {
         .unwrap()
 }
 
-/// A member node reaches the hub's public address (the API answers through the hub's router) and
-/// the hub's nodes; from the hub, neither a member's node nor its router's address takes a
+/// A member node and a member's pod reach the hub's public address (the API answers through the
+/// hub's router), the node reaches the hub's nodes; from the hub, neither a member's node nor its router's address takes a
 /// connection.
 pub fn member_reaches_the_hub_and_the_hub_reaches_no_member(bed: &ClusterBed) {
     let hub = bed.cluster("hub").unwrap();
@@ -40,6 +40,12 @@ pub fn member_reaches_the_hub_and_the_hub_reaches_no_member(bed: &ClusterBed) {
         east_node.name,
         String::from_utf8_lossy(&answer.stderr)
     );
+    // A pod behind the member's NAT too (what a member's agent does): the `client` pod of the
+    // workload checks.
+    let from_pod = east
+        .kubectl(&["exec", "client", "--", "curl", "-sk", "-m", "5", &livez])
+        .unwrap_or_else(|e| panic!("{livez} from east's client pod: {e}"));
+    assert_eq!(from_pod.trim(), "ok", "{livez} from east's client pod");
     assert!(
         connects(&east_node.netns, &hub.nodes[0].ip, KUBELET_PORT),
         "{} does not reach the hub's node {}",
