@@ -9,6 +9,10 @@ for dir in */fuzz; do
   crate=$(dirname "$dir")
   for target in $(cd "$crate" && cargo +nightly fuzz list); do
     echo "=== fuzz: $crate/$target for ${seconds}s"
-    (cd "$crate" && cargo +nightly fuzz run "$target" -- -max_total_time="$seconds")
+    # Checked-in seeds (fuzz/seeds/<target>) join the generated corpus, which stays untracked.
+    seeds=()
+    [ -d "$dir/seeds/$target" ] && seeds=("seeds/$target")
+    (cd "$crate" && mkdir -p "fuzz/corpus/$target" &&
+      cargo +nightly fuzz run "$target" "fuzz/corpus/$target" "${seeds[@]/#/fuzz/}" -- -max_total_time="$seconds")
   done
 done

@@ -5,14 +5,14 @@
 //! Rows keep only the columns the server sent; absent columns have their type's default (the
 //! server omits default values in `initial` and `insert` rows).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use serde_json::Value as Json;
 use thiserror::Error;
 
 use super::schema::{ColumnType, DatabaseSchema, SchemaError};
-use super::value::{Atom, Row, Uuid, Value};
+use super::value::{Atom, AtomKey, Row, Uuid, Value};
 
 /// A notification that cannot be applied.
 #[derive(Debug, Clone, PartialEq, Error)]
@@ -249,30 +249,52 @@ pub fn apply_diff(ty: &ColumnType, old: Value, diff: Value) -> Result<Value, Str
     let old = ty.normalize(old)?;
     let diff = ty.normalize(diff)?;
     match (old, diff) {
-        (Value::Set(mut items), Value::Set(toggles)) => {
+        // Elements are indexed by key (removed ones leave a hole) so that a diff of n elements
+        // against a column of m costs O(n + m), not O(n * m).
+        (Value::Set(items), Value::Set(toggles)) => {
+            let mut slots: Vec<Option<Atom>> = items.into_iter().map(Some).collect();
+            let mut index: HashMap<AtomKey, usize> = slots
+                .iter()
+                .enumerate()
+                .filter_map(|(i, a)| Some((AtomKey::of(a.as_ref()?), i)))
+                .collect();
             for a in toggles {
-                match items.iter().position(|x| *x == a) {
-                    Some(i) => {
-                        items.remove(i);
+                let key = AtomKey::of(&a);
+                match index.remove(&key) {
+                    Some(i) => slots[i] = None,
+                    None => {
+                        index.insert(key, slots.len());
+                        slots.push(Some(a));
                     }
-                    None => items.push(a),
                 }
             }
-            let new = Value::Set(items);
+            let new = Value::Set(slots.into_iter().flatten().collect());
             ty.check_atom_types(&new)?;
             Ok(new)
         }
-        (Value::Map(mut pairs), Value::Map(changes)) => {
+        (Value::Map(pairs), Value::Map(changes)) => {
+            let mut slots: Vec<Option<(Atom, Atom)>> = pairs.into_iter().map(Some).collect();
+            let mut index: HashMap<AtomKey, usize> = slots
+                .iter()
+                .enumerate()
+                .filter_map(|(i, p)| Some((AtomKey::of(&p.as_ref()?.0), i)))
+                .collect();
             for (k, v) in changes {
-                match pairs.iter().position(|(x, _)| *x == k) {
-                    Some(i) if pairs[i].1 == v => {
-                        pairs.remove(i);
+                let key = AtomKey::of(&k);
+                let slot = index.get(&key).copied();
+                match slot.and_then(|i| Some((i, slots.get_mut(i)?.as_mut()?))) {
+                    Some((i, (_, old))) if *old == v => {
+                        slots[i] = None;
+                        index.remove(&key);
                     }
-                    Some(i) => pairs[i].1 = v,
-                    None => pairs.push((k, v)),
+                    Some((_, (_, old))) => *old = v,
+                    None => {
+                        index.insert(key, slots.len());
+                        slots.push(Some((k, v)));
+                    }
                 }
             }
-            let new = Value::Map(pairs);
+            let new = Value::Map(slots.into_iter().flatten().collect());
             ty.check_atom_types(&new)?;
             Ok(new)
         }

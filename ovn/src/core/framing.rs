@@ -32,18 +32,27 @@ pub enum FrameError {
 }
 
 /// Incremental splitter of back-to-back JSON objects.
+///
+/// Consumed bytes are not shifted out one frame (or one whitespace byte) at a time: `start`
+/// marks where the unconsumed bytes begin and the buffer is compacted only once the consumed
+/// prefix is at least as long as what remains, so every byte is moved a bounded number of times
+/// and splitting is linear in the stream length.
 #[derive(Debug)]
 pub struct JsonSplitter {
     buf: Vec<u8>,
-    /// Bytes of `buf` already scanned for the current frame.
+    /// Index in `buf` of the first byte not yet returned or skipped.
+    start: usize,
+    /// Index in `buf` up to which the current frame has been scanned.
     scanned: usize,
     depth: usize,
     in_string: bool,
     escape: bool,
     started: bool,
     max: usize,
-    /// Stream offset of `buf[0]`, for error messages.
+    /// Stream offset of `buf[start]`, for error messages.
     consumed: u64,
+    /// Bytes moved by compaction, so tests can check that splitting stays linear.
+    moved: u64,
     failed: Option<FrameError>,
 }
 
@@ -52,6 +61,7 @@ impl JsonSplitter {
     pub fn new(max: usize) -> Self {
         Self {
             buf: Vec::new(),
+            start: 0,
             scanned: 0,
             depth: 0,
             in_string: false,
@@ -59,18 +69,20 @@ impl JsonSplitter {
             started: false,
             max,
             consumed: 0,
+            moved: 0,
             failed: None,
         }
     }
 
     /// Appends received bytes.
     pub fn push(&mut self, data: &[u8]) {
+        self.compact();
         self.buf.extend_from_slice(data);
     }
 
     /// Bytes received but not yet returned as a frame.
     pub fn buffered(&self) -> usize {
-        self.buf.len()
+        self.buf.len() - self.start
     }
 
     /// Returns the next complete JSON object, `Ok(None)` when more bytes are needed.
@@ -87,25 +99,39 @@ impl JsonSplitter {
         result
     }
 
+    /// Drops the consumed prefix once it is at least half the buffer: each byte is then moved
+    /// at most as often as the buffer doubles past it, so compaction costs O(stream length).
+    fn compact(&mut self) {
+        if self.start == 0 || self.start * 2 < self.buf.len() {
+            return;
+        }
+        let remaining = self.buf.len() - self.start;
+        self.buf.copy_within(self.start.., 0);
+        self.buf.truncate(remaining);
+        self.moved += remaining as u64;
+        self.scanned -= self.start;
+        self.start = 0;
+    }
+
+    /// Marks `n` bytes at `start` as consumed.
+    fn consume(&mut self, n: usize) {
+        self.start += n;
+        self.consumed += n as u64;
+    }
+
     fn scan(&mut self) -> Result<Option<Vec<u8>>, FrameError> {
-        let mut i = self.scanned;
+        let mut i = self.scanned.max(self.start);
         while i < self.buf.len() {
             let b = self.buf[i];
             if !self.started {
                 match b {
+                    // Leading whitespace is skipped right away so it never counts as message size.
                     b' ' | b'\t' | b'\r' | b'\n' => {
-                        // Drop leading whitespace right away so it never counts as message size.
-                        self.buf.drain(..=i);
-                        self.consumed += (i + 1) as u64;
-                        i = 0;
+                        self.consume(1);
+                        i += 1;
                         continue;
                     }
                     b'{' => {
-                        if i != 0 {
-                            self.buf.drain(..i);
-                            self.consumed += i as u64;
-                            i = 0;
-                        }
                         self.started = true;
                         self.depth = 1;
                         i += 1;
@@ -114,7 +140,7 @@ impl JsonSplitter {
                     _ => {
                         return Err(FrameError::UnexpectedByte {
                             byte: b,
-                            offset: self.consumed + i as u64,
+                            offset: self.consumed,
                         });
                     }
                 }
@@ -135,9 +161,9 @@ impl JsonSplitter {
                         // `started` implies depth >= 1 here, so this cannot underflow.
                         self.depth = self.depth.saturating_sub(1);
                         if self.depth == 0 {
-                            let frame: Vec<u8> = self.buf.drain(..=i).collect();
-                            self.consumed += frame.len() as u64;
-                            self.scanned = 0;
+                            let frame = self.buf[self.start..=i].to_vec();
+                            self.consume(frame.len());
+                            self.scanned = self.start;
                             self.started = false;
                             return Ok(Some(frame));
                         }
@@ -146,12 +172,12 @@ impl JsonSplitter {
                 }
             }
             i += 1;
-            if i > self.max {
+            if i - self.start > self.max {
                 return Err(FrameError::TooLarge { max: self.max });
             }
         }
         self.scanned = i;
-        if self.started && self.buf.len() > self.max {
+        if self.started && self.buffered() > self.max {
             return Err(FrameError::TooLarge { max: self.max });
         }
         Ok(None)
@@ -260,6 +286,71 @@ mod tests {
                 Err(FrameError::UnexpectedByte { .. })
             ));
         }
+    }
+
+    /// A long whitespace run and many small frames in one read once cost a shift of the whole
+    /// buffer per byte or per frame (quadratic: seconds for this input); now every byte is moved
+    /// a bounded number of times.
+    #[test]
+    fn long_whitespace_runs_and_many_frames_are_split_in_linear_time() {
+        let whitespace = 400_000;
+        let frames = 100_000;
+        let mut text = vec![b' '; whitespace];
+        for _ in 0..frames {
+            text.extend_from_slice(b"{}\n");
+        }
+        let started = std::time::Instant::now();
+        // One read holding it all, and the same stream in 4 KiB reads.
+        for chunk in [text.len(), 4096] {
+            let mut s = JsonSplitter::new(16);
+            let mut got = 0;
+            for piece in text.chunks(chunk) {
+                s.push(piece);
+                while let Some(frame) = s.next_frame().unwrap() {
+                    assert_eq!(frame, b"{}");
+                    got += 1;
+                }
+            }
+            assert_eq!(got, frames);
+            assert_eq!(s.buffered(), 0, "the trailing newline is skipped");
+            assert!(
+                s.moved <= text.len() as u64,
+                "compaction moved {} bytes for a {}-byte stream",
+                s.moved,
+                text.len()
+            );
+        }
+        // Backstop only: the quadratic version took seconds here.
+        assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    }
+
+    #[test]
+    fn offsets_and_limits_hold_after_compaction() {
+        let mut s = JsonSplitter::new(8);
+        s.push(b"   {\"a\":1}   ");
+        assert_eq!(split_all(&mut s), vec![r#"{"a":1}"#]);
+        s.push(b"{\"b\":2} x");
+        assert_eq!(split_all_until_error(&mut s), vec![r#"{"b":2}"#]);
+        assert_eq!(
+            s.next_frame(),
+            Err(FrameError::UnexpectedByte {
+                byte: b'x',
+                offset: 21
+            })
+        );
+        let mut s = JsonSplitter::new(8);
+        s.push(b"          {}");
+        s.push(b" {\"abcdefgh\"");
+        assert_eq!(split_all_until_error(&mut s), vec!["{}"]);
+        assert_eq!(s.next_frame(), Err(FrameError::TooLarge { max: 8 }));
+    }
+
+    fn split_all_until_error(s: &mut JsonSplitter) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Ok(Some(f)) = s.next_frame() {
+            out.push(String::from_utf8(f).unwrap());
+        }
+        out
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! the same transaction is `["named-uuid", "name"]`. Decoding without a schema keeps what the
 //! wire says; [`crate::core::schema::ColumnType::decode`] normalises to the column's shape.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 
 use serde_json::{Value as Json, json};
@@ -179,6 +179,33 @@ impl From<Uuid> for Atom {
     }
 }
 
+/// An atom as a hash key: two keys are equal exactly when the atoms are `==` (reals by value, so
+/// `0.0` and `-0.0` are one key; JSON carries no NaN). Sets and maps index their elements by it
+/// so that decoding and diffing stay linear in the number of elements.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum AtomKey {
+    Integer(i64),
+    Real(u64),
+    Boolean(bool),
+    String(String),
+    Uuid(String),
+    NamedUuid(String),
+}
+
+impl AtomKey {
+    pub(crate) fn of(atom: &Atom) -> Self {
+        match atom {
+            Atom::Integer(i) => Self::Integer(*i),
+            Atom::Real(r) if *r == 0.0 => Self::Real(0),
+            Atom::Real(r) => Self::Real(r.to_bits()),
+            Atom::Boolean(b) => Self::Boolean(*b),
+            Atom::String(s) => Self::String(s.clone()),
+            Atom::Uuid(u) => Self::Uuid(u.as_str().to_owned()),
+            Atom::NamedUuid(n) => Self::NamedUuid(n.clone()),
+        }
+    }
+}
+
 /// A column value: an atom, a set of atoms or a map between atoms.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
@@ -219,11 +246,13 @@ impl Value {
                 }
                 [Json::String(tag), Json::Array(pairs)] if tag == "map" => {
                     let mut out = Vec::with_capacity(pairs.len());
+                    // A hash set, not a scan of `out`: a map of n keys stays O(n).
+                    let mut seen = HashSet::with_capacity(pairs.len());
                     for pair in pairs {
                         match pair {
                             Json::Array(kv) if kv.len() == 2 => {
                                 let key = Atom::from_json(&kv[0])?;
-                                if out.iter().any(|(k, _)| *k == key) {
+                                if !seen.insert(AtomKey::of(&key)) {
                                     return Err(ValueError::new(json, "duplicate map key"));
                                 }
                                 out.push((key, Atom::from_json(&kv[1])?));
@@ -377,6 +406,43 @@ mod tests {
     use super::*;
 
     const U: &str = "36d36d8d-9f2e-4ac4-9f5b-1b1c2d3e4f50";
+
+    /// Duplicate keys were found by scanning the pairs decoded so far (quadratic: tens of
+    /// seconds for this map in a debug build); a hash set makes it linear.
+    #[test]
+    fn a_map_with_many_keys_decodes_in_linear_time_and_duplicates_are_still_caught() {
+        let n = 80_000;
+        let pairs: Vec<Json> = (0..n).map(|i| json!([format!("k{i}"), i])).collect();
+        let started = std::time::Instant::now();
+        let value = Value::from_json(&json!(["map", pairs])).unwrap();
+        let Value::Map(decoded) = &value else {
+            panic!("not a map: {value:?}")
+        };
+        assert_eq!(decoded.len(), n);
+        assert_eq!(
+            decoded[n - 1],
+            (Atom::from("k79999"), Atom::Integer(79_999))
+        );
+        // Backstop only.
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+
+        let dup = pairs_with_last_repeating(n, "k0");
+        let err = Value::from_json(&json!(["map", dup])).unwrap_err();
+        assert_eq!(err.reason, "duplicate map key");
+        let reals = json!(["map", [[0.0, 1], [-0.0, 2]]]);
+        assert_eq!(
+            Value::from_json(&reals).unwrap_err().reason,
+            "duplicate map key"
+        );
+        let distinct = json!(["map", [[1, 1], [1.5, 2], ["1", 3], [true, 4]]]);
+        assert!(Value::from_json(&distinct).is_ok());
+    }
+
+    fn pairs_with_last_repeating(n: usize, key: &str) -> Vec<Json> {
+        let mut pairs: Vec<Json> = (0..n).map(|i| json!([format!("k{i}"), i])).collect();
+        pairs.push(json!([key, 0]));
+        pairs
+    }
 
     #[test]
     fn atoms_round_trip_through_json() {
