@@ -112,16 +112,7 @@ impl Containerd {
         };
         ctrd.launch()?;
         for (image, archive) in [(PAUSE_IMAGE, "pause"), (BUSYBOX_IMAGE, "busybox")] {
-            let archive = peers::image(archive)?;
-            ctrd.ctr(&[
-                "-n",
-                "k8s.io",
-                "images",
-                "import",
-                "--index-name",
-                image,
-                &archive.display().to_string(),
-            ])?;
+            ctrd.import_image(image, &peers::image(archive)?)?;
         }
         Ok(ctrd)
     }
@@ -187,6 +178,21 @@ impl Containerd {
     /// The current daemon's log.
     pub fn log(&self) -> PathBuf {
         self.dir.join(format!("containerd-{}.log", self.restarts))
+    }
+
+    /// Imports an OCI archive (without a reference name) as `image` into `k8s.io`, where CRI looks.
+    pub fn import_image(&self, image: &str, archive: &Path) -> Result<()> {
+        let archive = archive.display().to_string();
+        self.ctr(&[
+            "-n",
+            "k8s.io",
+            "images",
+            "import",
+            "--index-name",
+            image,
+            &archive,
+        ])?;
+        Ok(())
     }
 
     /// `ctr -a <socket> <args>`.
@@ -362,20 +368,10 @@ fn render_config(dir: &Path) -> Result<String> {
 /// Kills every process whose working directory or root lies under `dir`: the shims (their cwd is
 /// the task bundle) and container processes (their root is a rootfs mount below the state dir).
 fn kill_processes_under(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return;
-    };
     let mut killed = Vec::new();
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
-            continue;
-        };
+    for (pid, proc_dir) in crate::process::all_processes() {
         let inside = ["cwd", "root"].iter().any(|link| {
-            std::fs::read_link(entry.path().join(link)).is_ok_and(|target| target.starts_with(dir))
+            std::fs::read_link(proc_dir.join(link)).is_ok_and(|target| target.starts_with(dir))
         });
         if inside {
             let _ = nix::sys::signal::kill(
@@ -394,6 +390,13 @@ fn kill_processes_under(dir: &Path) {
 
 /// Detaches every mount below `dir`, deepest first.
 fn unmount_under(dir: &Path) {
+    for point in mounts_under(dir) {
+        let _ = nix::mount::umount2(&point, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+/// Mount points at or below `dir` as this process sees them, deepest first.
+pub(crate) fn mounts_under(dir: &Path) -> Vec<PathBuf> {
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let mut points: Vec<PathBuf> = mounts
         .lines()
@@ -402,7 +405,6 @@ fn unmount_under(dir: &Path) {
         .filter(|p| p.starts_with(dir))
         .collect();
     points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
-    for point in points {
-        let _ = nix::mount::umount2(&point, nix::mount::MntFlags::MNT_DETACH);
-    }
+    points.dedup();
+    points
 }

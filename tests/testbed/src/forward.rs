@@ -35,22 +35,7 @@ impl Forward {
         let (tx, rx) = mpsc::channel::<TcpStream>();
         // Accepting needs no namespace (the socket is already bound in the node's); connecting
         // upstream must happen on a thread of the machine's namespace, like this one.
-        let accept_stop = Arc::clone(&stop);
-        let acceptor = std::thread::spawn(move || {
-            while !accept_stop.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((stream, _)) => {
-                        if tx.send(stream).is_err() {
-                            return;
-                        }
-                    }
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                        std::thread::sleep(Duration::from_millis(20));
-                    }
-                    Err(_) => return,
-                }
-            }
-        });
+        let acceptor = spawn_acceptor(listener, Arc::clone(&stop), tx);
         let relay_stop = Arc::clone(&stop);
         let dispatcher = std::thread::spawn(move || {
             while !relay_stop.load(Ordering::Relaxed) {
@@ -69,6 +54,29 @@ impl Forward {
             threads: vec![acceptor, dispatcher],
         })
     }
+}
+
+/// Accepts on a non-blocking `listener` until `stop`, handing each connection to `tx`.
+pub(crate) fn spawn_acceptor(
+    listener: TcpListener,
+    stop: Arc<AtomicBool>,
+    tx: mpsc::Sender<TcpStream>,
+) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            match listener.accept() {
+                Ok((stream, _)) => {
+                    if tx.send(stream).is_err() {
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(_) => return,
+            }
+        }
+    })
 }
 
 /// Copies both directions until either side closes.

@@ -163,6 +163,20 @@ impl Drop for Daemon {
     }
 }
 
+/// Every process on the machine: its pid and its `/proc/<pid>` folder.
+pub fn all_processes() -> Vec<(i32, PathBuf)> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let pid = entry.file_name().to_str()?.parse::<i32>().ok()?;
+            Some((pid, entry.path()))
+        })
+        .collect()
+}
+
 /// The last `lines` lines of a text file (empty when unreadable).
 pub fn tail(path: &Path, lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();

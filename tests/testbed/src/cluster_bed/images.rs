@@ -49,15 +49,7 @@ pub fn import_nauti_images(ctrd: &Containerd) -> Result<Vec<String>> {
             continue;
         };
         let image = nauti_image(binary);
-        ctrd.ctr(&[
-            "-n",
-            "k8s.io",
-            "images",
-            "import",
-            "--index-name",
-            &image,
-            &archive.display().to_string(),
-        ])?;
+        ctrd.import_image(&image, &archive)?;
         imported.push(image);
     }
     Ok(imported)
@@ -67,15 +59,7 @@ pub fn import_nauti_images(ctrd: &Containerd) -> Result<Vec<String>> {
 pub fn import_cluster_images(ctrd: &Containerd) -> Result<()> {
     for (image, archive) in CLUSTER_IMAGES {
         let archive = peers::image(archive)?;
-        ctrd.ctr(&[
-            "-n",
-            "k8s.io",
-            "images",
-            "import",
-            "--index-name",
-            image,
-            &archive.display().to_string(),
-        ])?;
+        ctrd.import_image(image, &archive)?;
     }
     Ok(())
 }

@@ -1,7 +1,6 @@
 //! TCP relay from the machine's loopback into a namespace: `kubectl` on the machine reaches a
 //! kube-apiserver that listens only inside its control-plane namespace.
 
-use std::io::ErrorKind;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::sync::Arc;
@@ -11,7 +10,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::error::{Error, IoContext, Result};
-use crate::forward::relay;
+use crate::forward::{relay, spawn_acceptor};
 
 /// Listens on `127.0.0.1:<port>` of the machine and connects each client to `target` from inside
 /// the namespace at `netns`; stops on drop.
@@ -34,22 +33,7 @@ impl Relay {
             .io_context(|| "set the relay non-blocking".into())?;
         let stop = Arc::new(AtomicBool::new(false));
         let (tx, rx) = mpsc::channel::<TcpStream>();
-        let accept_stop = Arc::clone(&stop);
-        let acceptor = std::thread::spawn(move || {
-            while !accept_stop.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((stream, _)) => {
-                        if tx.send(stream).is_err() {
-                            return;
-                        }
-                    }
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                        std::thread::sleep(Duration::from_millis(20));
-                    }
-                    Err(_) => return,
-                }
-            }
-        });
+        let acceptor = spawn_acceptor(listener, Arc::clone(&stop), tx);
         // This thread lives in the target namespace: the sockets it opens belong to it.
         let file = std::fs::File::open(netns).io_context(|| format!("open {}", netns.display()))?;
         let relay_stop = Arc::clone(&stop);

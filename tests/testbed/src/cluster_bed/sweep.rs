@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use crate::containerd::mounts_under;
 use crate::error::{IoContext, Result};
 use crate::process::{run, wait_until};
 
@@ -268,22 +269,11 @@ pub(crate) fn processes(id: &str, record: &Record) -> Vec<i32> {
         .iter()
         .map(|p| format!("{}/", p.display()))
         .collect();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
     let mut found = Vec::new();
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
-            continue;
-        };
+    for (pid, dir) in crate::process::all_processes() {
         if pid == me {
             continue;
         }
-        let dir = entry.path();
         let environ = std::fs::read(dir.join("environ")).unwrap_or_default();
         let tagged = environ.split(|b| *b == 0).any(|v| v == tag.as_bytes());
         let in_ns = inode(&dir.join("ns/net")).is_some_and(|i| ns_inodes.contains(&i));
@@ -359,20 +349,6 @@ fn collect_dirs(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) {
             }
         }
     }
-}
-
-/// Mount points at or below `dir` as this process sees them, deepest first.
-fn mounts_under(dir: &Path) -> Vec<PathBuf> {
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let mut points: Vec<PathBuf> = mounts
-        .lines()
-        .filter_map(|line| line.split(' ').nth(4))
-        .map(|p| PathBuf::from(p.replace("\\040", " ")))
-        .filter(|p| p.starts_with(dir))
-        .collect();
-    points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
-    points.dedup();
-    points
 }
 
 /// kubelet's links in `/var/log/containers` that point into the bed's folders.
