@@ -33,12 +33,15 @@ pub fn file_name(crd: &CustomResourceDefinition) -> String {
 }
 
 /// A CRD as the YAML document checked in.
-pub fn render(crd: &CustomResourceDefinition) -> Result<String, serde_yaml::Error> {
-    Ok(format!("{GENERATED_HEADER}{}", serde_yaml::to_string(crd)?))
+pub fn render(crd: &CustomResourceDefinition) -> Result<String, serde_saphyr::SerializeError> {
+    Ok(format!(
+        "{GENERATED_HEADER}{}",
+        serde_saphyr::to_string(crd)?
+    ))
 }
 
 /// Every CRD with its file name and rendered text.
-pub fn rendered() -> Result<Vec<(String, String)>, serde_yaml::Error> {
+pub fn rendered() -> Result<Vec<(String, String)>, serde_saphyr::SerializeError> {
     all()
         .iter()
         .map(|crd| Ok((file_name(crd), render(crd)?)))
@@ -50,7 +53,7 @@ pub fn rendered() -> Result<Vec<(String, String)>, serde_yaml::Error> {
 pub enum WriteError {
     /// Rendering to YAML failed.
     #[error("rendering CRD YAML: {0}")]
-    Render(#[from] serde_yaml::Error),
+    Render(#[from] serde_saphyr::SerializeError),
     /// The file could not be written.
     #[error("writing {path}: {source}")]
     Io {

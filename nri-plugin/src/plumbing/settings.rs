@@ -214,16 +214,17 @@ impl PlumbingArgs {
 /// ```
 ///
 /// Scalars become `--key value`; `true` becomes `--key` alone and `false` or null leaves the
-/// flag out; a list becomes one comma-separated value. Empty text is no flags. Whether a key is
+/// flag out; a list becomes one comma-separated value. Flags come in key order (the order of
+/// flags does not matter to the parser). Empty text is no flags. Whether a key is
 /// a known flag is left to the command-line parser, which names the unknown one.
 pub fn runtime_config_flags(config: &str) -> Result<Vec<String>, SettingsError> {
-    use serde_yaml::Value;
+    use serde_json::Value;
     let bad = |reason: String| SettingsError::RuntimeConfig(reason);
     if config.trim().is_empty() {
         return Ok(Vec::new());
     }
-    let map = match serde_yaml::from_str::<Value>(config).map_err(|e| bad(e.to_string()))? {
-        Value::Mapping(map) => map,
+    let map = match serde_saphyr::from_str::<Value>(config).map_err(|e| bad(e.to_string()))? {
+        Value::Object(map) => map,
         Value::Null => return Ok(Vec::new()),
         _ => return Err(bad("expected a mapping of flag names to values".into())),
     };
@@ -239,9 +240,6 @@ pub fn runtime_config_flags(config: &str) -> Result<Vec<String>, SettingsError> 
     };
     let mut flags = Vec::new();
     for (key, value) in &map {
-        let Value::String(key) = key else {
-            return Err(bad(format!("key {key:?} is not a string")));
-        };
         if key.is_empty()
             || key.starts_with('-')
             || !key
@@ -256,7 +254,7 @@ pub fn runtime_config_flags(config: &str) -> Result<Vec<String>, SettingsError> 
         match value {
             Value::Null | Value::Bool(false) => {}
             Value::Bool(true) => flags.push(flag),
-            Value::Sequence(items) => {
+            Value::Array(items) => {
                 let parts = items
                     .iter()
                     .map(|item| scalar(key, item))
@@ -284,11 +282,11 @@ mod tests {
         assert_eq!(
             flags,
             [
-                "--node-name=node-1",
                 "--cluster-id=east",
-                "--underlay-mtu=9000",
+                "--node-name=node-1",
                 "--opt-out-namespaces=kube-system,monitoring",
                 "--tx-checksum-offload",
+                "--underlay-mtu=9000",
             ]
         );
     }
@@ -297,7 +295,7 @@ mod tests {
     fn json_and_empty_configurations_are_accepted() {
         assert_eq!(
             runtime_config_flags(r#"{"node-name": "n", "mtu": 1400}"#).unwrap(),
-            ["--node-name=n", "--mtu=1400"]
+            ["--mtu=1400", "--node-name=n"]
         );
         assert!(runtime_config_flags("").unwrap().is_empty());
         assert!(runtime_config_flags("  \n").unwrap().is_empty());
@@ -320,7 +318,6 @@ mod tests {
             ("node-name: {a: b}", "`node-name`"),
             ("--node-name: x", "not a flag name"),
             ("Node_Name: x", "not a flag name"),
-            ("1: x", "not a string"),
             ("node-name: [a, {b: c}]", "`node-name`"),
             ("node-name: 'unterminated", "plugin configuration"),
         ] {

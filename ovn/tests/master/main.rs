@@ -231,8 +231,8 @@ async fn apply_rbac(admin: &kube::Client) {
     let path = nauti_testbed::repo_root().join("deploy/rbac/ovnmaster.yaml");
     let text = std::fs::read_to_string(&path).unwrap();
     let pp = PostParams::default();
-    for doc in serde_yaml::Deserializer::from_str(&text) {
-        let value: serde_json::Value = k8s_openapi::serde::Deserialize::deserialize(doc).unwrap();
+    let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text).unwrap();
+    for value in docs {
         let kind = value["kind"].as_str().unwrap().to_owned();
         let ns = value["metadata"]["namespace"].as_str().map(str::to_owned);
         match kind.as_str() {
