@@ -22,7 +22,7 @@ pub use error::CniError;
 pub use version::CniVersion;
 
 use crate::core::{AllocError, Lease, OwnerId, RangeSetPool};
-use crate::store::{DEFAULT_LOCK_TIMEOUT, FileStore, Record, StoreState};
+use crate::store::{DEFAULT_LOCK_TIMEOUT, FileStore, Record, StoreState, host_local};
 use result::Dns;
 
 /// Largest stdin accepted; network configurations are a few KiB.
@@ -130,6 +130,19 @@ fn run(env: &CniEnv, root: &Value) -> Result<Option<Value>, CniError> {
     }
 }
 
+/// The store's state with any reservations host-local left in the same folder imported: they
+/// are saved into the state before their files are removed, so a crash in between only imports
+/// them again.
+fn load(store: &mut FileStore) -> Result<StoreState, CniError> {
+    let mut state = store.load()?;
+    let imported = host_local::import(store.dir(), &mut state)?;
+    if !imported.is_empty() {
+        store.save(&state)?;
+        host_local::remove(&imported)?;
+    }
+    Ok(state)
+}
+
 fn owner_of(a: &Attachment) -> OwnerId {
     OwnerId::new(&a.container_id, &a.ifname)
 }
@@ -170,7 +183,7 @@ fn do_add(conf: &NetConf, att: &Attachment, env_ip: Option<IpAddr>) -> Result<Va
     let owner = owner_of(att);
 
     let mut store = FileStore::open(&conf.ipam.data_dir, &conf.name, DEFAULT_LOCK_TIMEOUT)?;
-    let mut state = store.load()?;
+    let mut state = load(&mut store)?;
     let mut sets = restore(conf, &state);
     let mut leases: Vec<Lease> = Vec::with_capacity(sets.len());
     let mut changed = false;
@@ -254,7 +267,7 @@ fn do_del(conf: &NetConf, att: &Attachment) -> Result<(), CniError> {
     else {
         return Ok(());
     };
-    let mut state = store.load()?;
+    let mut state = load(&mut store)?;
     let before = state.records.len();
     state.records.retain(|r| !is_owner(r, att));
     if state.records.len() != before {
@@ -272,7 +285,7 @@ fn do_check(conf: &NetConf, att: &Attachment) -> Result<(), CniError> {
     let mut store =
         FileStore::open_existing(&conf.ipam.data_dir, &conf.name, DEFAULT_LOCK_TIMEOUT)?
             .ok_or_else(unknown)?;
-    let state = store.load()?;
+    let state = load(&mut store)?;
     for set in conf.ipam.pools() {
         let held = state
             .records
@@ -309,7 +322,7 @@ fn do_gc(conf: &NetConf) -> Result<(), CniError> {
     else {
         return Ok(());
     };
-    let mut state = store.load()?;
+    let mut state = load(&mut store)?;
     let before = state.records.len();
     state
         .records

@@ -5,6 +5,7 @@
 
 mod file;
 mod format;
+pub mod host_local;
 
 pub use file::{DEFAULT_DATA_DIR, DEFAULT_LOCK_TIMEOUT, FileStore};
 pub use format::{Record, StoreState};

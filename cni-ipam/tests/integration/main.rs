@@ -10,6 +10,7 @@ mod chained;
 mod concurrency;
 mod crash;
 mod edge_ranges;
+mod host_local_swap;
 mod lifecycle;
 mod macvlan;
 mod reboot;
