@@ -44,9 +44,22 @@ impl std::fmt::Debug for KubeApi {
     }
 }
 
+/// Optional kube-apiserver settings beyond the defaults of [`KubeApi::start`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct KubeApiOptions {
+    /// `--enable-bootstrap-token-auth`: Secrets of type `bootstrap.kubernetes.io/token` in
+    /// `kube-system` authenticate as `system:bootstrap:<id>` (kubeadm clusters run with it).
+    pub bootstrap_token_auth: bool,
+}
+
 impl KubeApi {
     /// Starts etcd and kube-apiserver and waits until `/readyz` answers `ok`.
     pub async fn start(test: &TestDir) -> Result<Self> {
+        Self::start_with(test, KubeApiOptions::default()).await
+    }
+
+    /// [`KubeApi::start`] with `options`.
+    pub async fn start_with(test: &TestDir, options: KubeApiOptions) -> Result<Self> {
         let dir = test.sub(&names::unique("kube"))?;
         let etcd = start_etcd(&dir)?;
         let etcd_url = etcd.1;
@@ -60,6 +73,7 @@ impl KubeApi {
         ])?;
         let admin = ca.client(ADMIN_USER, &[ADMIN_GROUP])?;
         write(&dir.join("ca.crt"), &ca.cert_pem)?;
+        write(&dir.join("ca.key"), &ca.key_pem())?;
         write_pair(&dir, "server", &server)?;
         write_pair(&dir, "admin", &admin)?;
         let (sa_private, sa_public) = crate::pki::key_pair_pem()?;
@@ -91,6 +105,9 @@ impl KubeApi {
             .arg("--profiling=false")
             .arg("--enable-priority-and-fairness=false")
             .arg("--v=1");
+        if options.bootstrap_token_auth {
+            cmd.arg("--enable-bootstrap-token-auth");
+        }
         let mut apiserver = Daemon::spawn("kube-apiserver", cmd, &dir.join("kube-apiserver.log"))?;
         let ready = {
             let dir = dir.clone();
@@ -219,6 +236,43 @@ impl KubeApi {
                 .map_err(|e| Error::Other(format!("waiting for CRD {name}: {e}")))?;
         }
         Ok(names)
+    }
+
+    /// Starts kube-controller-manager with only `controllers` (e.g. `csrsigning`,
+    /// `tokencleaner`), signing `kubernetes.io/kube-apiserver-client` certificates with this
+    /// API's client CA; the returned guard stops it.
+    pub fn start_controller_manager(&self, controllers: &[&str]) -> Result<Daemon> {
+        let port = names::free_port().io_context(|| "pick a port for controller-manager".into())?;
+        let p = |name: &str| self.dir.join(name).display().to_string();
+        let mut cmd = Command::new(peers::bin("kube-controller-manager")?);
+        cmd.arg(format!("--kubeconfig={}", p("admin.kubeconfig")))
+            .arg(format!(
+                "--authentication-kubeconfig={}",
+                p("admin.kubeconfig")
+            ))
+            .arg(format!(
+                "--authorization-kubeconfig={}",
+                p("admin.kubeconfig")
+            ))
+            .arg(format!("--controllers={}", controllers.join(",")))
+            .arg(format!("--cluster-signing-cert-file={}", p("ca.crt")))
+            .arg(format!("--cluster-signing-key-file={}", p("ca.key")))
+            .arg(format!("--cert-dir={}", p("kcm-certs")))
+            .arg("--bind-address=127.0.0.1")
+            .arg(format!("--secure-port={port}"))
+            .arg("--leader-elect=false")
+            .arg("--use-service-account-credentials=false")
+            .arg("--v=1");
+        let log = self
+            .dir
+            .join(format!("{}.log", names::unique("kube-controller-manager")));
+        let mut kcm = Daemon::spawn("kube-controller-manager", cmd, &log)?;
+        let url = format!("https://127.0.0.1:{port}/healthz");
+        kcm.wait_ready(Duration::from_secs(60), || {
+            run(Command::new("curl").args(["-sfk", "-m", "2", &url]))
+                .is_ok_and(|b| b.trim() == "ok")
+        })?;
+        Ok(kcm)
     }
 
     /// Process IDs of kube-apiserver and etcd (to check that nothing outlives the guard).

@@ -26,7 +26,7 @@ pub mod wireguard;
 
 pub use containerd::{Containerd, Pod, PodSpec};
 pub use error::{Error, Result};
-pub use kube_api::KubeApi;
+pub use kube_api::{KubeApi, KubeApiOptions};
 pub use netns::Netns;
 pub use process::Daemon;
 pub use testdir::TestDir;

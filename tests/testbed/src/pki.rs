@@ -72,6 +72,11 @@ impl TestCa {
         self.sign(params)
     }
 
+    /// The CA's private key (PEM), for a kube-controller-manager that signs with this CA.
+    pub fn key_pem(&self) -> String {
+        self.issuer.key().serialize_pem()
+    }
+
     fn sign(&self, params: CertificateParams) -> Result<CertPair> {
         let key = KeyPair::generate().map_err(pki_err)?;
         let cert = params.signed_by(&key, &self.issuer).map_err(pki_err)?;
