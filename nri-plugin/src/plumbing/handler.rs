@@ -84,11 +84,14 @@ pub(super) struct Inner {
     pub sandboxes: SyncMutex<Sandboxes>,
     /// Sandboxes whose release is being retried: their addresses stay taken until OVN confirms
     /// their port is gone.
-    pub releasing: SyncMutex<BTreeMap<String, Vec<String>>>,
+    /// With the port names to check, and whether another pass was asked for meanwhile.
+    pub releasing: SyncMutex<BTreeMap<String, (Vec<String>, bool)>>,
     /// How long an answer to the runtime may take.
     pub answer_deadline: SyncMutex<Duration>,
     /// Wakes the reconciliation loop.
     pub reconcile_now: Notify,
+    /// What the reconciliation under way waits for, named in the answers it delays.
+    pub reconciling: Steps,
 }
 
 impl std::fmt::Debug for NautiHandler {
@@ -120,6 +123,8 @@ pub(super) fn lock<T>(mutex: &SyncMutex<T>) -> std::sync::MutexGuard<'_, T> {
     // Each update of these maps is one insert or remove: a panicking holder leaves them whole.
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
+
+const WAITING_FOR_RECONCILIATION: &str = "waiting for the node's reconciliation";
 
 /// A plumbing task's state, so the answer and the task agree on who handles a late result.
 const RUNNING: u8 = 0;
@@ -155,6 +160,7 @@ impl NautiHandler {
                 releasing: SyncMutex::default(),
                 answer_deadline: SyncMutex::new(answer_deadline(DEFAULT_REQUEST_TIMEOUT)),
                 reconcile_now: Notify::new(),
+                reconciling: Steps::default(),
             }),
         };
         let weak = Arc::downgrade(&handler.inner);
@@ -327,26 +333,31 @@ impl NautiHandler {
         let (first_tx, first_rx) = tokio::sync::oneshot::channel();
         {
             let mut releasing = lock(&self.inner.releasing);
-            if let Some(known) = releasing.get_mut(sandbox) {
-                // Already being released: add the names, let that task finish the job.
+            if let Some((known, again)) = releasing.get_mut(sandbox) {
+                // Already being released: add the names and have that task make one more pass,
+                // since what it removed may have been made again since (a late plumbing).
                 known.extend(ports);
                 known.sort();
                 known.dedup();
+                *again = true;
                 let _ = first_tx.send(Err("a release of this sandbox is under way".into()));
                 return first_rx;
             }
-            releasing.insert(sandbox.to_owned(), ports);
+            releasing.insert(sandbox.to_owned(), (ports, false));
         }
         let this = self.clone();
         let sandbox = sandbox.to_owned();
         tokio::spawn(
             async move {
                 let mut first = Some(first_tx);
-                let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
+                let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
                 loop {
                     let ports = lock(&this.inner.releasing)
-                        .get(&sandbox)
-                        .cloned()
+                        .get_mut(&sandbox)
+                        .map(|(ports, again)| {
+                            *again = false;
+                            ports.clone()
+                        })
                         .unwrap_or_default();
                     let result = this.release(&sandbox, &ports).await;
                     let outcome = result.as_ref().map(|_| ()).map_err(ToString::to_string);
@@ -355,7 +366,11 @@ impl NautiHandler {
                     }
                     match result {
                         Ok(()) => {
-                            lock(&this.inner.releasing).remove(&sandbox);
+                            let mut releasing = lock(&this.inner.releasing);
+                            if releasing.get(&sandbox).is_some_and(|(_, again)| *again) {
+                                continue;
+                            }
+                            releasing.remove(&sandbox);
                             debug!(sandbox = %sandbox, "released");
                             return;
                         }
@@ -413,7 +428,7 @@ impl NautiHandler {
                         let _ = network.wait_for(Option::is_some).await;
                     }
                     let _shared = {
-                        let _step = task_steps.enter("waiting for the node's reconciliation");
+                        let _step = task_steps.enter(WAITING_FOR_RECONCILIATION);
                         this.inner.gate.read().await
                     };
                     this.plumb(&task_pod, &task_steps).await
@@ -436,9 +451,14 @@ impl NautiHandler {
                     .compare_exchange(RUNNING, ABANDONED, Ordering::AcqRel, Ordering::Acquire)
                     .is_ok()
                 {
+                    let mut pending = steps.describe();
+                    if pending.contains(WAITING_FOR_RECONCILIATION) {
+                        pending =
+                            format!("{pending}, which is {}", self.inner.reconciling.describe());
+                    }
                     Err(PlumbError::Timeout {
                         after: deadline,
-                        steps: steps.describe(),
+                        steps: pending,
                     })
                 } else {
                     // It finished just now: its result is the answer.

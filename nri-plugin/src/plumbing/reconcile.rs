@@ -206,14 +206,39 @@ impl NautiHandler {
                 debug!("not synchronized with the runtime; nothing to compare with");
                 return Ok(());
             }
+            // Reads only, bounded by the answer deadline: a hung peer must not keep the gate
+            // (and with it every sandbox event) for longer than the runtime waits.
+            let deadline = self.deadline();
+            let bounded = |step: &'static str| {
+                move |_| PlumbError::Timeout {
+                    after: deadline,
+                    steps: step.to_owned(),
+                }
+            };
             let backends = &self.inner.backends;
-            let ports = self.list_ports().await?;
-            let interfaces = backends
-                .ovs
-                .list_interfaces()
-                .await
-                .map_err(PlumbError::vswitch("list interfaces"))?;
-            let host_ends = backends.links.host_ends().await?;
+            let steps = &self.inner.reconciling;
+            const LISTING_PORTS: &str = "listing the switch's ports in the OVN northbound database";
+            const LISTING_IFACES: &str = "listing the interfaces of the node's Open vSwitch";
+            const LISTING_LINKS: &str = "listing the node's links";
+            let ports = {
+                let _step = steps.enter(LISTING_PORTS);
+                tokio::time::timeout(deadline, self.list_ports())
+                    .await
+                    .map_err(bounded(LISTING_PORTS))??
+            };
+            let interfaces = {
+                let _step = steps.enter(LISTING_IFACES);
+                tokio::time::timeout(deadline, backends.ovs.list_interfaces())
+                    .await
+                    .map_err(bounded(LISTING_IFACES))?
+                    .map_err(PlumbError::vswitch("list interfaces"))?
+            };
+            let host_ends = {
+                let _step = steps.enter(LISTING_LINKS);
+                tokio::time::timeout(deadline, backends.links.host_ends())
+                    .await
+                    .map_err(bounded(LISTING_LINKS))??
+            };
             {
                 let mut alloc = self.inner.alloc.lock().await;
                 if let Some(alloc) = alloc.as_mut() {

@@ -1,7 +1,5 @@
 //! Bad input and broken peers: each gives the failure policy's outcome and a clear message.
 
-use std::process::Stdio;
-
 use k8s_openapi::api::core::v1::{Event, Node};
 use kube::api::{Api, ListParams, ObjectMeta, PostParams};
 use nauti_testbed::require_root;
@@ -83,7 +81,7 @@ async fn an_exhausted_node_block_fails_the_next_pod_naming_the_block() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_node_without_a_block_stops_the_plugin_with_a_clear_message() {
+async fn on_a_node_without_a_block_the_plugin_runs_and_pods_fail_naming_the_annotation() {
     require_root!();
     let mut bed = crate::support::start("nri-no-block", &[]).await;
     let nodes: Api<Node> = Api::all(bed.kube.client().await.unwrap());
@@ -96,15 +94,16 @@ async fn a_node_without_a_block_stops_the_plugin_with_a_clear_message() {
     };
     nodes.create(&PostParams::default(), &bare).await.unwrap();
     bed.kill_plugin();
-    let out = bed
-        .plugin_command("node-bare")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let log = bed.dir.log("nauti-nri-bare");
+    let cmd = bed.plugin_command("node-bare");
+    let mut plugin = nauti_testbed::Daemon::spawn("nauti-nri bare", cmd, &log).unwrap();
+    plugin.wait_ready(WAIT, || bed.plugin_ready()).unwrap();
+    let spec = bed.create_pod_object("blockless", &[]).await.unwrap();
+    let err = bed.ctrd.run_pod(&spec).unwrap_err().to_string();
     assert!(
-        stderr.contains("node-bare") && stderr.contains("nauti.io/node-cidr"),
-        "{stderr}"
+        err.contains("node-bare") || err.contains("nauti.io/node-cidr"),
+        "{err}"
     );
+    assert!(err.contains("nauti.io/node-cidr"), "{err}");
+    assert!(plugin.is_running(), "the plugin stopped");
 }

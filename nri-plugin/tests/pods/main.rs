@@ -5,4 +5,5 @@
 mod failures;
 mod launched;
 mod lifecycle;
+mod reliability;
 mod support;

@@ -153,10 +153,29 @@ impl NodeBed {
         self.starts += 1;
         let log = self.plugin_log();
         let mut plugin = Daemon::spawn("nauti-nri", cmd, &log)?;
-        plugin.wait_ready(WAIT, || {
-            std::fs::read_to_string(&log).is_ok_and(|t| t.contains("synchronized with the runtime"))
-        })?;
+        plugin.wait_ready(WAIT, || self.plugin_ready())?;
         self.plugin = Some(plugin);
+        Ok(())
+    }
+
+    /// Whether the plugin's `/readyz` answers 200: registered, synchronised and its first
+    /// reconciliation with the runtime done.
+    pub fn plugin_ready(&self) -> bool {
+        self.plugin_endpoint("/readyz")
+            .is_ok_and(|(status, _)| status == 200)
+    }
+
+    /// Sets (`Some`) or removes (`None`) the Node's `nauti.io/node-cidr`, as the controller would.
+    pub async fn set_node_block(&self, node: &str, block: Option<&str>) -> Result<()> {
+        let patch = serde_json::json!({"metadata": {"annotations": {"nauti.io/node-cidr": block}}});
+        Api::<Node>::all(self.kube.client().await?)
+            .patch(
+                node,
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(&patch),
+            )
+            .await
+            .map_err(kube_err("patch the Node"))?;
         Ok(())
     }
 
