@@ -1,6 +1,16 @@
-//! `octopus`: not implemented yet; it says so and fails rather than pretending to work.
+//! `octopus`: Nauti's cross-cluster gateway. Everything but flag parsing lives in the library.
 
-fn main() -> std::process::ExitCode {
-    eprintln!("octopus: not implemented yet");
-    std::process::ExitCode::from(2)
+use clap::Parser as _;
+use nauti_octopus::cli::{Args, run};
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    match run(Args::parse()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(error = format!("{err:#}"), "octopus stopped");
+            eprintln!("octopus: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }

@@ -1,0 +1,60 @@
+//! WireGuard devices behind one trait. The userspace backend (boringtun's protocol core under an
+//! I/O loop of our own) is the one this machine runs.
+
+pub mod userspace;
+
+use std::net::SocketAddr;
+
+use crate::core::{DevicePeer, PeerChange, PublicKey};
+
+/// What a WireGuard device reports about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceState {
+    /// The device's public key.
+    pub public_key: PublicKey,
+    /// Its UDP port.
+    pub listen_port: u16,
+    /// Its peers with their live statistics.
+    pub peers: Vec<PeerState>,
+}
+
+/// One peer with what the device measured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerState {
+    /// Configuration as the peer diff compares it.
+    pub config: DevicePeer,
+    /// Seconds since the Unix epoch of the last completed handshake.
+    pub last_handshake: Option<std::time::SystemTime>,
+    /// Bytes received from the peer.
+    pub rx_bytes: u64,
+    /// Bytes sent to the peer.
+    pub tx_bytes: u64,
+}
+
+/// Errors a backend reports.
+#[derive(Debug, thiserror::Error)]
+pub enum WgError {
+    /// A socket, TUN or netlink call failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A change names a peer the device does not have.
+    #[error("no peer with public key {0}")]
+    UnknownPeer(PublicKey),
+    /// An endpoint of a family the device cannot send to.
+    #[error("endpoint {0} is IPv6; the device listens on IPv4 only")]
+    EndpointFamily(SocketAddr),
+}
+
+/// A WireGuard device that the peer diff can be applied to.
+pub trait WireGuard {
+    /// The device's keys, port and peers.
+    fn state(&self) -> Result<DeviceState, WgError>;
+    /// Applies changes in order.
+    fn apply(&self, changes: &[PeerChange]) -> Result<(), WgError>;
+}

@@ -1,0 +1,264 @@
+//! The two directions of the data path and the timer thread.
+
+use std::io::IoSliceMut;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use boringtun::noise::handshake::parse_handshake_anon;
+use boringtun::noise::{Packet, Tunn, TunnResult};
+use quinn_udp::{RecvMeta, Transmit};
+use tun_rs::{GROTable, IDEAL_BATCH_SIZE, SyncDevice, VIRTIO_NET_HDR_LEN};
+
+use super::peers::Peer;
+use super::{Shared, TIMER_TICK};
+use crate::core::PublicKey;
+
+/// Largest datagram or TUN read: a 64 KiB GSO/GRO batch.
+const BATCH_BYTES: usize = 65_535;
+/// Room for one encrypted packet: 64 KiB of inner packet, WireGuard's 32 bytes, padding.
+const PACKET_ROOM: usize = BATCH_BYTES + 64;
+
+pub(crate) fn spawn(shared: Arc<Shared>, tun: Arc<SyncDevice>) -> std::io::Result<()> {
+    let (s, t) = (shared.clone(), tun.clone());
+    std::thread::Builder::new()
+        .name("wg-tun-to-udp".into())
+        .spawn(move || tun_to_udp(&s, &t))?;
+    let (s, t) = (shared.clone(), tun);
+    std::thread::Builder::new()
+        .name("wg-udp-to-tun".into())
+        .spawn(move || udp_to_tun(&s, &t))?;
+    std::thread::Builder::new()
+        .name("wg-timers".into())
+        .spawn(move || timers(&shared))?;
+    Ok(())
+}
+
+/// Datagrams waiting to go out as one GSO send: same destination, same size but the last.
+struct GsoBatch {
+    buf: Vec<u8>,
+    destination: Option<SocketAddr>,
+    segment: usize,
+    count: usize,
+    max_segments: usize,
+}
+
+impl GsoBatch {
+    fn push(&mut self, shared: &Shared, to: SocketAddr, datagram: &[u8]) {
+        let fits = self.destination == Some(to)
+            && datagram.len() <= self.segment
+            && self.buf.len().is_multiple_of(self.segment.max(1))
+            && self.count < self.max_segments
+            && self.buf.len() + datagram.len() <= BATCH_BYTES;
+        if !fits {
+            self.flush(shared);
+            self.destination = Some(to);
+            self.segment = datagram.len();
+        }
+        self.buf.extend_from_slice(datagram);
+        self.count += 1;
+    }
+
+    fn flush(&mut self, shared: &Shared) {
+        if let Some(destination) = self.destination.take()
+            && !self.buf.is_empty()
+        {
+            let transmit = Transmit {
+                destination,
+                ecn: None,
+                contents: &self.buf,
+                segment_size: (self.count > 1).then_some(self.segment),
+                src_ip: None,
+            };
+            if let Err(error) = shared.udp_state.try_send((&shared.udp).into(), &transmit) {
+                tracing::debug!(%destination, %error, "UDP send failed");
+            }
+        }
+        self.buf.clear();
+        self.count = 0;
+    }
+}
+
+fn send_one(shared: &Shared, to: SocketAddr, datagram: &[u8]) {
+    let transmit = Transmit {
+        destination: to,
+        ecn: None,
+        contents: datagram,
+        segment_size: None,
+        src_ip: None,
+    };
+    if let Err(error) = shared.udp_state.try_send((&shared.udp).into(), &transmit) {
+        tracing::debug!(destination = %to, %error, "UDP send failed");
+    }
+}
+
+/// Packets the kernel routed into the interface: encrypt for the peer owning the destination.
+fn tun_to_udp(shared: &Shared, tun: &SyncDevice) {
+    let mut original = vec![0u8; VIRTIO_NET_HDR_LEN + BATCH_BYTES];
+    let mut bufs = vec![vec![0u8; BATCH_BYTES]; IDEAL_BATCH_SIZE];
+    let mut sizes = vec![0usize; IDEAL_BATCH_SIZE];
+    let mut out = vec![0u8; PACKET_ROOM];
+    let mut batch = GsoBatch {
+        buf: Vec::with_capacity(BATCH_BYTES),
+        destination: None,
+        segment: 0,
+        count: 0,
+        max_segments: shared.udp_state.max_gso_segments().max(1),
+    };
+    loop {
+        let n = match tun.recv_multiple(&mut original, &mut bufs, &mut sizes, 0) {
+            Ok(n) => n,
+            Err(error) => {
+                tracing::warn!(%error, "TUN read failed");
+                continue;
+            }
+        };
+        let mut last: Option<(Arc<Peer>, IpAddr)> = None;
+        for (buf, size) in bufs.iter().zip(&sizes).take(n) {
+            let packet = &buf[..*size];
+            let Some(dst) = Tunn::dst_address(packet) else {
+                continue;
+            };
+            let peer = match &last {
+                Some((peer, ip)) if *ip == dst => peer.clone(),
+                _ => match shared.peers.route(dst) {
+                    Some(peer) => {
+                        last = Some((peer.clone(), dst));
+                        peer
+                    }
+                    None => continue,
+                },
+            };
+            let Some(endpoint) = peer.endpoint() else {
+                continue;
+            };
+            match peer.tunn().encapsulate(packet, &mut out) {
+                TunnResult::WriteToNetwork(datagram) => batch.push(shared, endpoint, datagram),
+                TunnResult::Err(error) => tracing::debug!(?error, "encapsulate failed"),
+                TunnResult::Done
+                | TunnResult::WriteToTunnelV4(..)
+                | TunnResult::WriteToTunnelV6(..) => {}
+            }
+        }
+        batch.flush(shared);
+    }
+}
+
+/// Datagrams from peers: decrypt, check the inner source against the sender's allowed IPs,
+/// and hand the packets to the kernel, coalesced.
+fn udp_to_tun(shared: &Shared, tun: &SyncDevice) {
+    let mut recv = vec![0u8; BATCH_BYTES];
+    let mut meta = [RecvMeta::default()];
+    let mut plain = vec![0u8; PACKET_ROOM];
+    let mut to_tun: Vec<Vec<u8>> = Vec::with_capacity(IDEAL_BATCH_SIZE);
+    let mut spare: Vec<Vec<u8>> = Vec::new();
+    let mut gro = GROTable::default();
+    loop {
+        let got = {
+            let mut slices = [IoSliceMut::new(&mut recv)];
+            shared
+                .udp_state
+                .recv((&shared.udp).into(), &mut slices, &mut meta)
+        };
+        if let Err(error) = got {
+            tracing::warn!(%error, "UDP receive failed");
+            continue;
+        }
+        let m = &meta[0];
+        let stride = m.stride.max(1);
+        for datagram in recv[..m.len].chunks(stride) {
+            let Some(peer) = peer_for(shared, datagram) else {
+                continue;
+            };
+            let mut tunn = peer.tunn();
+            let mut result = tunn.decapsulate(Some(m.addr.ip()), datagram, &mut plain);
+            loop {
+                match result {
+                    TunnResult::WriteToNetwork(reply) => {
+                        peer.set_endpoint(m.addr);
+                        send_one(shared, m.addr, reply);
+                        // boringtun may have queued packets waiting for this handshake.
+                        result = tunn.decapsulate(None, &[], &mut plain);
+                        continue;
+                    }
+                    TunnResult::WriteToTunnelV4(packet, src) => {
+                        peer.set_endpoint(m.addr);
+                        queue(&peer, IpAddr::V4(src), packet, &mut to_tun, &mut spare);
+                    }
+                    TunnResult::WriteToTunnelV6(packet, src) => {
+                        peer.set_endpoint(m.addr);
+                        queue(&peer, IpAddr::V6(src), packet, &mut to_tun, &mut spare);
+                    }
+                    TunnResult::Done => {}
+                    TunnResult::Err(error) => {
+                        tracing::debug!(from = %m.addr, ?error, "datagram dropped");
+                    }
+                }
+                break;
+            }
+        }
+        if !to_tun.is_empty() {
+            if let Err(error) = tun.send_multiple(&mut gro, &mut to_tun, VIRTIO_NET_HDR_LEN) {
+                tracing::debug!(%error, "TUN write failed");
+            }
+            spare.append(&mut to_tun);
+        }
+    }
+}
+
+/// The peer a datagram belongs to: by the sender's static key for a handshake initiation,
+/// by our session index for everything else.
+fn peer_for(shared: &Shared, datagram: &[u8]) -> Option<Arc<Peer>> {
+    match Tunn::parse_incoming_packet(datagram).ok()? {
+        Packet::HandshakeInit(init) => {
+            let half =
+                parse_handshake_anon(&shared.static_private, &shared.static_public, &init).ok()?;
+            shared.peers.by_key(&PublicKey(half.peer_static_public))
+        }
+        Packet::HandshakeResponse(p) => shared.peers.by_index(p.receiver_idx),
+        Packet::PacketCookieReply(p) => shared.peers.by_index(p.receiver_idx),
+        Packet::PacketData(p) => shared.peers.by_index(p.receiver_idx),
+    }
+}
+
+fn queue(
+    peer: &Peer,
+    src: IpAddr,
+    packet: &[u8],
+    to_tun: &mut Vec<Vec<u8>>,
+    spare: &mut Vec<Vec<u8>>,
+) {
+    if packet.is_empty() {
+        return; // a keepalive
+    }
+    if peer.allows(src).is_none() {
+        tracing::debug!(%src, "inner source outside the peer's allowed IPs; dropped");
+        return;
+    }
+    let mut buf = spare.pop().unwrap_or_default();
+    buf.clear();
+    buf.resize(VIRTIO_NET_HDR_LEN, 0);
+    buf.extend_from_slice(packet);
+    to_tun.push(buf);
+}
+
+/// WireGuard's timers: handshake retries, rekeys, keepalives; and the handshake rate window.
+fn timers(shared: &Shared) {
+    let mut out = vec![0u8; PACKET_ROOM];
+    let mut ticks: u32 = 0;
+    loop {
+        std::thread::sleep(TIMER_TICK);
+        ticks = ticks.wrapping_add(1);
+        if ticks.is_multiple_of(4) {
+            shared.rate_limiter.reset_count();
+        }
+        for peer in shared.peers.all() {
+            let endpoint = peer.endpoint();
+            let mut tunn = peer.tunn();
+            if let TunnResult::WriteToNetwork(datagram) = tunn.update_timers(&mut out)
+                && let Some(to) = endpoint
+            {
+                send_one(shared, to, datagram);
+            }
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! The userspace WireGuard device: boringtun's `noise::Tunn` for the protocol, and our own I/O.
+//!
+//! Throughput comes from doing what wireguard-go does on Linux: the TUN device is opened with
+//! `IFF_VNET_HDR` offloads, so the kernel hands over whole TCP segments of up to 64 KiB (split
+//! here into MTU-sized packets) and takes coalesced ones back; UDP goes out with GSO (one
+//! `sendmsg` per run of same-sized datagrams to one peer) and comes in with GRO. Two threads
+//! carry the two directions, which is what two cores can use; a third wakes every 250 ms for
+//! WireGuard's timers. Configuration goes through [`Device`]'s typed API or the UAPI socket.
+
+mod datapath;
+mod peers;
+pub mod uapi;
+
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::time::Duration;
+
+use boringtun::noise::rate_limiter::RateLimiter;
+use boringtun::x25519::{PublicKey as XPublicKey, StaticSecret};
+
+use super::{DeviceState, WgError, WireGuard};
+use crate::core::{PeerChange, PublicKey};
+pub use peers::PeerTable;
+
+/// Handshakes per second accepted before the device answers with cookies (boringtun's figure).
+const HANDSHAKE_RATE_LIMIT: u64 = 100;
+
+/// Settings a device starts with.
+#[derive(Clone)]
+pub struct DeviceConfig {
+    /// Interface name (also names the UAPI socket, so unique on the machine).
+    pub ifname: String,
+    /// The device's private key.
+    pub private_key: [u8; 32],
+    /// UDP port; 0 picks a free one.
+    pub listen_port: u16,
+    /// MTU of the TUN interface.
+    pub mtu: u16,
+}
+
+/// A running device. Its threads live as long as the process.
+pub struct Device {
+    shared: Arc<Shared>,
+}
+
+/// What the data path, the timers and the configuration share.
+pub(crate) struct Shared {
+    pub(crate) static_private: StaticSecret,
+    pub(crate) static_public: XPublicKey,
+    pub(crate) listen_port: u16,
+    pub(crate) rate_limiter: Arc<RateLimiter>,
+    pub(crate) peers: PeerTable,
+    pub(crate) udp: UdpSocket,
+    pub(crate) udp_state: quinn_udp::UdpSocketState,
+}
+
+impl Device {
+    /// Creates the TUN interface and the UDP socket in the calling thread's network namespace
+    /// and starts the data path.
+    pub fn start(config: &DeviceConfig) -> Result<Self, WgError> {
+        let io = |what: &str| {
+            let what = format!("{what} for {}", config.ifname);
+            move |source| WgError::Io { what, source }
+        };
+        let tun = tun_rs::DeviceBuilder::new()
+            .name(&config.ifname)
+            .mtu(config.mtu)
+            .offload(true)
+            .build_sync()
+            .map_err(io("create TUN device"))?;
+        let udp = UdpSocket::bind(SocketAddr::from((
+            Ipv4Addr::UNSPECIFIED,
+            config.listen_port,
+        )))
+        .map_err(io("bind UDP port"))?;
+        let listen_port = udp.local_addr().map_err(io("read UDP port"))?.port();
+        let udp_state =
+            quinn_udp::UdpSocketState::new((&udp).into()).map_err(io("set up UDP offloads"))?;
+        // quinn-udp leaves the socket non-blocking for an event loop; our threads block on it
+        // instead (one datagram or GRO batch per receive, sends wait for buffer room).
+        udp.set_nonblocking(false)
+            .map_err(io("make UDP socket blocking"))?;
+        // Room for a full GRO batch each way; the kernel caps it at its own maximum.
+        let _ = udp_state.set_recv_buffer_size((&udp).into(), 4 << 20);
+        let _ = udp_state.set_send_buffer_size((&udp).into(), 4 << 20);
+        let static_private = StaticSecret::from(config.private_key);
+        let static_public = XPublicKey::from(&static_private);
+        let shared = Arc::new(Shared {
+            rate_limiter: Arc::new(RateLimiter::new(&static_public, HANDSHAKE_RATE_LIMIT)),
+            static_private,
+            static_public,
+            listen_port,
+            peers: PeerTable::default(),
+            udp,
+            udp_state,
+        });
+        tracing::info!(
+            ifname = %config.ifname,
+            listen_port,
+            mtu = config.mtu,
+            tcp_gso = tun.tcp_gso(),
+            udp_gso_segments = shared.udp_state.max_gso_segments(),
+            udp_gro_segments = shared.udp_state.gro_segments(),
+            "WireGuard device up"
+        );
+        datapath::spawn(shared.clone(), Arc::new(tun)).map_err(io("start data path threads"))?;
+        Ok(Self { shared })
+    }
+
+    /// The device's public key.
+    pub fn public_key(&self) -> PublicKey {
+        PublicKey(self.shared.static_public.to_bytes())
+    }
+
+    /// Serves the UAPI socket `/var/run/wireguard/<ifname>.sock` on a thread of its own.
+    pub fn serve_uapi(&self, ifname: &str) -> Result<(), WgError> {
+        uapi::serve(self.shared.clone(), ifname)
+    }
+}
+
+impl WireGuard for Device {
+    fn state(&self) -> Result<DeviceState, WgError> {
+        Ok(DeviceState {
+            public_key: self.public_key(),
+            listen_port: self.shared.listen_port,
+            peers: self.shared.peers.states(),
+        })
+    }
+
+    fn apply(&self, changes: &[PeerChange]) -> Result<(), WgError> {
+        self.shared.apply(changes)
+    }
+}
+
+impl Shared {
+    pub(crate) fn apply(&self, changes: &[PeerChange]) -> Result<(), WgError> {
+        for change in changes {
+            self.peers
+                .apply(change, &self.static_private, &self.rate_limiter)?;
+        }
+        Ok(())
+    }
+}
+
+/// How often WireGuard's timers (rekey, keepalive, handshake retry) are checked.
+pub(crate) const TIMER_TICK: Duration = Duration::from_millis(250);

@@ -1,0 +1,311 @@
+//! The cross-platform UAPI (`get=1` / `set=1` text protocol on
+//! `/var/run/wireguard/<ifname>.sock`), so `wg show` and `wg set` work against the device.
+//!
+//! Requests are parsed into the same [`PeerChange`]s the peer diff produces; the device's key
+//! and port are fixed for its lifetime, so a `set` that would change them is refused.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::SocketAddr;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::UNIX_EPOCH;
+
+use ipnet::IpNet;
+
+use super::Shared;
+use crate::core::{PeerChange, PeerUpdate, PublicKey, WantedPeer};
+use crate::wg::WgError;
+
+/// Where the UAPI socket of `ifname` lives.
+pub fn socket_path(ifname: &str) -> PathBuf {
+    PathBuf::from("/var/run/wireguard").join(format!("{ifname}.sock"))
+}
+
+/// Longest request line accepted; a longer one ends the connection.
+const MAX_LINE: usize = 512;
+/// Most lines in one request.
+const MAX_LINES: usize = 65_536;
+
+pub(crate) fn serve(shared: Arc<Shared>, ifname: &str) -> Result<(), WgError> {
+    let path = socket_path(ifname);
+    let io = |what: &'static str, path: &PathBuf| {
+        let what = format!("{what} {}", path.display());
+        move |source| WgError::Io { what, source }
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io("create", &path))?;
+    }
+    // A socket left by a device of the same name that died is stale.
+    let _ = std::fs::remove_file(&path);
+    let listener = UnixListener::bind(&path).map_err(io("bind", &path))?;
+    std::thread::Builder::new()
+        .name("wg-uapi".into())
+        .spawn(move || {
+            for stream in listener.incoming().flatten() {
+                if let Err(error) = handle(&shared, stream) {
+                    tracing::debug!(%error, "UAPI connection ended");
+                }
+            }
+        })
+        .map_err(io("start UAPI thread for", &path))?;
+    Ok(())
+}
+
+fn handle(shared: &Shared, stream: UnixStream) -> std::io::Result<()> {
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut writer = stream;
+    loop {
+        let mut lines = Vec::new();
+        for _ in 0..MAX_LINES {
+            let mut line = String::new();
+            if reader.by_ref().take(MAX_LINE as u64).read_line(&mut line)? == 0 {
+                return Ok(());
+            }
+            let line = line.trim_end_matches('\n').to_owned();
+            if line.is_empty() {
+                break;
+            }
+            lines.push(line);
+        }
+        let reply = match lines.first().map(String::as_str) {
+            Some("get=1") => get(shared),
+            Some("set=1") => match set(shared, &lines[1..]) {
+                Ok(()) => "errno=0\n\n".to_owned(),
+                Err(error) => {
+                    tracing::warn!(%error, "UAPI set refused");
+                    format!("errno={}\n\n", error.errno())
+                }
+            },
+            _ => return Ok(()),
+        };
+        writer.write_all(reply.as_bytes())?;
+    }
+}
+
+fn get(shared: &Shared) -> String {
+    let mut out = format!(
+        "private_key={}\nlisten_port={}\n",
+        hex(&shared.static_private.to_bytes()),
+        shared.listen_port
+    );
+    for peer in shared.peers.states() {
+        let c = &peer.config;
+        out.push_str(&format!("public_key={}\n", hex(c.public_key.as_bytes())));
+        if let Some(ep) = c.endpoint {
+            out.push_str(&format!("endpoint={ep}\n"));
+        }
+        let since = peer
+            .last_handshake
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "last_handshake_time_sec={}\nlast_handshake_time_nsec={}\ntx_bytes={}\nrx_bytes={}\npersistent_keepalive_interval={}\n",
+            since.as_secs(),
+            since.subsec_nanos(),
+            peer.tx_bytes,
+            peer.rx_bytes,
+            c.keepalive.unwrap_or(0)
+        ));
+        for net in &c.allowed_ips {
+            out.push_str(&format!("allowed_ip={net}\n"));
+        }
+        out.push_str("protocol_version=1\n");
+    }
+    out.push_str("errno=0\n\n");
+    out
+}
+
+/// A `set` request the device does not carry out.
+#[derive(Debug, thiserror::Error)]
+pub enum UapiError {
+    /// A line that is not `key=value` or has a bad value.
+    #[error("bad UAPI line {line:?}: {why}")]
+    Invalid {
+        /// The line.
+        line: String,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// A change the device cannot make while running.
+    #[error("{0} is fixed for the device's lifetime; restart it to change it")]
+    Fixed(&'static str),
+    /// Applying the changes failed.
+    #[error(transparent)]
+    Apply(#[from] WgError),
+}
+
+impl UapiError {
+    fn errno(&self) -> i32 {
+        match self {
+            Self::Invalid { .. } => 22, // EINVAL
+            Self::Fixed(_) => 95,       // EOPNOTSUPP
+            Self::Apply(_) => 5,        // EIO
+        }
+    }
+}
+
+/// One peer's section of a `set` request.
+#[derive(Default)]
+struct PeerSection {
+    key: Option<PublicKey>,
+    remove: bool,
+    update_only: bool,
+    endpoint: Option<SocketAddr>,
+    keepalive: Option<Option<u16>>,
+    replace_allowed_ips: bool,
+    allowed_ips: Vec<IpNet>,
+}
+
+fn set(shared: &Shared, lines: &[String]) -> Result<(), UapiError> {
+    let mut sections: Vec<PeerSection> = Vec::new();
+    let mut replace_peers = false;
+    for line in lines {
+        let invalid = |why| UapiError::Invalid {
+            line: line.clone(),
+            why,
+        };
+        let (key, value) = line
+            .split_once('=')
+            .ok_or_else(|| invalid("not key=value"))?;
+        let current = sections.last_mut();
+        match (key, current) {
+            ("private_key", None) => {
+                if unhex(value).ok_or_else(|| invalid("not a 64-digit hex key"))?
+                    != shared.static_private.to_bytes()
+                {
+                    return Err(UapiError::Fixed("private_key"));
+                }
+            }
+            ("listen_port", None) => {
+                let port: u16 = value.parse().map_err(|_| invalid("not a port"))?;
+                if port != shared.listen_port {
+                    return Err(UapiError::Fixed("listen_port"));
+                }
+            }
+            ("fwmark", None) => {
+                if value != "0" {
+                    return Err(UapiError::Fixed("fwmark"));
+                }
+            }
+            ("replace_peers", None) => replace_peers = value == "true",
+            ("public_key", _) => sections.push(PeerSection {
+                key: Some(PublicKey(
+                    unhex(value).ok_or_else(|| invalid("not a 64-digit hex key"))?,
+                )),
+                ..PeerSection::default()
+            }),
+            ("remove", Some(p)) => p.remove = value == "true",
+            ("update_only", Some(p)) => p.update_only = value == "true",
+            ("preshared_key", Some(_)) => {
+                if unhex(value) != Some([0; 32]) {
+                    return Err(UapiError::Fixed("preshared_key"));
+                }
+            }
+            ("endpoint", Some(p)) => {
+                let ep: SocketAddr = value.parse().map_err(|_| invalid("not ip:port"))?;
+                if ep.is_ipv6() {
+                    return Err(UapiError::Apply(WgError::EndpointFamily(ep)));
+                }
+                p.endpoint = Some(ep);
+            }
+            ("persistent_keepalive_interval", Some(p)) => {
+                let k: u16 = value
+                    .parse()
+                    .map_err(|_| invalid("not a number of seconds"))?;
+                p.keepalive = Some((k != 0).then_some(k));
+            }
+            ("replace_allowed_ips", Some(p)) => p.replace_allowed_ips = value == "true",
+            ("allowed_ip", Some(p)) => {
+                let net: IpNet = value.parse().map_err(|_| invalid("not a CIDR"))?;
+                p.allowed_ips.push(net.trunc());
+            }
+            ("protocol_version", Some(_)) => {
+                if value != "1" {
+                    return Err(invalid("only protocol version 1 exists"));
+                }
+            }
+            _ => return Err(invalid("unknown key here")),
+        }
+    }
+    let mut changes = Vec::new();
+    if replace_peers {
+        let keep: Vec<PublicKey> = sections.iter().filter_map(|s| s.key).collect();
+        for peer in shared.peers.all() {
+            if !keep.contains(&peer.public_key) {
+                changes.push(PeerChange::Remove(peer.public_key));
+            }
+        }
+    }
+    let existing: BTreeMap<PublicKey, Vec<IpNet>> = shared
+        .peers
+        .states()
+        .into_iter()
+        .map(|p| (p.config.public_key, p.config.allowed_ips))
+        .collect();
+    for s in sections {
+        let Some(key) = s.key else { continue };
+        if s.remove {
+            changes.push(PeerChange::Remove(key));
+            continue;
+        }
+        match existing.get(&key) {
+            Some(old) => {
+                let allowed_ips = if s.replace_allowed_ips {
+                    Some(s.allowed_ips)
+                } else if s.allowed_ips.is_empty() {
+                    None
+                } else {
+                    let mut all = old.clone();
+                    all.extend(s.allowed_ips.into_iter().filter(|n| !old.contains(n)));
+                    Some(all)
+                };
+                changes.push(PeerChange::Update(PeerUpdate {
+                    public_key: key,
+                    endpoint: s.endpoint,
+                    allowed_ips,
+                    keepalive: s.keepalive,
+                }));
+            }
+            None if s.update_only => {}
+            None => changes.push(PeerChange::Add(WantedPeer {
+                public_key: key,
+                endpoint: s.endpoint,
+                allowed_ips: s.allowed_ips,
+                keepalive: s.keepalive.flatten(),
+            })),
+        }
+    }
+    shared.apply(&changes)?;
+    Ok(())
+}
+
+fn hex(bytes: &[u8; 32]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<[u8; 32]> {
+    if s.len() != 64 || !s.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_keys_round_trip_and_bad_ones_are_refused() {
+        let key = [0xab; 32];
+        assert_eq!(unhex(&hex(&key)), Some(key));
+        assert_eq!(unhex("abc"), None);
+        assert_eq!(unhex(&"zz".repeat(32)), None);
+        assert_eq!(unhex(&"é".repeat(32)), None);
+    }
+}
