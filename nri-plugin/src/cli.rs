@@ -50,9 +50,11 @@ pub struct Args {
     )]
     pub registration_timeout_ms: u64,
 
-    /// Address of the HTTP endpoint serving `/metrics`, `/healthz` and `/readyz` (the plugin
-    /// runs in the node's network namespace: keep it off ports the node uses).
-    #[arg(long, env = "NAUTI_METRICS_ADDR", default_value = "0.0.0.0:9465")]
+    /// Address of the HTTP endpoint serving `/metrics`, `/healthz` and `/readyz`. The plugin runs
+    /// in the node's network namespace, so the default is loopback: set the node's own address
+    /// (e.g. from the downward API's `status.hostIP`) to let a scraper off the node reach it, and
+    /// keep it off ports the node uses.
+    #[arg(long, env = "NAUTI_METRICS_ADDR", default_value = "127.0.0.1:9465")]
     pub metrics_addr: SocketAddr,
 
     /// Logging.
@@ -212,6 +214,19 @@ mod tests {
             NriSocket::Path("/var/run/nri/nri.sock".into())
         );
         assert_eq!(config.identity.to_string(), "10-nauti");
+    }
+
+    #[test]
+    fn the_endpoint_listens_on_loopback_unless_told_otherwise() {
+        // In the host's network namespace, 0.0.0.0 would expose it on every node address.
+        assert_eq!(
+            args(&[]).metrics_addr,
+            "127.0.0.1:9465".parse::<SocketAddr>().unwrap()
+        );
+        assert_eq!(
+            args(&["--metrics-addr", "198.18.0.1:9465"]).metrics_addr,
+            "198.18.0.1:9465".parse::<SocketAddr>().unwrap()
+        );
     }
 
     #[test]

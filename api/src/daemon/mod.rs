@@ -8,7 +8,7 @@ mod endpoints;
 mod logging;
 mod signals;
 
-pub use endpoints::{Health, serve, start_endpoints};
+pub use endpoints::{Health, ListenerLimits, serve, serve_with_limits, start_endpoints};
 pub use logging::{LogArgs, LogError, LogFormat, LogSink, SinkWriter};
 pub use signals::shutdown_on_signals;
 
