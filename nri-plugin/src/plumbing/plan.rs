@@ -211,11 +211,7 @@ pub fn node_network(
 
 /// The address of a port written by [`pod_plan`]: the first IP of its `addresses`.
 pub fn port_address(lsp: &LogicalSwitchPort) -> Option<IpAddr> {
-    lsp.addresses
-        .first()?
-        .split_whitespace()
-        .skip(1)
-        .find_map(|word| word.parse().ok())
+    lsp.ips().first().copied()
 }
 
 /// Nauti's pod ports of this node, keyed by sandbox ID.

@@ -8,6 +8,7 @@
 //! A plan for rows already as wanted has no writes, so ensuring twice writes nothing.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 
 use thiserror::Error;
 
@@ -169,6 +170,16 @@ impl LogicalSwitchPort {
     pub fn with_option(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.options.insert(key.into(), value.into());
         self
+    }
+
+    /// The IP addresses of its `addresses` entries (`"MAC IP..."`), in order; words that are
+    /// not addresses (the MAC, `router`, `dynamic`, `unknown`) are skipped.
+    pub fn ips(&self) -> Vec<IpAddr> {
+        self.addresses
+            .iter()
+            .flat_map(|entry| entry.split_whitespace().skip(1))
+            .filter_map(|word| word.parse().ok())
+            .collect()
     }
 
     /// The owned columns as a row.

@@ -8,7 +8,7 @@ use kube::runtime::events::EventType;
 use nauti_api::keys::NODE_CIDR;
 use tracing::{debug, error, info, warn};
 
-use super::core::plan_node_blocks;
+use super::core::{HeldAddress, plan_node_blocks};
 use super::kube::{NodeMeta, node_reference, node_views, patch_node_block};
 use super::{Context, ReconcileError};
 
@@ -16,8 +16,9 @@ use super::{Context, ReconcileError};
 /// follow soon.
 pub(super) async fn reconcile(ctx: &Context) -> Result<bool, ReconcileError> {
     let cached = ctx.caches.nodes.state();
-    let plan = plan_node_blocks(&ctx.network, &node_views(cached.iter().map(AsRef::as_ref)));
-    if plan.is_settled() {
+    let views = node_views(cached.iter().map(AsRef::as_ref));
+    // Whether anything is to be written does not depend on the ports: read them only then.
+    if plan_node_blocks(&ctx.network, &views, &[]).is_settled() {
         return Ok(false);
     }
     // The cache may not show our latest writes yet, and a plan made on it could hand out a
@@ -27,7 +28,12 @@ pub(super) async fn reconcile(ctx: &Context) -> Result<bool, ReconcileError> {
         .list_metadata(&ListParams::default())
         .await
         .map_err(ReconcileError::kube("list nodes"))?;
-    let plan = plan_node_blocks(&ctx.network, &node_views(&list.items));
+    let ports = ctx
+        .nb
+        .list_logical_switch_ports(&ctx.network.switch)
+        .await?;
+    let held = HeldAddress::of_pod_ports(&ports);
+    let plan = plan_node_blocks(&ctx.network, &node_views(&list.items), &held);
     let by_name: HashMap<&str, &NodeMeta> = list
         .items
         .iter()

@@ -259,7 +259,16 @@ pub fn parse_block(value: &str, subnet: &IpNet) -> Result<IpNet, BadBlock> {
 /// `network.node_prefix`. The block holding the gateway is handed out like any other: the node
 /// allocator skips the gateway address itself. Pure and idempotent: once the assignments are
 /// written, planning again yields nothing to do.
-pub fn plan_node_blocks(network: &ClusterNetwork, nodes: &[NodeView]) -> BlockPlan {
+///
+/// `held` are the addresses of pod ports on the switch. An address outside every kept block
+/// belongs to pods of a node whose annotation vanished (the Node deleted, or recreated without
+/// it) while they run: no other node gets a block holding it, and a node that comes back gets
+/// the block its own ports sit in, so its pods keep addresses of their node's block.
+pub fn plan_node_blocks(
+    network: &ClusterNetwork,
+    nodes: &[NodeView],
+    held: &[HeldAddress],
+) -> BlockPlan {
     let mut plan = BlockPlan::default();
     let mut kept: Vec<(IpNet, &str)> = Vec::new();
     let mut needy: Vec<(&str, Option<BadBlock>)> = Vec::new();
@@ -290,8 +299,25 @@ pub fn plan_node_blocks(network: &ClusterNetwork, nodes: &[NodeView]) -> BlockPl
         }
     }
     let mut taken: Vec<IpNet> = kept.iter().map(|(b, _)| *b).collect();
+    let stranded: Vec<&HeldAddress> = held
+        .iter()
+        .filter(|h| network.subnet.contains(&h.ip) && !taken.iter().any(|b| b.contains(&h.ip)))
+        .collect();
     for (node, replaces) in needy {
-        match carve_node_block(network.subnet, network.node_prefix, &taken, None) {
+        let others_hold = stranded
+            .iter()
+            .filter(|h| h.node.as_deref() != Some(node))
+            .map(|h| IpNet::from(h.ip));
+        let unavailable: Vec<IpNet> = taken.iter().copied().chain(others_hold).collect();
+        let carved = own_block(network, node, &stranded)
+            .and_then(|own| {
+                carve_node_block(network.subnet, network.node_prefix, &unavailable, Some(own)).ok()
+            })
+            .map_or_else(
+                || carve_node_block(network.subnet, network.node_prefix, &unavailable, None),
+                Ok,
+            );
+        match carved {
             Ok(block) => {
                 taken.push(block);
                 plan.assign.push(BlockAssignment {
@@ -304,7 +330,7 @@ pub fn plan_node_blocks(network: &ClusterNetwork, nodes: &[NodeView]) -> BlockPl
                 node: node.to_owned(),
                 subnet: network.subnet,
                 prefix_len: network.node_prefix,
-                in_use: taken.len(),
+                in_use: taken.len() + stranded.len(),
             }),
             Err(source) => plan.errors.push(BlockError::Carve {
                 node: node.to_owned(),
@@ -313,6 +339,43 @@ pub fn plan_node_blocks(network: &ClusterNetwork, nodes: &[NodeView]) -> BlockPl
         }
     }
     plan
+}
+
+/// The address of a pod port on the switch and the node whose plugin wrote it (`node` in its
+/// `external_ids`; absent on ports written before the key existed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldAddress {
+    /// The port's address.
+    pub ip: IpAddr,
+    /// The node that owns the port.
+    pub node: Option<String>,
+}
+
+impl HeldAddress {
+    /// The addresses of the pod ports among `ports` (other ports, such as the gateway's, hold
+    /// addresses the node allocators never hand out).
+    pub fn of_pod_ports(ports: &[LogicalSwitchPort]) -> Vec<Self> {
+        ports
+            .iter()
+            .filter(|p| p.external_ids.get(OWNER_KEY).map(String::as_str) == Some(OWNER_POD))
+            .flat_map(|p| {
+                let node = p.external_ids.get(NODE_KEY).cloned();
+                p.ips().into_iter().map(move |ip| Self {
+                    ip,
+                    node: node.clone(),
+                })
+            })
+            .collect()
+    }
+}
+
+/// The block of the configured size that holds every stranded address of `node`'s own ports,
+/// when there is one.
+fn own_block(network: &ClusterNetwork, node: &str, stranded: &[&HeldAddress]) -> Option<IpNet> {
+    let mut own = stranded.iter().filter(|h| h.node.as_deref() == Some(node));
+    let first = own.next()?;
+    let block = IpNet::new(first.ip, network.node_prefix).ok()?.trunc();
+    own.all(|h| block.contains(&h.ip)).then_some(block)
 }
 
 // === garbage collection ===

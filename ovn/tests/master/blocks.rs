@@ -170,3 +170,74 @@ async fn nodes_get_disjoint_blocks_and_the_switch_reserves_the_gateway() {
     assert_eq!(master.get("/readyz").await.unwrap().0, 200);
     assert_eq!(master.get("/nope").await.unwrap().0, 404);
 }
+
+/// Issue 11, item 4: a Node deleted and recreated while its pods run, with another node joining
+/// meanwhile. The block its pods' ports sit in is not handed to the newcomer, the node gets it
+/// back, and it frees only once those ports are gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_with_live_ports_is_not_freed_when_its_node_goes() {
+    require_root!();
+    let bed = Bed::start("master-held-block").await;
+    bed.kube.create_namespace("apps").await.unwrap();
+    bed.create_node("node-a", None).await;
+    let _master = bed.master("a", &[]);
+    let a_block: IpNet = eventually("node-a annotated", Duration::from_secs(60), || async {
+        bed.node_blocks().await["node-a"].clone()
+    })
+    .await
+    .parse()
+    .unwrap();
+
+    // A pod of node-a runs with an address of its block.
+    let uid = bed.create_pod("apps", "web").await;
+    let ip = a_block.hosts().nth(9).unwrap().to_string();
+    let nb = bed.nb().await;
+    nb.ensure_logical_switch_ports(SWITCH, &[crate::gc::mk_pod_port("apps", "web", &uid, &ip)])
+        .await
+        .unwrap();
+
+    let nodes: Api<Node> = Api::all(bed.admin.clone());
+    nodes.delete("node-a", &Default::default()).await.unwrap();
+    bed.create_node("node-c", None).await;
+    let c_block = eventually("node-c annotated", Duration::from_secs(30), || async {
+        bed.node_blocks().await.get("node-c").cloned().flatten()
+    })
+    .await;
+    assert_ne!(
+        c_block,
+        a_block.to_string(),
+        "node-c got the block of node-a's running pod {ip}"
+    );
+
+    // node-a comes back without its annotation: it gets the block its pod sits in.
+    bed.create_node("node-a", None).await;
+    let back = eventually(
+        "node-a annotated again",
+        Duration::from_secs(30),
+        || async { bed.node_blocks().await.get("node-a").cloned().flatten() },
+    )
+    .await;
+    assert_eq!(back, a_block.to_string());
+
+    // Once the pod is gone and its port collected, the block is free for anyone.
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(bed.admin.clone(), "apps");
+    pods.delete("web", &kube::api::DeleteParams::default().grace_period(0))
+        .await
+        .unwrap();
+    eventually(
+        "the pod's port collected",
+        Duration::from_secs(30),
+        || async {
+            let ports = nb.list_logical_switch_ports(SWITCH).await.unwrap();
+            (!ports.iter().any(|p| p.name == "apps_web")).then_some(())
+        },
+    )
+    .await;
+    nodes.delete("node-a", &Default::default()).await.unwrap();
+    bed.create_node("node-d", None).await;
+    let d_block = eventually("node-d annotated", Duration::from_secs(30), || async {
+        bed.node_blocks().await.get("node-d").cloned().flatten()
+    })
+    .await;
+    assert_eq!(d_block, a_block.to_string());
+}

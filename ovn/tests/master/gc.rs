@@ -9,7 +9,8 @@ use nauti_testbed::require_root;
 
 use crate::{Bed, SWITCH, eventually};
 
-fn mk_pod_port(ns: &str, pod: &str, uid: &str, ip: &str) -> LogicalSwitchPort {
+/// A pod port as the NRI plugin of `node-a` writes it.
+pub(crate) fn mk_pod_port(ns: &str, pod: &str, uid: &str, ip: &str) -> LogicalSwitchPort {
     let mac = nauti_api::MacAddr::from_ip(ip.parse().unwrap()).to_string();
     LogicalSwitchPort::new(format!("{ns}_{pod}"))
         .with_address(&mac, &[ip])

@@ -97,7 +97,7 @@ fn an_invalid_configuration_is_refused_before_anything_runs() {
 fn nodes_without_blocks_get_disjoint_lowest_free_blocks_including_the_gateways() {
     let network = mk_network("10.113.0.0/16", 24);
     let nodes = [mk_node("a", None), mk_node("b", None), mk_node("c", None)];
-    let plan = plan_node_blocks(&network, &nodes);
+    let plan = plan_node_blocks(&network, &nodes, &[]);
     assert_eq!(
         blocks_of(&plan),
         vec![
@@ -118,7 +118,7 @@ fn existing_blocks_are_kept_and_holes_are_reused() {
         mk_node("b", None),
         mk_node("c", Some("10.113.2.0/24")),
     ];
-    let plan = plan_node_blocks(&network, &nodes);
+    let plan = plan_node_blocks(&network, &nodes, &[]);
     assert_eq!(blocks_of(&plan), vec![("b".into(), "10.113.1.0/24".into())]);
     assert_eq!(plan.keep.len(), 2);
 }
@@ -127,12 +127,12 @@ fn existing_blocks_are_kept_and_holes_are_reused() {
 fn planning_again_after_writing_the_plan_changes_nothing() {
     let network = mk_network("10.113.0.0/16", 24);
     let mut nodes = vec![mk_node("a", None), mk_node("b", Some("junk"))];
-    let plan = plan_node_blocks(&network, &nodes);
+    let plan = plan_node_blocks(&network, &nodes, &[]);
     for a in &plan.assign {
         let n = nodes.iter_mut().find(|n| n.name == a.node).unwrap();
         n.annotation = Some(a.block.to_string());
     }
-    let again = plan_node_blocks(&network, &nodes);
+    let again = plan_node_blocks(&network, &nodes, &[]);
     assert!(again.is_settled(), "{again:?}");
     assert_eq!(again.keep.len(), 2);
 }
@@ -154,7 +154,7 @@ fn bad_annotations_are_replaced_and_the_reason_names_the_value() {
         ("", "is not a network"),
     ];
     for (value, words) in cases {
-        let plan = plan_node_blocks(&network, &[mk_node("a", Some(value))]);
+        let plan = plan_node_blocks(&network, &[mk_node("a", Some(value))], &[]);
         assert_eq!(plan.assign.len(), 1, "{value}");
         let bad = plan.assign[0].replaces.clone().expect(value);
         assert!(bad.to_string().contains(words), "{value}: {bad}");
@@ -169,7 +169,7 @@ fn the_later_of_two_overlapping_nodes_gets_a_fresh_block() {
         mk_node("old", Some("10.113.4.0/24")),
         mk_node("new", Some("10.113.4.0/25")),
     ];
-    let plan = plan_node_blocks(&network, &nodes);
+    let plan = plan_node_blocks(&network, &nodes, &[]);
     assert_eq!(plan.keep.get("old"), Some(&net("10.113.4.0/24")));
     assert_eq!(plan.assign.len(), 1);
     assert_eq!(plan.assign[0].node, "new");
@@ -188,8 +188,87 @@ fn the_later_of_two_overlapping_nodes_gets_a_fresh_block() {
 fn blocks_of_another_valid_size_are_kept() {
     let network = mk_network("10.113.0.0/16", 24);
     let nodes = [mk_node("a", Some("10.113.0.0/23")), mk_node("b", None)];
-    let plan = plan_node_blocks(&network, &nodes);
+    let plan = plan_node_blocks(&network, &nodes, &[]);
     assert_eq!(blocks_of(&plan), vec![("b".into(), "10.113.2.0/24".into())]);
+}
+
+fn held(ip: &str, node: &str) -> HeldAddress {
+    HeldAddress {
+        ip: ip.parse().unwrap(),
+        node: Some(node.to_owned()),
+    }
+}
+
+#[test]
+fn a_block_whose_pods_outlive_their_nodes_annotation_is_not_handed_to_another_node() {
+    let network = mk_network("10.113.0.0/16", 24);
+    // Node "gone" had 10.113.0.0/24 and was deleted while two of its pods run.
+    let held = [held("10.113.0.5", "gone"), held("10.113.0.9", "gone")];
+    let plan = plan_node_blocks(&network, &[mk_node("new", None)], &held);
+    assert_eq!(
+        blocks_of(&plan),
+        vec![("new".into(), "10.113.1.0/24".into())]
+    );
+}
+
+#[test]
+fn a_node_that_comes_back_gets_the_block_its_own_pods_sit_in() {
+    let network = mk_network("10.113.0.0/16", 24);
+    let held = [
+        held("10.113.3.7", "back"),
+        held("10.113.3.8", "back"),
+        held("10.113.0.4", "kept"),
+    ];
+    let nodes = [
+        mk_node("kept", Some("10.113.0.0/24")),
+        mk_node("other", None),
+        mk_node("back", None),
+    ];
+    let plan = plan_node_blocks(&network, &nodes, &held);
+    assert_eq!(
+        blocks_of(&plan),
+        vec![
+            ("other".into(), "10.113.1.0/24".into()),
+            ("back".into(), "10.113.3.0/24".into()),
+        ]
+    );
+}
+
+#[test]
+fn own_ports_spread_over_two_blocks_or_in_a_taken_one_get_a_free_block_instead() {
+    let network = mk_network("10.113.0.0/16", 24);
+    // Written under a larger block size: no single /24 holds them.
+    let spread = [held("10.113.4.1", "a"), held("10.113.5.1", "a")];
+    let plan = plan_node_blocks(&network, &[mk_node("a", None)], &spread);
+    assert_eq!(blocks_of(&plan), vec![("a".into(), "10.113.0.0/24".into())]);
+    // Another node's stranded address sits in the same /24: neither gets it.
+    let shared = [held("10.113.2.1", "a"), held("10.113.2.2", "b")];
+    let plan = plan_node_blocks(&network, &[mk_node("a", None)], &shared);
+    assert_eq!(blocks_of(&plan), vec![("a".into(), "10.113.0.0/24".into())]);
+}
+
+#[test]
+fn addresses_inside_kept_blocks_or_outside_the_subnet_change_nothing() {
+    let network = mk_network("10.113.0.0/16", 24);
+    let held = [held("10.113.0.5", "x"), held("10.200.0.5", "y")];
+    let nodes = [mk_node("a", Some("10.113.0.0/24")), mk_node("b", None)];
+    let plan = plan_node_blocks(&network, &nodes, &held);
+    assert_eq!(blocks_of(&plan), vec![("b".into(), "10.113.1.0/24".into())]);
+}
+
+#[test]
+fn held_addresses_are_read_from_pod_ports_only() {
+    let pod = LogicalSwitchPort::new("apps_web")
+        .with_address("0a:58:0a:71:00:05", &["10.113.0.5"])
+        .with_external_id(OWNER_KEY, OWNER_POD)
+        .with_external_id(NODE_KEY, "n1");
+    let gateway = LogicalSwitchPort::new(CNF_PORT)
+        .with_address("0a:58:0a:71:00:01", &["10.113.0.1"])
+        .with_external_id(OWNER_KEY, OWNER_CNF);
+    assert_eq!(
+        HeldAddress::of_pod_ports(&[pod, gateway]),
+        vec![held("10.113.0.5", "n1")]
+    );
 }
 
 #[test]
@@ -199,7 +278,7 @@ fn exhaustion_is_an_error_naming_the_cluster_subnet_and_the_node() {
         .iter()
         .map(|n| mk_node(n, None))
         .collect();
-    let plan = plan_node_blocks(&network, &nodes);
+    let plan = plan_node_blocks(&network, &nodes, &[]);
     assert_eq!(plan.assign.len(), 4);
     assert_eq!(plan.errors.len(), 2);
     let text = plan.errors[0].to_string();
@@ -217,7 +296,7 @@ fn ipv6_nodes_get_disjoint_blocks_too() {
     config.node_block_prefix_len = 64;
     let network = ClusterNetwork::new(&config, None).unwrap();
     assert_eq!(network.gateway.to_string(), "fd00:112:0:100::1");
-    let plan = plan_node_blocks(&network, &[mk_node("a", None), mk_node("b", None)]);
+    let plan = plan_node_blocks(&network, &[mk_node("a", None), mk_node("b", None)], &[]);
     assert_eq!(
         blocks_of(&plan),
         vec![
