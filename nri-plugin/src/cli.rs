@@ -306,6 +306,38 @@ mod tests {
     }
 
     #[test]
+    fn ovsdb_tls_takes_all_three_files_or_none() {
+        let base = ["nauti-nri", "--node-name", "n", "--cluster-id", "east"];
+        let parse = |extra: &[&str]| {
+            Args::try_parse_from(base.iter().chain(extra))
+                .unwrap()
+                .plumbing
+                .settings()
+        };
+        assert_eq!(parse(&[]).unwrap().ovsdb_tls, None);
+        let files = parse(&[
+            "--ovn-nb",
+            "ssl:ovn-central.example:6641",
+            "--ovsdb-private-key",
+            "/etc/ovn/key.pem",
+            "--ovsdb-certificate",
+            "/etc/ovn/cert.pem",
+            "--ovsdb-ca-cert",
+            "/etc/ovn/ca.pem",
+        ])
+        .unwrap()
+        .ovsdb_tls
+        .unwrap();
+        assert_eq!(files.ca_cert, PathBuf::from("/etc/ovn/ca.pem"));
+        let err = parse(&["--ovsdb-certificate", "/etc/ovn/cert.pem"]).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("--ovsdb-private-key") && text.contains("--ovsdb-ca-cert"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn bad_plumbing_settings_are_named() {
         let parse = |extra: &[&str]| {
             let base = ["nauti-nri", "--node-name", "n", "--cluster-id"];

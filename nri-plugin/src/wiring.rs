@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use nauti_ovn::{Client, ClientConfig, Endpoint, Northbound, OpenVswitch};
+use nauti_ovn::{Client, ClientConfig, Endpoint, Northbound, OpenVswitch, TlsFiles};
 
 use crate::metrics::Metrics;
 use crate::plumbing::annotator::{Annotator, KubePatcher};
@@ -24,7 +24,7 @@ pub enum WiringError {
     #[error("Kubernetes client configuration: {0}")]
     KubeConfig(String),
     /// An OVSDB endpoint does not parse.
-    #[error("bad endpoint `{0}`: expected unix:<path> or tcp:<host>:<port>")]
+    #[error("bad endpoint `{0}`: expected unix:<path>, tcp:<host>:<port> or ssl:<host>:<port>")]
     Endpoint(String),
     /// An OVSDB server cannot be reached.
     #[error("OVSDB {endpoint}")]
@@ -42,8 +42,9 @@ pub async fn plumbing_handler(
     metrics: Arc<Metrics>,
 ) -> Result<NautiHandler, WiringError> {
     let kube = kube_client(settings.kubeconfig.as_deref()).await?;
-    let nb = Northbound::new(ovsdb(&settings.ovn_nb).await?);
-    let ovs = OpenVswitch::new(ovsdb(&settings.ovs_db).await?);
+    let tls = settings.ovsdb_tls.as_ref();
+    let nb = Northbound::new(ovsdb(&settings.ovn_nb, tls).await?);
+    let ovs = OpenVswitch::new(ovsdb(&settings.ovs_db, tls).await?);
     let blocks = watch_node_block(kube.clone(), &settings.node_name);
     let annotator = Annotator::start(
         Arc::new(KubePatcher(kube.clone())),
@@ -61,10 +62,13 @@ pub async fn plumbing_handler(
     }))
 }
 
-async fn ovsdb(remote: &str) -> Result<Client, WiringError> {
+async fn ovsdb(remote: &str, tls: Option<&TlsFiles>) -> Result<Client, WiringError> {
     let endpoint =
         Endpoint::parse(remote).ok_or_else(|| WiringError::Endpoint(remote.to_owned()))?;
-    Client::connect(ClientConfig::new(endpoint))
+    let mut config = ClientConfig::new(endpoint);
+    // Used only if the remote is `ssl:`.
+    config.tls = tls.cloned();
+    Client::connect(config)
         .await
         .map_err(|source| WiringError::Ovsdb {
             endpoint: remote.to_owned(),

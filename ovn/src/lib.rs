@@ -10,8 +10,8 @@
 //!   rpc      frames ↔ JSON-RPC messages          ├─ requests / responses (transact, get_schema…)
 //!   value    OVSDB atoms, sets, maps, uuids      ├─ echo keep-alive both ways
 //!   schema   database schemas, type checks       ├─ monitors → Cache (update / update2)
-//!   ops      operations, conditions, results     └─ reconnect with backoff, monitors re-sent
-//!   cache    monitor notifications → rows
+//!   ops      operations, conditions, results     ├─ reconnect with backoff, monitors re-sent
+//!   cache    monitor notifications → rows        └─ unix:, tcp:, ssl: (TLS, client certificate)
 //!   nb, vswitch  wanted rows → operations       Northbound / OpenVswitch: ensure / remove
 //! ```
 
@@ -21,7 +21,7 @@ pub mod master;
 
 pub use client::{
     Client, ClientConfig, ConnState, Endpoint, Error, Monitor, MonitorRequest, Northbound,
-    OpenVswitch, PendingTransact,
+    OpenVswitch, PendingTransact, TlsArgs, TlsError, TlsFile, TlsFiles,
 };
 pub use core::cache::Cache;
 pub use core::error::{ErrorKind, ServerError};

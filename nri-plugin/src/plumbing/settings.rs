@@ -30,20 +30,24 @@ pub struct PlumbingArgs {
     /// The global network, routed through the gateway.
     #[arg(long, env = "NAUTI_GLOBAL_CIDR", default_value = "10.112.0.0/12")]
     pub global_cidr: IpNet,
-    /// OVN northbound database, `unix:<path>` or `tcp:<host>:<port>`.
+    /// OVN northbound database, `unix:<path>`, `tcp:<host>:<port>` or `ssl:<host>:<port>`.
     #[arg(
         long,
         env = "NAUTI_OVN_NB",
         default_value = "unix:/var/run/ovn/ovnnb_db.sock"
     )]
     pub ovn_nb: String,
-    /// The node's Open vSwitch database, `unix:<path>` or `tcp:<host>:<port>`.
+    /// The node's Open vSwitch database, `unix:<path>`, `tcp:<host>:<port>` or
+    /// `ssl:<host>:<port>`.
     #[arg(
         long,
         env = "NAUTI_OVS_DB",
         default_value = "unix:/var/run/openvswitch/db.sock"
     )]
     pub ovs_db: String,
+    /// Key, certificate and CA for the `ssl:` databases among the two.
+    #[command(flatten)]
+    pub ovsdb_tls: nauti_ovn::TlsArgs,
     /// The integration bridge.
     #[arg(long, env = "NAUTI_INTEGRATION_BRIDGE", default_value = "br-int")]
     pub integration_bridge: String,
@@ -84,6 +88,7 @@ pub struct PlumbingSettings {
     pub global_cidr: IpNet,
     pub ovn_nb: String,
     pub ovs_db: String,
+    pub ovsdb_tls: Option<nauti_ovn::TlsFiles>,
     pub integration_bridge: String,
     pub kubeconfig: Option<PathBuf>,
     pub pod_ifname: String,
@@ -113,6 +118,8 @@ pub enum SettingsError {
     Missing(&'static str),
     #[error("plugin configuration from the runtime: {0}")]
     RuntimeConfig(String),
+    #[error(transparent)]
+    OvsdbTls(#[from] nauti_ovn::TlsError),
 }
 
 #[cfg(test)]
@@ -178,6 +185,7 @@ impl PlumbingArgs {
             pod_mtu: self.mtu,
         }
         .pod_mtu(family)?;
+        let ovsdb_tls = self.ovsdb_tls.files()?;
         Ok(PlumbingSettings {
             logical_switch: self
                 .logical_switch
@@ -187,6 +195,7 @@ impl PlumbingArgs {
             global_cidr: self.global_cidr,
             ovn_nb: self.ovn_nb,
             ovs_db: self.ovs_db,
+            ovsdb_tls,
             integration_bridge: self.integration_bridge,
             kubeconfig: self.kubeconfig,
             pod_ifname: self.pod_ifname,

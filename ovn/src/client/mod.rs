@@ -10,10 +10,13 @@
 //!   while the client was away.
 //! - The server's `echo` requests are answered; when the connection is idle the client sends its
 //!   own and drops a connection whose peer stays silent for two echo intervals.
+//! - `ssl:` remotes speak TLS with a client certificate ([`tls`]); every reconnect is a new
+//!   handshake with the files read again.
 
 mod monitor;
 mod nb;
 mod session;
+pub mod tls;
 mod vswitch;
 
 use std::collections::HashMap;
@@ -36,6 +39,7 @@ use crate::core::schema::{DatabaseSchema, SchemaError};
 
 pub use monitor::{Monitor, MonitorRequest};
 pub use nb::Northbound;
+pub use tls::{TlsArgs, TlsError, TlsFile, TlsFiles};
 pub use vswitch::OpenVswitch;
 
 /// Everything a client call can fail with.
@@ -49,6 +53,9 @@ pub enum Error {
         /// The last connection error.
         reason: String,
     },
+    /// TLS to an `ssl:` remote cannot work: a file, or a certificate one side refuses.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     /// The client is between connections.
     #[error("not connected to {endpoint} (reconnecting)")]
     NotConnected {
@@ -147,18 +154,34 @@ pub enum Endpoint {
     Unix(PathBuf),
     /// `host:port`.
     Tcp(String),
+    /// `host:port`, over TLS with a client certificate.
+    Ssl(String),
 }
 
 impl Endpoint {
-    /// Parses OVS remote syntax: `unix:PATH` or `tcp:HOST:PORT`.
+    /// Parses OVS remote syntax: `unix:PATH`, `tcp:HOST:PORT` or `ssl:HOST:PORT` (an IPv6
+    /// host in brackets).
     pub fn parse(remote: &str) -> Option<Self> {
         if let Some(path) = remote.strip_prefix("unix:") {
             return (!path.is_empty()).then(|| Self::Unix(PathBuf::from(path)));
         }
-        let addr = remote.strip_prefix("tcp:")?;
+        let (make, addr): (fn(String) -> Self, &str) = if let Some(a) = remote.strip_prefix("tcp:")
+        {
+            (Self::Tcp, a)
+        } else {
+            (Self::Ssl, remote.strip_prefix("ssl:")?)
+        };
         addr.rsplit_once(':')
             .filter(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
-            .map(|_| Self::Tcp(addr.to_owned()))
+            .map(|_| make(addr.to_owned()))
+    }
+
+    /// The host part of a `tcp:` or `ssl:` remote (brackets kept).
+    pub(crate) fn host(&self) -> Option<&str> {
+        match self {
+            Self::Unix(_) => None,
+            Self::Tcp(a) | Self::Ssl(a) => a.rsplit_once(':').map(|(h, _)| h),
+        }
     }
 }
 
@@ -167,6 +190,7 @@ impl fmt::Display for Endpoint {
         match self {
             Self::Unix(p) => write!(f, "unix:{}", p.display()),
             Self::Tcp(a) => write!(f, "tcp:{a}"),
+            Self::Ssl(a) => write!(f, "ssl:{a}"),
         }
     }
 }
@@ -189,6 +213,8 @@ pub struct ClientConfig {
     pub backoff_max: Duration,
     /// Largest message accepted from the server.
     pub max_message: usize,
+    /// Key, certificate and CA for an `ssl:` endpoint (ignored for the others).
+    pub tls: Option<TlsFiles>,
 }
 
 impl ClientConfig {
@@ -202,6 +228,7 @@ impl ClientConfig {
             backoff_min: Duration::from_millis(50),
             backoff_max: Duration::from_secs(5),
             max_message: DEFAULT_MAX_MESSAGE,
+            tls: None,
         }
     }
 }
@@ -215,6 +242,8 @@ pub struct ConnState {
     pub epoch: u64,
     /// Why the last connection attempt or connection failed.
     pub last_error: Option<String>,
+    /// The last attempt's failure when TLS refused it (cleared by a connection).
+    pub tls_error: Option<TlsError>,
 }
 
 pub(crate) enum Command {
@@ -265,11 +294,30 @@ impl fmt::Debug for Client {
 
 impl Client {
     /// Starts the connection task and waits for the first connection.
+    ///
+    /// Fails at once when TLS cannot work (files missing or invalid, a certificate refused by
+    /// either side): retrying would not change the verdict. Network failures are retried until
+    /// `connect_timeout`.
     pub async fn connect(config: ClientConfig) -> Result<Self, Error> {
+        let connector = match &config.endpoint {
+            Endpoint::Ssl(_) => {
+                let files = config.tls.as_ref().ok_or_else(|| TlsError::NotConfigured {
+                    endpoint: config.endpoint.to_string(),
+                })?;
+                Some(tls::Connector::load(files)?)
+            }
+            Endpoint::Unix(_) | Endpoint::Tcp(_) => None,
+        };
         let (commands, rx) = mpsc::unbounded_channel();
         let (state_tx, state) = watch::channel(ConnState::default());
         let next_id = Arc::new(AtomicU64::new(1));
-        tokio::spawn(session::run(config.clone(), rx, state_tx, next_id.clone()));
+        tokio::spawn(session::run(
+            config.clone(),
+            connector,
+            rx,
+            state_tx,
+            next_id.clone(),
+        ));
         let client = Self {
             inner: Arc::new(Inner {
                 config,
@@ -280,20 +328,25 @@ impl Client {
             }),
         };
         let timeout = client.inner.config.connect_timeout;
-        if client.wait_connected(timeout).await.is_err() {
-            let reason = client
-                .inner
-                .state
-                .borrow()
-                .last_error
-                .clone()
-                .unwrap_or_else(|| format!("no connection within {timeout:?}"));
-            return Err(Error::Connect {
-                endpoint: client.endpoint(),
-                reason,
-            });
+        let mut rx = client.inner.state.clone();
+        let settled = rx.wait_for(|s| s.connected || s.tls_error.is_some());
+        let state = match tokio::time::timeout(timeout, settled).await {
+            Ok(Ok(state)) => state.clone(),
+            Ok(Err(_)) => return Err(Error::Closed),
+            Err(_) => client.inner.state.borrow().clone(),
+        };
+        if state.connected {
+            return Ok(client);
         }
-        Ok(client)
+        if let Some(refused) = state.tls_error {
+            return Err(Error::Tls(refused));
+        }
+        Err(Error::Connect {
+            endpoint: client.endpoint(),
+            reason: state
+                .last_error
+                .unwrap_or_else(|| format!("no connection within {timeout:?}")),
+        })
     }
 
     /// Connects to an endpoint with default settings.
@@ -548,15 +601,36 @@ mod tests {
             Endpoint::parse("tcp:127.0.0.1:6641"),
             Some(Endpoint::Tcp("127.0.0.1:6641".into()))
         );
+        let ssl = Endpoint::parse("ssl:ovn-central.example:6641").unwrap();
+        assert_eq!(ssl, Endpoint::Ssl("ovn-central.example:6641".into()));
+        assert_eq!(ssl.to_string(), "ssl:ovn-central.example:6641");
+        assert_eq!(ssl.host(), Some("ovn-central.example"));
+        assert_eq!(
+            Endpoint::parse("ssl:[fd00::1]:6641").unwrap().host(),
+            Some("[fd00::1]")
+        );
         for bad in [
             "",
             "unix:",
             "tcp:1.2.3.4",
             "tcp::1",
-            "ssl:1.2.3.4:6641",
+            "ssl:1.2.3.4",
+            "ssl::6641",
+            "pssl:6641",
             "tcp:h:99999",
         ] {
             assert_eq!(Endpoint::parse(bad), None, "{bad}");
         }
+    }
+
+    #[tokio::test]
+    async fn an_ssl_remote_without_files_is_refused_naming_the_flags() {
+        let config = ClientConfig::new(Endpoint::parse("ssl:127.0.0.1:1").unwrap());
+        let err = Client::connect(config).await.unwrap_err();
+        assert!(
+            matches!(err, Error::Tls(TlsError::NotConfigured { .. })),
+            "{err}"
+        );
+        assert!(err.to_string().contains("--ovsdb-ca-cert"), "{err}");
     }
 }

@@ -12,6 +12,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tracing::{debug, info, warn};
 
 use super::monitor::Registration;
+use super::tls::{ConnectFailure, Connector};
 use super::{ClientConfig, Command, ConnState, Endpoint, Error};
 use crate::core::error::ErrorKind;
 use crate::core::framing::JsonSplitter;
@@ -46,6 +47,8 @@ enum End {
 
 struct Task {
     config: ClientConfig,
+    /// For `ssl:` endpoints.
+    tls: Option<Connector>,
     commands: mpsc::UnboundedReceiver<Command>,
     state: watch::Sender<ConnState>,
     next_id: Arc<AtomicU64>,
@@ -54,12 +57,14 @@ struct Task {
 
 pub(super) async fn run(
     config: ClientConfig,
+    tls: Option<Connector>,
     commands: mpsc::UnboundedReceiver<Command>,
     state: watch::Sender<ConnState>,
     next_id: Arc<AtomicU64>,
 ) {
     let mut task = Task {
         config,
+        tls,
         commands,
         state,
         next_id,
@@ -67,15 +72,16 @@ pub(super) async fn run(
     };
     let mut backoff = task.config.backoff_min;
     loop {
-        match connect(&task.config.endpoint).await {
-            Ok(stream) => {
+        match connect(&task.config, task.tls.as_ref()).await {
+            Ok((stream, splitter)) => {
                 backoff = task.config.backoff_min;
                 task.state.send_modify(|s| {
                     s.connected = true;
                     s.epoch += 1;
+                    s.tls_error = None;
                 });
                 info!(endpoint = %task.config.endpoint, "connected to OVSDB server");
-                let end = task.session(stream).await;
+                let end = task.session(stream, splitter).await;
                 task.state.send_modify(|s| s.connected = false);
                 match end {
                     End::Shutdown => return,
@@ -85,10 +91,19 @@ pub(super) async fn run(
                     }
                 }
             }
-            Err(e) => {
+            Err(ConnectFailure::Io(e)) => {
                 debug!(endpoint = %task.config.endpoint, error = %e, "OVSDB connect failed");
-                task.state
-                    .send_modify(|s| s.last_error = Some(e.to_string()));
+                task.state.send_modify(|s| {
+                    s.last_error = Some(e.to_string());
+                    s.tls_error = None;
+                });
+            }
+            Err(ConnectFailure::Tls(e)) => {
+                warn!(endpoint = %task.config.endpoint, error = %e, "OVSDB TLS refused");
+                task.state.send_modify(|s| {
+                    s.last_error = Some(e.to_string());
+                    s.tls_error = Some(e);
+                });
             }
         }
         // Wait before the next attempt, answering commands with "not connected" meanwhile.
@@ -106,24 +121,50 @@ pub(super) async fn run(
     }
 }
 
-async fn connect(endpoint: &Endpoint) -> std::io::Result<Box<dyn Stream>> {
+/// One connection attempt; for `ssl:` the handshake and the server's first answer included.
+async fn connect(
+    config: &ClientConfig,
+    tls: Option<&Connector>,
+) -> Result<(Box<dyn Stream>, JsonSplitter), ConnectFailure> {
     let timeout = Duration::from_secs(5);
+    let max = config.max_message;
     let fut = async {
-        Ok::<Box<dyn Stream>, std::io::Error>(match endpoint {
-            Endpoint::Unix(path) => Box::new(tokio::net::UnixStream::connect(path).await?),
-            Endpoint::Tcp(addr) => {
-                let s = tokio::net::TcpStream::connect(addr.as_str()).await?;
-                s.set_nodelay(true)?;
-                Box::new(s)
+        let fresh = || JsonSplitter::new(max);
+        Ok::<_, ConnectFailure>(match &config.endpoint {
+            Endpoint::Unix(path) => (
+                Box::new(tokio::net::UnixStream::connect(path).await?) as Box<dyn Stream>,
+                fresh(),
+            ),
+            Endpoint::Tcp(addr) => (Box::new(tcp(addr).await?) as Box<dyn Stream>, fresh()),
+            Endpoint::Ssl(addr) => {
+                let endpoint = config.endpoint.to_string();
+                let Some(connector) = tls else {
+                    return Err(ConnectFailure::Tls(super::TlsError::NotConfigured {
+                        endpoint,
+                    }));
+                };
+                // Read the files again: renewed certificates count from the next connection.
+                let connector = connector.reload().map_err(ConnectFailure::Tls)?;
+                let host = config.endpoint.host().unwrap_or_default();
+                let (stream, splitter) = connector
+                    .connect(tcp(addr).await?, host, &endpoint, max)
+                    .await?;
+                (Box::new(stream) as Box<dyn Stream>, splitter)
             }
         })
     };
     tokio::time::timeout(timeout, fut).await.map_err(|_| {
-        std::io::Error::new(
+        ConnectFailure::Io(std::io::Error::new(
             std::io::ErrorKind::TimedOut,
             format!("connect timed out after {timeout:?}"),
-        )
+        ))
     })?
+}
+
+async fn tcp(addr: &str) -> std::io::Result<tokio::net::TcpStream> {
+    let s = tokio::net::TcpStream::connect(addr).await?;
+    s.set_nodelay(true)?;
+    Ok(s)
 }
 
 async fn writer(
@@ -156,12 +197,11 @@ impl Task {
         }
     }
 
-    async fn session(&mut self, stream: Box<dyn Stream>) -> End {
+    async fn session(&mut self, stream: Box<dyn Stream>, mut splitter: JsonSplitter) -> End {
         let (mut read_half, write_half) = tokio::io::split(stream);
         let (out, out_rx) = mpsc::unbounded_channel::<Vec<u8>>();
         let mut writer_task = tokio::spawn(writer(write_half, out_rx));
         let mut pending: HashMap<u64, Pending> = HashMap::new();
-        let mut splitter = JsonSplitter::new(self.config.max_message);
         let mut buf = vec![0u8; 64 * 1024];
         let mut echo = tokio::time::interval(self.config.echo_interval);
         echo.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -189,42 +229,48 @@ impl Task {
             );
         }
 
-        let end = loop {
-            tokio::select! {
-                cmd = self.commands.recv() => match cmd {
-                    None => break End::Shutdown,
-                    Some(cmd) => self.handle_command(cmd, &out, &mut pending),
-                },
-                read = read_half.read(&mut buf) => match read {
-                    Ok(0) => break End::Lost("server closed the connection".into()),
-                    Err(e) => break End::Lost(format!("read error: {e}")),
-                    Ok(n) => {
-                        last_rx = Instant::now();
-                        probe_sent = None;
-                        splitter.push(&buf[..n]);
-                        if let Err(reason) = self.drain_frames(&mut splitter, &out, &mut pending) {
-                            break End::Lost(reason);
+        // Whatever arrived with the server's first answer (TLS) is handled before reading more.
+        let early = self.drain_frames(&mut splitter, &out, &mut pending);
+        let end = if let Err(reason) = early {
+            End::Lost(reason)
+        } else {
+            loop {
+                tokio::select! {
+                    cmd = self.commands.recv() => match cmd {
+                        None => break End::Shutdown,
+                        Some(cmd) => self.handle_command(cmd, &out, &mut pending),
+                    },
+                    read = read_half.read(&mut buf) => match read {
+                        Ok(0) => break End::Lost("server closed the connection".into()),
+                        Err(e) => break End::Lost(format!("read error: {e}")),
+                        Ok(n) => {
+                            last_rx = Instant::now();
+                            probe_sent = None;
+                            splitter.push(&buf[..n]);
+                            if let Err(reason) = self.drain_frames(&mut splitter, &out, &mut pending) {
+                                break End::Lost(reason);
+                            }
                         }
-                    }
-                },
-                _ = echo.tick() => {
-                    if let Some(sent) = probe_sent {
-                        if sent.elapsed() >= self.config.echo_interval {
-                            break End::Lost(format!(
-                                "no reply to echo within {:?}", self.config.echo_interval
-                            ));
+                    },
+                    _ = echo.tick() => {
+                        if let Some(sent) = probe_sent {
+                            if sent.elapsed() >= self.config.echo_interval {
+                                break End::Lost(format!(
+                                    "no reply to echo within {:?}", self.config.echo_interval
+                                ));
+                            }
+                        } else if last_rx.elapsed() >= self.config.echo_interval {
+                            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+                            pending.insert(id, Pending::Echo);
+                            send(&out, &Message::Request { id: json!(id), method: "echo".into(), params: vec![] });
+                            probe_sent = Some(Instant::now());
                         }
-                    } else if last_rx.elapsed() >= self.config.echo_interval {
-                        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-                        pending.insert(id, Pending::Echo);
-                        send(&out, &Message::Request { id: json!(id), method: "echo".into(), params: vec![] });
-                        probe_sent = Some(Instant::now());
-                    }
-                },
-                res = &mut writer_task => break End::Lost(match res {
-                    Ok(Err(e)) => format!("write error: {e}"),
-                    _ => "writer stopped".into(),
-                }),
+                    },
+                    res = &mut writer_task => break End::Lost(match res {
+                        Ok(Err(e)) => format!("write error: {e}"),
+                        _ => "writer stopped".into(),
+                    }),
+                }
             }
         };
         writer_task.abort();

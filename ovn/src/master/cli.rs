@@ -14,7 +14,7 @@ use nauti_api::daemon::LogArgs;
 use super::MasterError;
 use super::core::ClusterNetwork;
 use super::lease::LeaseSettings;
-use crate::client::Endpoint;
+use crate::client::{Endpoint, TlsArgs, TlsError, TlsFiles};
 
 /// The cluster controller of Nauti: the cluster's logical switch and gateway port in the OVN
 /// northbound database, a block of the cluster subnet for each Node, and garbage collection
@@ -26,13 +26,17 @@ pub struct Args {
     #[arg(long, env = "NAUTI_KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
 
-    /// The OVN northbound database (`unix:PATH` or `tcp:HOST:PORT`).
+    /// The OVN northbound database (`unix:PATH`, `tcp:HOST:PORT` or `ssl:HOST:PORT`).
     #[arg(
         long,
         env = "NAUTI_OVN_NB",
         default_value = "unix:/var/run/ovn/ovnnb_db.sock"
     )]
     pub ovn_nb: String,
+
+    /// Key, certificate and CA for an `ssl:` northbound database.
+    #[command(flatten)]
+    pub ovsdb_tls: TlsArgs,
 
     /// This cluster's ID (a DNS-1123 label, the name of its Peer on the hub).
     #[arg(long, env = "NAUTI_CLUSTER_ID")]
@@ -99,6 +103,8 @@ pub struct Settings {
     pub network: ClusterNetwork,
     /// The northbound database.
     pub ovn_nb: Endpoint,
+    /// Its TLS files, for `ssl:`.
+    pub ovn_nb_tls: Option<TlsFiles>,
     /// Kubeconfig file, if not in-cluster / $KUBECONFIG.
     pub kubeconfig: Option<PathBuf>,
     /// Leader election.
@@ -122,6 +128,13 @@ impl Args {
         let ovn_nb = Endpoint::parse(&self.ovn_nb).ok_or_else(|| MasterError::BadEndpoint {
             value: self.ovn_nb.clone(),
         })?;
+        let ovn_nb_tls = self.ovsdb_tls.files()?;
+        if matches!(ovn_nb, Endpoint::Ssl(_)) && ovn_nb_tls.is_none() {
+            return Err(TlsError::NotConfigured {
+                endpoint: ovn_nb.to_string(),
+            }
+            .into());
+        }
         let identity = self.lease_identity.clone().unwrap_or_else(default_identity);
         let lease = LeaseSettings::new(
             &self.lease_name,
@@ -139,6 +152,7 @@ impl Args {
         Ok(Settings {
             network,
             ovn_nb,
+            ovn_nb_tls,
             kubeconfig: self.kubeconfig.clone(),
             lease,
             gc_grace: self.gc_grace,
@@ -256,11 +270,11 @@ mod tests {
             "--cluster-subnet",
             "10.113.0.0/16",
             "--ovn-nb",
-            "ssl:x:1",
+            "udp:x:1",
         ])
         .settings()
         .unwrap_err();
-        assert!(bad_nb.to_string().contains("ssl:x:1"), "{bad_nb}");
+        assert!(bad_nb.to_string().contains("udp:x:1"), "{bad_nb}");
         let bad_lease = args(&[
             "--cluster-id",
             "member-1",
@@ -276,6 +290,48 @@ mod tests {
         assert!(
             bad_lease.to_string().contains("--lease-renew-interval"),
             "{bad_lease}"
+        );
+    }
+
+    #[test]
+    fn an_ssl_northbound_takes_the_three_tls_files() {
+        let base = [
+            "--cluster-id",
+            "member-1",
+            "--cluster-subnet",
+            "10.113.0.0/16",
+            "--ovn-nb",
+            "ssl:ovn-central.example:6641",
+        ];
+        let bare = args(&base).settings().unwrap_err();
+        assert!(
+            matches!(bare, MasterError::Tls(TlsError::NotConfigured { .. })),
+            "{bare}"
+        );
+        let partial = args(&[&base[..], &["--ovsdb-ca-cert", "/ca.pem"]].concat())
+            .settings()
+            .unwrap_err();
+        assert!(
+            partial.to_string().contains("--ovsdb-private-key"),
+            "{partial}"
+        );
+        let full = [
+            &base[..],
+            &[
+                "--ovsdb-private-key",
+                "/k.pem",
+                "--ovsdb-certificate",
+                "/c.pem",
+                "--ovsdb-ca-cert",
+                "/ca.pem",
+            ],
+        ]
+        .concat();
+        let s = args(&full).settings().unwrap();
+        assert_eq!(s.ovn_nb, Endpoint::Ssl("ovn-central.example:6641".into()));
+        assert_eq!(
+            s.ovn_nb_tls.map(|f| f.ca_cert),
+            Some(PathBuf::from("/ca.pem"))
         );
     }
 

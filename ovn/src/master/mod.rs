@@ -37,7 +37,7 @@ use tracing::{Instrument, info, info_span, warn};
 use self::core::{ClusterNetwork, GcTracker, SetupError};
 use self::kube::Caches;
 use self::metrics::Metrics;
-use crate::client::{Client, ClientConfig, Endpoint, Northbound};
+use crate::client::{Client, ClientConfig, Endpoint, Northbound, TlsFiles};
 
 pub use self::cli::{Args, Settings};
 
@@ -58,11 +58,14 @@ pub enum MasterError {
     #[error(transparent)]
     Setup(#[from] SetupError),
     /// `--ovn-nb` is not an OVS remote we speak.
-    #[error("--ovn-nb {value:?} is not unix:PATH or tcp:HOST:PORT")]
+    #[error("--ovn-nb {value:?} is not unix:PATH, tcp:HOST:PORT or ssl:HOST:PORT")]
     BadEndpoint {
         /// The value given.
         value: String,
     },
+    /// The TLS flags for an `ssl:` northbound database are incomplete.
+    #[error(transparent)]
+    Tls(#[from] crate::client::TlsError),
     /// A flag out of range.
     #[error("{flag} {reason}")]
     BadFlag {
@@ -202,7 +205,14 @@ pub async fn run_with(settings: Settings, shutdown: CancellationToken) -> Result
     let changed = Arc::new(Notify::new());
     let caches = kube::spawn_watches(&client, changed.clone(), &shutdown);
 
-    let Some(nb) = connect_nb(&settings.ovn_nb, &metrics, &shutdown).await else {
+    let Some(nb) = connect_nb(
+        &settings.ovn_nb,
+        settings.ovn_nb_tls.as_ref(),
+        &metrics,
+        &shutdown,
+    )
+    .await
+    else {
         return Ok(());
     };
     tokio::select! {
@@ -249,6 +259,7 @@ pub async fn run_with(settings: Settings, shutdown: CancellationToken) -> Result
 /// to stop (`None`). Afterwards the client reconnects by itself; readiness follows it.
 async fn connect_nb(
     endpoint: &Endpoint,
+    tls: Option<&TlsFiles>,
     metrics: &Arc<Metrics>,
     shutdown: &CancellationToken,
 ) -> Option<Northbound> {
@@ -258,6 +269,7 @@ async fn connect_nb(
         attempt += 1;
         let mut config = ClientConfig::new(endpoint.clone());
         config.connect_timeout = Duration::from_secs(5);
+        config.tls = tls.cloned();
         let connect = tokio::select! {
             () = shutdown.cancelled() => return None,
             result = Client::connect(config) => result,

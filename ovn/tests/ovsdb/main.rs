@@ -7,6 +7,7 @@ mod bad_input;
 mod monitor;
 mod plumbing;
 mod reconnect;
+mod tls;
 mod transact;
 mod typed;
 
