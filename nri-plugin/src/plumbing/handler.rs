@@ -90,8 +90,11 @@ pub(super) struct Inner {
     pub answer_deadline: SyncMutex<Duration>,
     /// Wakes the reconciliation loop.
     pub reconcile_now: Notify,
-    /// What the reconciliation under way waits for, named in the answers it delays.
+    /// What the reconciliation or the block installation under way waits for, named in the
+    /// answers it delays.
     pub reconciling: Steps,
+    /// Why the last attempt to serve the node's block failed, until one succeeds.
+    pub network_error: SyncMutex<Option<String>>,
 }
 
 impl std::fmt::Debug for NautiHandler {
@@ -125,6 +128,8 @@ pub(super) fn lock<T>(mutex: &SyncMutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 const WAITING_FOR_RECONCILIATION: &str = "waiting for the node's reconciliation";
+const WAITING_FOR_NETWORK: &str = "waiting for the node's network (its block, the Node's \
+     nauti.io/node-cidr annotation, and its logical switch in the OVN northbound database)";
 
 /// A plumbing task's state, so the answer and the task agree on who handles a late result.
 const RUNNING: u8 = 0;
@@ -161,6 +166,7 @@ impl NautiHandler {
                 answer_deadline: SyncMutex::new(answer_deadline(DEFAULT_REQUEST_TIMEOUT)),
                 reconcile_now: Notify::new(),
                 reconciling: Steps::default(),
+                network_error: SyncMutex::default(),
             }),
         };
         let weak = Arc::downgrade(&handler.inner);
@@ -420,9 +426,7 @@ impl NautiHandler {
             async move {
                 let result = {
                     {
-                        let _step = task_steps.enter(
-                            "waiting for the node's block (the Node's nauti.io/node-cidr annotation, served from OVN)",
-                        );
+                        let _step = task_steps.enter(WAITING_FOR_NETWORK);
                         let mut network = this.inner.network.subscribe();
                         // The sender lives in `this`.
                         let _ = network.wait_for(Option::is_some).await;
@@ -452,9 +456,16 @@ impl NautiHandler {
                     .is_ok()
                 {
                     let mut pending = steps.describe();
-                    if pending.contains(WAITING_FOR_RECONCILIATION) {
+                    let waits_for_node = pending.contains(WAITING_FOR_RECONCILIATION)
+                        || pending.contains(WAITING_FOR_NETWORK);
+                    if waits_for_node && !self.inner.reconciling.is_idle() {
                         pending =
                             format!("{pending}, which is {}", self.inner.reconciling.describe());
+                    }
+                    if pending.contains(WAITING_FOR_NETWORK)
+                        && let Some(error) = lock(&self.inner.network_error).as_ref()
+                    {
+                        pending = format!("{pending}; the last attempt failed: {error}");
                     }
                     Err(PlumbError::Timeout {
                         after: deadline,

@@ -24,6 +24,11 @@ use super::steps::Steps;
 use crate::core::Backoff;
 use crate::nic::host_ifname;
 
+const READING_SWITCH: &str = "reading the logical switch from the OVN northbound database";
+const LISTING_PORTS: &str = "listing the switch's ports in the OVN northbound database";
+const LISTING_IFACES: &str = "listing the interfaces of the node's Open vSwitch";
+const LISTING_LINKS: &str = "listing the node's links";
+
 /// Follows the node block for as long as the handler lives.
 pub(super) async fn follow_block(inner: Weak<Inner>, mut blocks: watch::Receiver<BlockState>) {
     loop {
@@ -80,7 +85,9 @@ impl NautiHandler {
             std::time::Duration::from_secs(10),
         );
         loop {
-            match self.install_block(block).await {
+            let installed = self.install_block(block).await;
+            *lock(&self.inner.network_error) = installed.as_ref().err().map(ToString::to_string);
+            match installed {
                 Ok(()) => {
                     self.inner.reconcile_now.notify_one();
                     return false;
@@ -100,13 +107,16 @@ impl NautiHandler {
     async fn install_block(&self, block: IpNet) -> Result<(), PlumbError> {
         let settings = &self.inner.settings;
         let nb = &self.inner.backends.nb;
-        let switch = nb
-            .get_switch(&settings.logical_switch)
-            .await
-            .map_err(PlumbError::northbound(format!(
-                "read {}",
-                settings.logical_switch
-            )))?
+        let switch = self
+            .bounded(READING_SWITCH, async {
+                nb.get_switch(&settings.logical_switch)
+                    .await
+                    .map_err(PlumbError::northbound(format!(
+                        "read {}",
+                        settings.logical_switch
+                    )))
+            })
+            .await?
             .ok_or_else(|| PlumbError::NoLogicalSwitch(settings.logical_switch.clone()))?;
         let network = node_network(
             settings,
@@ -116,7 +126,7 @@ impl NautiHandler {
         let gateway_in_block = block.contains(&network.gateway).then_some(network.gateway);
         let range = RangeSpec::new(block, None, None, gateway_in_block)?;
         let _exclusive = self.inner.gate.write().await;
-        let ports = self.list_ports().await?;
+        let ports = self.bounded(LISTING_PORTS, self.list_ports()).await?;
         let mut alloc = self.inner.alloc.lock().await;
         let pool = self.rebuilt_pool(range, alloc.as_ref().map(|a| &a.pool), &ports);
         self.count_addresses(&pool);
@@ -145,6 +155,26 @@ impl NautiHandler {
                 "the node block is gone: no new address is handed out until it returns; running pods keep theirs"
             );
         }
+    }
+
+    /// Runs a read of the node's reconciliation as `step`, named in the answers it delays, and
+    /// gives up after the answer deadline.
+    async fn bounded<T, E>(
+        &self,
+        step: &'static str,
+        read: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, PlumbError>
+    where
+        PlumbError: From<E>,
+    {
+        let _step = self.inner.reconciling.enter(step);
+        let deadline = self.deadline();
+        Ok(tokio::time::timeout(deadline, read)
+            .await
+            .map_err(|_| PlumbError::Timeout {
+                after: deadline,
+                steps: step.to_owned(),
+            })??)
     }
 
     async fn list_ports(&self) -> Result<Vec<LogicalSwitchPort>, PlumbError> {
@@ -208,37 +238,20 @@ impl NautiHandler {
             }
             // Reads only, bounded by the answer deadline: a hung peer must not keep the gate
             // (and with it every sandbox event) for longer than the runtime waits.
-            let deadline = self.deadline();
-            let bounded = |step: &'static str| {
-                move |_| PlumbError::Timeout {
-                    after: deadline,
-                    steps: step.to_owned(),
-                }
-            };
             let backends = &self.inner.backends;
-            let steps = &self.inner.reconciling;
-            const LISTING_PORTS: &str = "listing the switch's ports in the OVN northbound database";
-            const LISTING_IFACES: &str = "listing the interfaces of the node's Open vSwitch";
-            const LISTING_LINKS: &str = "listing the node's links";
-            let ports = {
-                let _step = steps.enter(LISTING_PORTS);
-                tokio::time::timeout(deadline, self.list_ports())
-                    .await
-                    .map_err(bounded(LISTING_PORTS))??
-            };
-            let interfaces = {
-                let _step = steps.enter(LISTING_IFACES);
-                tokio::time::timeout(deadline, backends.ovs.list_interfaces())
-                    .await
-                    .map_err(bounded(LISTING_IFACES))?
-                    .map_err(PlumbError::vswitch("list interfaces"))?
-            };
-            let host_ends = {
-                let _step = steps.enter(LISTING_LINKS);
-                tokio::time::timeout(deadline, backends.links.host_ends())
-                    .await
-                    .map_err(bounded(LISTING_LINKS))??
-            };
+            let ports = self.bounded(LISTING_PORTS, self.list_ports()).await?;
+            let interfaces = self
+                .bounded(LISTING_IFACES, async {
+                    backends
+                        .ovs
+                        .list_interfaces()
+                        .await
+                        .map_err(PlumbError::vswitch("list interfaces"))
+                })
+                .await?;
+            let host_ends = self
+                .bounded(LISTING_LINKS, backends.links.host_ends())
+                .await?;
             {
                 let mut alloc = self.inner.alloc.lock().await;
                 if let Some(alloc) = alloc.as_mut() {

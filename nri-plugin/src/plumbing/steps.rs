@@ -19,6 +19,11 @@ impl Steps {
         }
     }
 
+    /// True when no step is under way.
+    pub fn is_idle(&self) -> bool {
+        self.lock().is_empty()
+    }
+
     /// The steps under way, joined for a message.
     pub fn describe(&self) -> String {
         let steps = self.lock();

@@ -201,3 +201,78 @@ async fn a_port_name_is_not_taken_over_by_a_pod_of_the_same_name_on_another_node
     );
     assert!(!bed.lsps().unwrap().contains(&ours));
 }
+
+/// Sends `signal` (`-STOP`, `-CONT`) to a process of the bed.
+fn signal(pid: u32, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill {signal} {pid}");
+}
+
+/// Item 2: a hung API server does not hold the answer: the pod starts with its NIC within the
+/// runtime's timeout, and its annotations are written once the server answers again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_api_server_does_not_hold_the_answer_and_the_annotations_follow() {
+    require_root!();
+    let mut bed = crate::support::start("nri-api-hung", &[]).await;
+    let spec = bed.create_pod_object("patient", &[]).await.unwrap();
+    let apiserver = bed.kube.pids()[0];
+    signal(apiserver, "-STOP");
+    let result = bed.ctrd.run_pod(&spec);
+    signal(apiserver, "-CONT");
+    let pod = result.unwrap();
+    assert!(bed.ctrd.pod_ids().unwrap().contains(&pod.id));
+    let net = crate::support::annotated(&bed, "patient").await;
+    let block: ipnet::IpNet = NODE_BLOCK.parse().unwrap();
+    assert!(block.contains(&net.ip_address), "{}", net.ip_address);
+    assert!(bed.plugin.as_mut().unwrap().is_running());
+    assert!(
+        metric(&bed, "nauti_nri_runtime_connections_total 1"),
+        "{:?}",
+        bed.plugin_endpoint("/metrics")
+    );
+}
+
+/// Item 2: a plugin that starts while the northbound database hangs answers Synchronize and
+/// stays connected; pods fail naming the database until it answers, then are served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_synchronize_against_a_hung_database_is_answered_and_the_plugin_stays_connected() {
+    require_root!();
+    let mut bed = crate::support::start("nri-sync-hung", &[]).await;
+    bed.run_pod("before", &[]).await.unwrap();
+    crate::support::annotated(&bed, "before").await;
+    bed.kill_plugin();
+    bed.central.nb_server().freeze().unwrap();
+    let log = bed.dir.log("nauti-nri-frozen-nb");
+    let cmd = bed.plugin_command("node-1");
+    let mut plugin = nauti_testbed::Daemon::spawn("nauti-nri frozen nb", cmd, &log).unwrap();
+    let registered = bed
+        .eventually(async || metric(&bed, "nauti_nri_runtime_connections_total 1"))
+        .await;
+    let spec = bed.create_pod_object("during", &[]).await.unwrap();
+    let result = bed.ctrd.run_pod(&spec);
+    bed.central.nb_server().unfreeze().unwrap();
+    assert!(registered, "{:?}", bed.plugin_endpoint("/metrics"));
+    let err = result.unwrap_err().to_string();
+    assert!(
+        err.contains("reading the logical switch from the OVN northbound database"),
+        "{err}"
+    );
+    assert!(plugin.is_running(), "the plugin stopped");
+    let mut served = false;
+    let deadline = std::time::Instant::now() + WAIT;
+    let mut n = 0;
+    while !served && std::time::Instant::now() < deadline {
+        n += 1;
+        served = bed.run_pod(&format!("after-{n}"), &[]).await.is_ok();
+    }
+    assert!(served, "no pod served after the database answered");
+    crate::support::annotated(&bed, &format!("after-{n}")).await;
+    assert!(
+        metric(&bed, "nauti_nri_runtime_connections_total 1"),
+        "the runtime dropped the plugin: {:?}",
+        bed.plugin_endpoint("/metrics")
+    );
+}
