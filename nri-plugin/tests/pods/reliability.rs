@@ -276,3 +276,62 @@ async fn a_synchronize_against_a_hung_database_is_answered_and_the_plugin_stays_
         bed.plugin_endpoint("/metrics")
     );
 }
+
+/// Item 4: the node's block changes under a running plugin: once the change is seen, new pods
+/// get addresses of the new block while running pods keep theirs; once the annotation vanishes
+/// nothing more is handed out and pods fail naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_moved_node_block_is_followed_and_a_vanished_one_hands_out_nothing() {
+    require_root!();
+    let bed = crate::support::start("nri-block-moves", &[]).await;
+    let old: ipnet::IpNet = NODE_BLOCK.parse().unwrap();
+    let new: ipnet::IpNet = "10.112.7.0/24".parse().unwrap();
+    let first = bed.run_pod("first", &[]).await.unwrap();
+    assert!(old.contains(&crate::support::annotated(&bed, "first").await.ip_address));
+
+    bed.set_node_block("node-1", Some(&new.to_string()))
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    let mut n = 0;
+    loop {
+        n += 1;
+        let name = format!("moved-{n}");
+        bed.run_pod(&name, &[]).await.unwrap();
+        let ip = crate::support::annotated(&bed, &name).await.ip_address;
+        if new.contains(&ip) {
+            break;
+        }
+        assert!(old.contains(&ip), "{ip} is in neither block");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the new block was never served"
+        );
+    }
+    // From then on, only the new block.
+    bed.run_pod("settled", &[]).await.unwrap();
+    let settled = crate::support::annotated(&bed, "settled").await.ip_address;
+    assert!(new.contains(&settled), "{settled}");
+    assert!(bed.ctrd.pod_ids().unwrap().contains(&first.id));
+    assert!(bed.lsps().unwrap().contains(&"default_first".to_owned()));
+
+    bed.set_node_block("node-1", None).await.unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    let mut n = 0;
+    let err = loop {
+        n += 1;
+        let spec = bed
+            .create_pod_object(&format!("blockless-{n}"), &[])
+            .await
+            .unwrap();
+        match bed.ctrd.run_pod(&spec) {
+            Err(e) => break e.to_string(),
+            Ok(_) => assert!(
+                std::time::Instant::now() < deadline,
+                "pods kept getting addresses after the block vanished"
+            ),
+        }
+    };
+    assert!(err.contains("nauti.io/node-cidr"), "{err}");
+    assert!(bed.ctrd.pod_ids().unwrap().contains(&first.id));
+}
