@@ -2,6 +2,7 @@
 //! datapath, kube-apiserver; pods started through CRI as a kubelet would start them.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod credential;
 mod failures;
 mod launched;
 mod lifecycle;

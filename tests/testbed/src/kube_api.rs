@@ -167,6 +167,70 @@ impl KubeApi {
         Ok(path)
     }
 
+    /// A kubeconfig that authenticates with the bearer `token` (a service account's, say); `name`
+    /// names the user entry and the file.
+    pub fn kubeconfig_with_token(&self, name: &str, token: &str) -> Result<PathBuf> {
+        let path = self.dir.join(format!("{}.kubeconfig", names::unique(name)));
+        write(
+            &path,
+            &kubeconfig_json(
+                self.port,
+                &self.ca.cert_pem,
+                name,
+                serde_json::json!({"token": token}),
+            ),
+        )?;
+        Ok(path)
+    }
+
+    /// A token of ServiceAccount `namespace/account` bound to the Pod `pod` (its name and uid),
+    /// as the kubelet projects into the pod: valid while that pod exists, and, when the pod is
+    /// scheduled, naming its node in the user extra `authentication.kubernetes.io/node-name`.
+    pub async fn pod_bound_token(
+        &self,
+        namespace: &str,
+        account: &str,
+        pod: &k8s_openapi::api::core::v1::Pod,
+    ) -> Result<String> {
+        let bound_to = serde_json::json!({
+            "kind": "Pod",
+            "apiVersion": "v1",
+            "name": pod.metadata.name,
+            "uid": pod.metadata.uid,
+        });
+        self.token_for(namespace, account, Some(bound_to)).await
+    }
+
+    /// A token of ServiceAccount `namespace/account` bound to no object.
+    pub async fn unbound_token(&self, namespace: &str, account: &str) -> Result<String> {
+        self.token_for(namespace, account, None).await
+    }
+
+    async fn token_for(
+        &self,
+        namespace: &str,
+        account: &str,
+        bound_to: Option<serde_json::Value>,
+    ) -> Result<String> {
+        let request: k8s_openapi::api::authentication::v1::TokenRequest =
+            serde_json::from_value(serde_json::json!({
+                "spec": {
+                    "audiences": [],
+                    "expirationSeconds": 3600,
+                    "boundObjectRef": bound_to,
+                },
+            }))
+            .map_err(|e| Error::Other(format!("token request: {e}")))?;
+        let answer = Api::<ServiceAccount>::namespaced(self.client().await?, namespace)
+            .create_token_request(account, &PostParams::default(), &request)
+            .await
+            .map_err(|e| Error::Other(format!("a token for {namespace}/{account}: {e}")))?;
+        answer
+            .status
+            .and_then(|status| status.token)
+            .ok_or_else(|| Error::Other(format!("no token for {namespace}/{account}")))
+    }
+
     /// The PEM of the CA that signed the server certificate.
     pub fn ca_pem(&self) -> &str {
         &self.ca.cert_pem
@@ -291,7 +355,8 @@ pub fn repo_crds() -> PathBuf {
     crate::repo_root().join("deploy/crds")
 }
 
-async fn client_from(kubeconfig: &Path) -> Result<kube::Client> {
+/// A client for the identity in the kubeconfig file `kubeconfig`.
+pub async fn client_from(kubeconfig: &Path) -> Result<kube::Client> {
     let config = Kubeconfig::read_from(kubeconfig)
         .map_err(|e| Error::Other(format!("read {}: {e}", kubeconfig.display())))?;
     let config = kube::Config::from_custom_kubeconfig(config, &KubeConfigOptions::default())
@@ -350,6 +415,14 @@ fn readyz(dir: &Path, port: u16) -> bool {
 }
 
 fn kubeconfig_yaml(port: u16, ca_pem: &str, user: &str, pair: &CertPair) -> String {
+    let credentials = serde_json::json!({
+        "client-certificate-data": B64.encode(&pair.cert_pem),
+        "client-key-data": B64.encode(&pair.key_pem),
+    });
+    kubeconfig_json(port, ca_pem, user, credentials)
+}
+
+fn kubeconfig_json(port: u16, ca_pem: &str, user: &str, credentials: serde_json::Value) -> String {
     let value = serde_json::json!({
         "apiVersion": "v1",
         "kind": "Config",
@@ -357,10 +430,7 @@ fn kubeconfig_yaml(port: u16, ca_pem: &str, user: &str, pair: &CertPair) -> Stri
             "server": format!("https://127.0.0.1:{port}"),
             "certificate-authority-data": B64.encode(ca_pem),
         }}],
-        "users": [{"name": user, "user": {
-            "client-certificate-data": B64.encode(&pair.cert_pem),
-            "client-key-data": B64.encode(&pair.key_pem),
-        }}],
+        "users": [{"name": user, "user": credentials}],
         "contexts": [{"name": "nauti-test", "context": {"cluster": "nauti-test", "user": user}}],
         "current-context": "nauti-test",
     });

@@ -48,7 +48,8 @@ pub struct NodeBed {
     _underlay: Netns,
     pub dir: TestDir,
     plugin_bin: PathBuf,
-    plugin_kubeconfig: PathBuf,
+    /// Who the plugin runs as.
+    pub plugin_identity: PluginIdentity,
     extra_args: Vec<String>,
     starts: u32,
 }
@@ -98,7 +99,7 @@ impl NodeBed {
             .create(&PostParams::default(), &node_obj)
             .await
             .map_err(kube_err("create the Node"))?;
-        let plugin_kubeconfig = least_privilege_identity(&kube).await?;
+        let plugin_identity = least_privilege_identity(&kube).await?;
         let ctrd = Containerd::start(&node, &dir)?;
         let forward = kube.expose_in(&node)?;
         Ok(Self {
@@ -112,7 +113,7 @@ impl NodeBed {
             _underlay: underlay,
             dir,
             plugin_bin,
-            plugin_kubeconfig,
+            plugin_identity,
             extra_args: extra_args.iter().map(|s| (*s).to_owned()).collect(),
             starts: 0,
         })
@@ -132,7 +133,7 @@ impl NodeBed {
              kubeconfig: {}\nlog-file: {}\n",
             self.central.nb_remote(),
             self.ovn_node.db_remote(),
-            self.plugin_kubeconfig.display(),
+            self.plugin_identity.kubeconfig.display(),
             self.launched_plugin_log().display(),
         );
         let conf = self.ctrd.nri_conf_dir().join("10-nauti.conf");
@@ -197,7 +198,7 @@ impl NodeBed {
             .arg("--ovs-db")
             .arg(self.ovn_node.db_remote())
             .arg("--kubeconfig")
-            .arg(&self.plugin_kubeconfig);
+            .arg(&self.plugin_identity.kubeconfig);
         cmd
     }
 
@@ -214,7 +215,8 @@ impl NodeBed {
         self.ctrd.run_pod(&spec)
     }
 
-    /// Creates the Pod object a kubelet would be running, and the matching CRI pod spec.
+    /// Creates the Pod object a kubelet on [`NODE`] would be running, and the matching CRI pod
+    /// spec.
     pub async fn create_pod_object(
         &self,
         name: &str,
@@ -226,7 +228,10 @@ impl NodeBed {
             .collect();
         let pod: Pod = serde_json::from_value(serde_json::json!({
             "metadata": {"name": name, "namespace": "default", "annotations": annotations},
-            "spec": {"containers": [{"name": "sh", "image": crate::containerd::BUSYBOX_IMAGE}]},
+            "spec": {
+                "nodeName": NODE,
+                "containers": [{"name": "sh", "image": crate::containerd::BUSYBOX_IMAGE}],
+            },
         }))
         .map_err(|e| Error::Other(format!("pod object: {e}")))?;
         let created = self
@@ -348,39 +353,158 @@ impl NodeBed {
     }
 }
 
-/// The user the plugin runs as: bound to the ClusterRole of `deploy/rbac/nri.yaml` and nothing
-/// else, so every test proves that role sufficient.
-pub const PLUGIN_USER: &str = "nauti-nri-test";
+/// The plugin's identity: the ServiceAccount of `deploy/rbac/nri.yaml`, bound by that file's
+/// ClusterRole and admission policy and nothing else (so every test proves them sufficient),
+/// with a token bound to a Pod on the bed's node, as the DaemonSet's pod on that node would have.
+pub struct PluginIdentity {
+    /// The ServiceAccount's namespace.
+    pub namespace: String,
+    /// The ServiceAccount's name.
+    pub account: String,
+    /// The Pod on [`NODE`] the token is bound to (in `namespace`).
+    pub pod: Pod,
+    /// A kubeconfig with that token.
+    pub kubeconfig: PathBuf,
+}
 
-async fn least_privilege_identity(kube: &KubeApi) -> Result<PathBuf> {
+/// Applies every document of `deploy/rbac/nri.yaml`, gives its ServiceAccount a pod on [`NODE`]
+/// and a token bound to it, and waits until the admission policy is enforced.
+async fn least_privilege_identity(kube: &KubeApi) -> Result<PluginIdentity> {
     let path = crate::repo_root().join("deploy/rbac/nri.yaml");
     let text = std::fs::read_to_string(&path)
         .map_err(|e| Error::Other(format!("read {}: {e}", path.display())))?;
     let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text)
         .map_err(|e| Error::Other(format!("{}: {e}", path.display())))?;
-    let role = docs
-        .into_iter()
-        .find(|doc| doc["kind"] == "ClusterRole")
-        .ok_or_else(|| Error::Other(format!("no ClusterRole in {}", path.display())))?;
-    let role: ClusterRole = serde_json::from_value(role)
-        .map_err(|e| Error::Other(format!("{}: {e}", path.display())))?;
-    let name = role.metadata.name.clone().unwrap_or_default();
+    let account = docs
+        .iter()
+        .find(|doc| doc["kind"] == "ServiceAccount")
+        .ok_or_else(|| Error::Other(format!("no ServiceAccount in {}", path.display())))?;
+    let namespace = account["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or("default")
+        .to_owned();
+    let account = account["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    kube.create_namespace(&namespace).await?;
     let client = kube.client().await?;
-    Api::<ClusterRole>::all(client.clone())
-        .create(&PostParams::default(), &role)
-        .await
-        .map_err(kube_err("create the plugin's ClusterRole"))?;
-    let binding: ClusterRoleBinding = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": PLUGIN_USER},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
-        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": PLUGIN_USER}],
+    for doc in docs {
+        apply(&client, doc)
+            .await
+            .map_err(|e| Error::Other(format!("{}: {e}", path.display())))?;
+    }
+    let pod: Pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": format!("{account}-{NODE}"), "namespace": namespace},
+        "spec": {
+            "serviceAccountName": account,
+            "nodeName": NODE,
+            "containers": [{"name": "plugin", "image": crate::containerd::BUSYBOX_IMAGE}],
+        },
     }))
-    .map_err(|e| Error::Other(format!("binding: {e}")))?;
-    Api::<ClusterRoleBinding>::all(client)
-        .create(&PostParams::default(), &binding)
+    .map_err(|e| Error::Other(format!("plugin pod: {e}")))?;
+    let pod = Api::<Pod>::namespaced(client, &namespace)
+        .create(&PostParams::default(), &pod)
         .await
-        .map_err(kube_err("bind the plugin's ClusterRole"))?;
-    kube.kubeconfig_for(PLUGIN_USER, &[])
+        .map_err(kube_err("create the plugin's pod"))?;
+    let token = kube.pod_bound_token(&namespace, &account, &pod).await?;
+    let kubeconfig = kube.kubeconfig_with_token(&account, &token)?;
+    let identity = PluginIdentity {
+        namespace,
+        account,
+        pod,
+        kubeconfig,
+    };
+    policy_enforced(&identity).await?;
+    Ok(identity)
+}
+
+/// Creates one document of `deploy/rbac/nri.yaml` (the kinds that file may hold).
+async fn apply(client: &kube::Client, doc: serde_json::Value) -> std::result::Result<(), String> {
+    use k8s_openapi::api::admissionregistration::v1::{
+        ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+    };
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    let kind = doc["kind"].as_str().unwrap_or_default().to_owned();
+    let pp = PostParams::default();
+    let created = match kind.as_str() {
+        "ServiceAccount" => {
+            let sa: ServiceAccount = serde_json::from_value(doc).map_err(|e| e.to_string())?;
+            let namespace = sa.metadata.namespace.clone().unwrap_or_default();
+            Api::<ServiceAccount>::namespaced(client.clone(), &namespace)
+                .create(&pp, &sa)
+                .await
+                .map(drop)
+        }
+        "ClusterRole" => {
+            let role: ClusterRole = serde_json::from_value(doc).map_err(|e| e.to_string())?;
+            Api::all(client.clone()).create(&pp, &role).await.map(drop)
+        }
+        "ClusterRoleBinding" => {
+            let binding: ClusterRoleBinding =
+                serde_json::from_value(doc).map_err(|e| e.to_string())?;
+            Api::all(client.clone())
+                .create(&pp, &binding)
+                .await
+                .map(drop)
+        }
+        "ValidatingAdmissionPolicy" => {
+            let policy: ValidatingAdmissionPolicy =
+                serde_json::from_value(doc).map_err(|e| e.to_string())?;
+            Api::all(client.clone())
+                .create(&pp, &policy)
+                .await
+                .map(drop)
+        }
+        "ValidatingAdmissionPolicyBinding" => {
+            let binding: ValidatingAdmissionPolicyBinding =
+                serde_json::from_value(doc).map_err(|e| e.to_string())?;
+            Api::all(client.clone())
+                .create(&pp, &binding)
+                .await
+                .map(drop)
+        }
+        other => {
+            return Err(format!(
+                "a {other:?} the test-bed does not know how to create"
+            ));
+        }
+    };
+    created.map_err(|e| format!("create the {kind}: {e}"))
+}
+
+/// Waits until the API server enforces the admission policy (it loads a new policy a moment
+/// after it is created): a dry-run label change by the plugin on its own pod is refused.
+async fn policy_enforced(identity: &PluginIdentity) -> Result<()> {
+    let client = crate::kube_api::client_from(&identity.kubeconfig).await?;
+    let pods: Api<Pod> = Api::namespaced(client, &identity.namespace);
+    let name = identity.pod.metadata.name.clone().unwrap_or_default();
+    let patch = serde_json::json!({"metadata": {"labels": {"nauti.io/probe": "policy"}}});
+    let params = kube::api::PatchParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let last = match pods
+            .patch(&name, &params, &kube::api::Patch::Merge(&patch))
+            .await
+        {
+            Err(kube::Error::Api(status))
+                if status.code == 403 && status.message.contains("ValidatingAdmissionPolicy") =>
+            {
+                return Ok(());
+            }
+            Ok(_) => "the label change was allowed".to_owned(),
+            Err(e) => e.to_string(),
+        };
+        if std::time::Instant::now() >= deadline {
+            return Err(Error::Other(format!(
+                "the nauti-nri admission policy is not enforced after {WAIT:?}: {last}"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// The `inet` line and the MAC of `eth-nauti` inside a container.
