@@ -166,8 +166,13 @@ fn udp_to_tun(shared: &Shared, tun: &SyncDevice) {
         let m = &meta[0];
         let stride = m.stride.max(1);
         for datagram in recv[..m.len].chunks(stride) {
-            let Some(peer) = peer_for(shared, datagram) else {
-                continue;
+            let peer = match peer_for(shared, m.addr, datagram, &mut plain) {
+                Ok(peer) => peer,
+                Err(Some(cookie)) => {
+                    send_one(shared, m.addr, cookie);
+                    continue;
+                }
+                Err(None) => continue,
             };
             let mut tunn = peer.tunn();
             let mut result = tunn.decapsulate(Some(m.addr.ip()), datagram, &mut plain);
@@ -206,18 +211,34 @@ fn udp_to_tun(shared: &Shared, tun: &SyncDevice) {
 }
 
 /// The peer a datagram belongs to: by the sender's static key for a handshake initiation,
-/// by our session index for everything else.
-fn peer_for(shared: &Shared, datagram: &[u8]) -> Option<Arc<Peer>> {
-    match Tunn::parse_incoming_packet(datagram).ok()? {
+/// by our session index for everything else. Handshake messages pass the rate limiter first,
+/// which checks their MAC before any Diffie-Hellman is spent on them and answers with a cookie
+/// (`Err(Some(..))`) when under load; anything unparsable or unknown is `Err(None)`.
+fn peer_for<'b>(
+    shared: &Shared,
+    from: SocketAddr,
+    datagram: &[u8],
+    scratch: &'b mut [u8],
+) -> Result<Arc<Peer>, Option<&'b [u8]>> {
+    let packet = match shared
+        .rate_limiter
+        .verify_packet(Some(from.ip()), datagram, scratch)
+    {
+        Ok(packet) => packet,
+        Err(TunnResult::WriteToNetwork(cookie)) => return Err(Some(cookie)),
+        Err(_) => return Err(None),
+    };
+    let peer = match packet {
         Packet::HandshakeInit(init) => {
-            let half =
-                parse_handshake_anon(&shared.static_private, &shared.static_public, &init).ok()?;
-            shared.peers.by_key(&PublicKey(half.peer_static_public))
+            parse_handshake_anon(&shared.static_private, &shared.static_public, &init)
+                .ok()
+                .and_then(|half| shared.peers.by_key(&PublicKey(half.peer_static_public)))
         }
         Packet::HandshakeResponse(p) => shared.peers.by_index(p.receiver_idx),
         Packet::PacketCookieReply(p) => shared.peers.by_index(p.receiver_idx),
         Packet::PacketData(p) => shared.peers.by_index(p.receiver_idx),
-    }
+    };
+    peer.ok_or(None)
 }
 
 fn queue(
