@@ -2,7 +2,7 @@
 //! with a token bound to its pod on the node may change `nauti.io/*` annotations of pods on that
 //! node and nothing else; the admission policy of that file refuses the rest with 403.
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use nauti_testbed::kube_api::client_from;
 use nauti_testbed::node_bed::NODE;
@@ -197,6 +197,45 @@ async fn the_plugin_identity_changes_only_nauti_annotations_of_pods_on_its_node(
         .await,
         "a token bound to no pod",
         "bound to (none)",
+    );
+
+    // A token bound to a Node (for a plugin containerd launches, which has no pod) names that
+    // node: node-2's token may annotate node-2's pod and not node-1's.
+    let nodes: Api<Node> = Api::all(bed.kube.client().await.unwrap());
+    let node_2: Node =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": "node-2"}})).unwrap();
+    let node_2 = nodes.create(&PostParams::default(), &node_2).await.unwrap();
+    let node_2_token = bed
+        .kube
+        .node_bound_token(
+            &bed.plugin_identity.namespace,
+            &bed.plugin_identity.account,
+            &node_2,
+        )
+        .await
+        .unwrap();
+    let node_2_plugin = bed
+        .kube
+        .kubeconfig_with_token("node-2", &node_2_token)
+        .unwrap();
+    patch_as(
+        &node_2_plugin,
+        "default",
+        "elsewhere",
+        annotation("nauti.io/ip-address", "10.112.2.9"),
+    )
+    .await
+    .expect("a node-bound token on its node's pod");
+    assert_refused(
+        patch_as(
+            &node_2_plugin,
+            "default",
+            "mine",
+            annotation("nauti.io/ip-address", "10.112.2.10"),
+        )
+        .await,
+        "a node-bound token on another node's pod",
+        "bound to (node-2), not on node-1",
     );
 
     // Nothing refused was written.

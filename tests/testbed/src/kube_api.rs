@@ -192,11 +192,34 @@ impl KubeApi {
         account: &str,
         pod: &k8s_openapi::api::core::v1::Pod,
     ) -> Result<String> {
+        self.token_bound_to(namespace, account, "Pod", &pod.metadata)
+            .await
+    }
+
+    /// A token of ServiceAccount `namespace/account` bound to the Node `node`: valid while that
+    /// Node exists, naming it in the user extra `authentication.kubernetes.io/node-name`.
+    pub async fn node_bound_token(
+        &self,
+        namespace: &str,
+        account: &str,
+        node: &k8s_openapi::api::core::v1::Node,
+    ) -> Result<String> {
+        self.token_bound_to(namespace, account, "Node", &node.metadata)
+            .await
+    }
+
+    async fn token_bound_to(
+        &self,
+        namespace: &str,
+        account: &str,
+        kind: &str,
+        object: &ObjectMeta,
+    ) -> Result<String> {
         let bound_to = serde_json::json!({
-            "kind": "Pod",
+            "kind": kind,
             "apiVersion": "v1",
-            "name": pod.metadata.name,
-            "uid": pod.metadata.uid,
+            "name": object.name,
+            "uid": object.uid,
         });
         self.token_for(namespace, account, Some(bound_to)).await
     }
