@@ -1,13 +1,29 @@
 //! The `octopus` command line: flags (with environment twins) and what each subcommand runs.
 
-use std::path::PathBuf;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::Context as _;
+use base64::Engine as _;
 use clap::{Parser, Subcommand};
+use ipnet::IpNet;
+use nauti_api::core::config::{DEFAULT_CLUSTER_PREFIX_LEN, DEFAULT_GLOBAL_CIDR};
 use nauti_api::core::wgkey::parse_wireguard_key;
 use nauti_api::daemon::{LogArgs, shutdown_on_signals};
+use nauti_api::peer::{DEFAULT_PEER_NAMESPACE, DEFAULT_WIREGUARD_PORT};
 
+use crate::controller::hub::HubConfig;
+use crate::controller::local::{CREDENTIAL_SECRET, WIREGUARD_KEY_SECRET};
+use crate::controller::member::{LeaveConfig, MemberConfig};
+use crate::core::SlicePolicy;
+use crate::hub::tokens;
+use crate::join::BootstrapToken;
 use crate::wg::userspace::{Device, DeviceConfig, uapi};
+
+/// Default address of octopus's `/metrics`, `/healthz` and `/readyz`.
+pub const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9466";
 
 /// Hub and member tunnels (WireGuard) for Nauti.
 #[derive(Debug, Parser)]
@@ -25,6 +41,197 @@ pub enum Command {
     /// Run the userspace WireGuard device in this network namespace until SIGTERM; configure
     /// its peers with `wg set` over its UAPI socket.
     WgDevice(WgDeviceArgs),
+    /// Run the hub's controller (approves members, assigns slices, publishes the hub's Peer),
+    /// or issue a bootstrap token with `octopus hub issue-token`.
+    Hub(Box<HubArgs>),
+    /// Run a member's controller (joins the hub once, publishes its Peer, hands its slice to
+    /// nauti-ovnmaster), or leave the cluster set with `octopus member leave`.
+    Member(Box<MemberArgs>),
+}
+
+/// How slices of the global CIDR are carved; the hub and every member must agree.
+#[derive(Debug, clap::Args)]
+pub struct SliceArgs {
+    /// The whole multi-cluster network.
+    #[arg(long, env = "OCTOPUS_GLOBAL_CIDR", default_value_t = DEFAULT_GLOBAL_CIDR)]
+    global_cidr: IpNet,
+    /// Prefix length of the slice each cluster gets (the top one is kept for clusterset IPs).
+    #[arg(long, env = "OCTOPUS_SLICE_PREFIX", default_value_t = DEFAULT_CLUSTER_PREFIX_LEN)]
+    slice_prefix: u8,
+}
+
+impl SliceArgs {
+    fn policy(&self) -> anyhow::Result<SlicePolicy> {
+        SlicePolicy::new(self.global_cidr, self.slice_prefix, None)
+            .context("--global-cidr / --slice-prefix")
+    }
+}
+
+/// Flags of `octopus hub`.
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct HubArgs {
+    #[command(subcommand)]
+    action: Option<HubAction>,
+    #[command(flatten)]
+    run: HubRunArgs,
+}
+
+/// What `octopus hub` can do besides running.
+#[derive(Debug, Subcommand)]
+pub enum HubAction {
+    /// Create a new random bootstrap token and print it as JSON with the hub's URL and CA, for
+    /// `octopus member --token-file`, `--hub-url` and `--hub-ca-file`.
+    IssueToken(IssueTokenArgs),
+}
+
+/// Flags of `octopus hub` (running).
+#[derive(Debug, clap::Args)]
+pub struct HubRunArgs {
+    /// Kubeconfig of the hub cluster; in-cluster configuration when absent.
+    #[arg(long, env = "OCTOPUS_KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
+    /// Namespace of the Peers, and of the hub's key and slice ConfigMap.
+    #[arg(long, env = "OCTOPUS_NAMESPACE", default_value = DEFAULT_PEER_NAMESPACE)]
+    namespace: String,
+    /// The hub cluster's ID (its Peer's name).
+    #[arg(long, env = "OCTOPUS_CLUSTER_ID", required = true)]
+    cluster_id: Option<String>,
+    /// Host name or IP where members reach the hub's WireGuard gateway.
+    #[arg(long, env = "OCTOPUS_ENDPOINT", required = true)]
+    endpoint: Option<String>,
+    /// UDP port of the hub's WireGuard gateway.
+    #[arg(long, env = "OCTOPUS_WG_PORT", default_value_t = DEFAULT_WIREGUARD_PORT)]
+    wg_port: u16,
+    /// A specific slice for the hub cluster; the lowest free one when absent.
+    #[arg(long, env = "OCTOPUS_CLUSTER_CIDR")]
+    cluster_cidr: Option<IpNet>,
+    /// Secret (in --namespace) holding the gateway's WireGuard private key; created once.
+    #[arg(long, env = "OCTOPUS_WG_KEY_SECRET", default_value = WIREGUARD_KEY_SECRET)]
+    wg_key_secret: String,
+    #[command(flatten)]
+    slices: SliceArgs,
+    /// Address of the HTTP endpoint serving `/metrics`, `/healthz` and `/readyz`.
+    #[arg(long, env = "OCTOPUS_METRICS_ADDR", default_value = DEFAULT_METRICS_ADDR)]
+    metrics_addr: SocketAddr,
+}
+
+/// Flags of `octopus hub issue-token`.
+#[derive(Debug, clap::Args)]
+pub struct IssueTokenArgs {
+    /// Kubeconfig of the hub cluster; in-cluster configuration when absent.
+    #[arg(long, env = "OCTOPUS_KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
+    /// How long the token is accepted (e.g. `24h`, `30m`).
+    #[arg(long, env = "OCTOPUS_TOKEN_TTL", default_value = "24h")]
+    ttl: jiff::SignedDuration,
+    /// The hub API URL members use; the kubeconfig's server when absent.
+    #[arg(long, env = "OCTOPUS_HUB_URL")]
+    hub_url: Option<String>,
+    /// PEM file of the hub API's CA members trust; the kubeconfig's CA when absent.
+    #[arg(long, env = "OCTOPUS_HUB_CA_FILE")]
+    hub_ca_file: Option<PathBuf>,
+}
+
+/// Flags of `octopus member`.
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct MemberArgs {
+    #[command(subcommand)]
+    action: Option<MemberAction>,
+    #[command(flatten)]
+    run: MemberRunArgs,
+}
+
+/// What `octopus member` can do besides running.
+#[derive(Debug, Subcommand)]
+pub enum MemberAction {
+    /// Leave the cluster set: delete this cluster's Peer on the hub, wait for the hub to revoke
+    /// its grants, delete the stored credential.
+    Leave(LeaveArgs),
+}
+
+/// Flags of `octopus member` (running).
+#[derive(Debug, clap::Args)]
+pub struct MemberRunArgs {
+    /// Kubeconfig of this member's own cluster; in-cluster configuration when absent.
+    #[arg(long, env = "OCTOPUS_KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
+    /// Namespace (in this cluster) of the key, the credential and the slice ConfigMap.
+    #[arg(long, env = "OCTOPUS_NAMESPACE", default_value = "nauti-system")]
+    namespace: String,
+    /// The hub's API server URL.
+    #[arg(long, env = "OCTOPUS_HUB_URL", required = true)]
+    hub_url: Option<String>,
+    /// PEM file of the hub API server's CA.
+    #[arg(long, env = "OCTOPUS_HUB_CA_FILE", required = true)]
+    hub_ca_file: Option<PathBuf>,
+    /// Namespace of the Peers on the hub.
+    #[arg(long, env = "OCTOPUS_HUB_NAMESPACE", default_value = DEFAULT_PEER_NAMESPACE)]
+    hub_namespace: String,
+    /// File holding the bootstrap token; used only when no credential is stored yet.
+    #[arg(long, env = "OCTOPUS_TOKEN_FILE")]
+    token_file: Option<PathBuf>,
+    /// The bootstrap token itself (prefer --token-file; the environment keeps it off `ps`).
+    #[arg(
+        long,
+        env = "OCTOPUS_BOOTSTRAP_TOKEN",
+        hide_env_values = true,
+        conflicts_with = "token_file"
+    )]
+    token: Option<String>,
+    /// This cluster's ID (its Peer's name), a DNS-1123 label unique in the cluster set.
+    #[arg(long, env = "OCTOPUS_CLUSTER_ID", required = true)]
+    cluster_id: Option<String>,
+    /// Secret (in --namespace) holding the credential on the hub.
+    #[arg(long, env = "OCTOPUS_CREDENTIAL_SECRET", default_value = CREDENTIAL_SECRET)]
+    credential_secret: String,
+    /// Secret (in --namespace) holding the gateway's WireGuard private key; created once.
+    #[arg(long, env = "OCTOPUS_WG_KEY_SECRET", default_value = WIREGUARD_KEY_SECRET)]
+    wg_key_secret: String,
+    /// Host name or IP where other clusters reach this gateway; absent behind NAT.
+    #[arg(long, env = "OCTOPUS_ENDPOINT")]
+    endpoint: Option<String>,
+    /// UDP port of this gateway.
+    #[arg(long, env = "OCTOPUS_WG_PORT", default_value_t = DEFAULT_WIREGUARD_PORT)]
+    wg_port: u16,
+    /// Every other cluster can dial --endpoint (two public members peer directly).
+    #[arg(long, env = "OCTOPUS_PUBLIC", requires = "endpoint")]
+    public: bool,
+    /// A specific slice to ask the hub for; the lowest free one when absent.
+    #[arg(long, env = "OCTOPUS_CLUSTER_CIDR")]
+    cluster_cidr: Option<IpNet>,
+    #[command(flatten)]
+    slices: SliceArgs,
+    /// Lifetime of the certificate asked for (renewed two thirds into it; at least 10m).
+    #[arg(long, env = "OCTOPUS_CREDENTIAL_LIFETIME", default_value = "24h")]
+    credential_lifetime: jiff::SignedDuration,
+    /// Address of the HTTP endpoint serving `/metrics`, `/healthz` and `/readyz`.
+    #[arg(long, env = "OCTOPUS_METRICS_ADDR", default_value = DEFAULT_METRICS_ADDR)]
+    metrics_addr: SocketAddr,
+}
+
+/// Flags of `octopus member leave`.
+#[derive(Debug, clap::Args)]
+pub struct LeaveArgs {
+    /// Kubeconfig of this member's own cluster; in-cluster configuration when absent.
+    #[arg(long, env = "OCTOPUS_KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
+    /// Namespace (in this cluster) of the credential.
+    #[arg(long, env = "OCTOPUS_NAMESPACE", default_value = "nauti-system")]
+    namespace: String,
+    /// Namespace of the Peers on the hub.
+    #[arg(long, env = "OCTOPUS_HUB_NAMESPACE", default_value = DEFAULT_PEER_NAMESPACE)]
+    hub_namespace: String,
+    /// This cluster's ID.
+    #[arg(long, env = "OCTOPUS_CLUSTER_ID")]
+    cluster_id: String,
+    /// Secret (in --namespace) holding the credential on the hub.
+    #[arg(long, env = "OCTOPUS_CREDENTIAL_SECRET", default_value = CREDENTIAL_SECRET)]
+    credential_secret: String,
+    /// How long to wait for the hub to release this cluster's Peer.
+    #[arg(long, env = "OCTOPUS_LEAVE_TIMEOUT", default_value = "60s")]
+    timeout: jiff::SignedDuration,
 }
 
 /// Flags of `octopus wg-device`.
@@ -50,7 +257,171 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let _sink = args.log.init().context("set up logging")?;
     match args.command {
         Command::WgDevice(wg) => wg_device(wg).await,
+        Command::Hub(hub_args) => match *hub_args {
+            HubArgs {
+                action: Some(HubAction::IssueToken(issue)),
+                ..
+            } => issue_token(issue).await,
+            HubArgs { action: None, run } => hub(run).await,
+        },
+        Command::Member(member_args) => match *member_args {
+            MemberArgs {
+                action: Some(MemberAction::Leave(leave)),
+                ..
+            } => member_leave(leave).await,
+            MemberArgs { action: None, run } => member(run).await,
+        },
     }
+}
+
+fn std_duration(flag: &str, d: jiff::SignedDuration) -> anyhow::Result<Duration> {
+    Duration::try_from(d).with_context(|| format!("{flag} {d:#} must not be negative"))
+}
+
+/// A flag clap already required (`required = true` is lifted only for the subcommands).
+fn required<T>(value: Option<T>, flag: &str) -> anyhow::Result<T> {
+    value.with_context(|| format!("{flag} is required"))
+}
+
+async fn hub(args: HubRunArgs) -> anyhow::Result<()> {
+    let shutdown = shutdown_on_signals().context("install signal handlers")?;
+    let config = HubConfig {
+        kubeconfig: args.kubeconfig,
+        namespace: args.namespace,
+        cluster_id: required(args.cluster_id, "--cluster-id")?,
+        policy: args.slices.policy()?,
+        endpoint: required(args.endpoint, "--endpoint")?,
+        port: args.wg_port,
+        requested: args.cluster_cidr,
+        key_secret: args.wg_key_secret,
+        metrics_addr: args.metrics_addr,
+    };
+    crate::controller::hub::run(config, shutdown).await
+}
+
+/// What `octopus hub issue-token` prints.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct IssuedToken {
+    token: String,
+    expiration: String,
+    #[serde(rename = "hubURL")]
+    hub_url: String,
+    #[serde(rename = "hubCA")]
+    hub_ca: String,
+}
+
+async fn issue_token(args: IssueTokenArgs) -> anyhow::Result<()> {
+    let ttl = std_duration("--ttl", args.ttl)?;
+    let config = match &args.kubeconfig {
+        Some(path) => {
+            let file = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("read kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(file, &kube::config::KubeConfigOptions::default())
+                .await
+                .with_context(|| format!("load kubeconfig {}", path.display()))?
+        }
+        None => kube::Config::infer()
+            .await
+            .context("no kubeconfig given and no in-cluster service account")?,
+    };
+    let hub_url = args.hub_url.clone().unwrap_or_else(|| {
+        config
+            .cluster_url
+            .to_string()
+            .trim_end_matches('/')
+            .to_owned()
+    });
+    let hub_ca = match &args.hub_ca_file {
+        Some(path) => read_text(path)?,
+        None => config
+            .root_cert
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .map(|der| pem("CERTIFICATE", der))
+            .collect(),
+    };
+    anyhow::ensure!(
+        !hub_ca.is_empty(),
+        "the kubeconfig names no CA for the hub; pass --hub-ca-file"
+    );
+    let client = kube::Client::try_from(config).context("build the Kubernetes client")?;
+    let token = tokens::issue_token(client, ttl).await?;
+    let expiration = jiff::Timestamp::now()
+        .checked_add(args.ttl)
+        .map(|t| t.to_string())
+        .unwrap_or_default();
+    let out = IssuedToken {
+        token: token.to_string(),
+        expiration,
+        hub_url,
+        hub_ca,
+    };
+    let mut stdout = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut stdout, &out)?;
+    writeln!(stdout)?;
+    Ok(())
+}
+
+fn pem(label: &str, der: &[u8]) -> String {
+    let body = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in body.as_bytes().chunks(64) {
+        out.push_str(&String::from_utf8_lossy(line));
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
+
+fn read_text(path: &Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))
+}
+
+async fn member(args: MemberRunArgs) -> anyhow::Result<()> {
+    let token_text = match (&args.token_file, &args.token) {
+        (Some(path), _) => Some(read_text(path)?),
+        (None, Some(text)) => Some(text.clone()),
+        (None, None) => None,
+    };
+    let token = token_text
+        .map(|t| t.parse::<BootstrapToken>())
+        .transpose()
+        .context("the bootstrap token")?;
+    let hub_ca_file = required(args.hub_ca_file, "--hub-ca-file")?;
+    let config = MemberConfig {
+        kubeconfig: args.kubeconfig,
+        namespace: args.namespace,
+        hub_url: required(args.hub_url, "--hub-url")?,
+        hub_ca_pem: read_text(&hub_ca_file)?,
+        hub_namespace: args.hub_namespace,
+        token,
+        cluster_id: required(args.cluster_id, "--cluster-id")?,
+        credential_secret: args.credential_secret,
+        key_secret: args.wg_key_secret,
+        endpoint: args.endpoint,
+        port: args.wg_port,
+        is_public: args.public,
+        requested: args.cluster_cidr,
+        policy: args.slices.policy()?,
+        credential_lifetime: std_duration("--credential-lifetime", args.credential_lifetime)?,
+        metrics_addr: args.metrics_addr,
+    };
+    let shutdown = shutdown_on_signals().context("install signal handlers")?;
+    crate::controller::member::run(config, shutdown).await
+}
+
+async fn member_leave(args: LeaveArgs) -> anyhow::Result<()> {
+    crate::controller::member::leave(LeaveConfig {
+        kubeconfig: args.kubeconfig,
+        namespace: args.namespace,
+        hub_namespace: args.hub_namespace,
+        cluster_id: args.cluster_id,
+        credential_secret: args.credential_secret,
+        timeout: std_duration("--timeout", args.timeout)?,
+    })
+    .await
 }
 
 async fn wg_device(args: WgDeviceArgs) -> anyhow::Result<()> {
@@ -78,4 +449,93 @@ async fn wg_device(args: WgDeviceArgs) -> anyhow::Result<()> {
     shutdown.cancelled().await;
     let _ = std::fs::remove_file(uapi::socket_path(&args.interface));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::*;
+
+    #[test]
+    fn every_flag_has_an_environment_twin() {
+        fn check(cmd: &clap::Command, path: &str) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if matches!(id, "help" | "version") || arg.is_positional() {
+                    continue;
+                }
+                let env = arg.get_env().map(|e| e.to_string_lossy().into_owned());
+                assert!(
+                    env.as_deref().is_some_and(|e| e.starts_with("OCTOPUS_")),
+                    "{path} --{id}: {env:?}"
+                );
+            }
+            for sub in cmd.get_subcommands() {
+                check(sub, &format!("{path} {}", sub.get_name()));
+            }
+        }
+        let cmd = Args::command();
+        for name in ["hub", "member"] {
+            check(cmd.find_subcommand(name).unwrap(), name);
+        }
+    }
+
+    #[test]
+    fn defaults_and_subcommands_parse() {
+        let args = Args::try_parse_from(["octopus", "hub", "issue-token", "--ttl", "2h"]).unwrap();
+        let Command::Hub(hub_args) = args.command else {
+            panic!("not hub");
+        };
+        let HubArgs {
+            action: Some(HubAction::IssueToken(issue)),
+            ..
+        } = *hub_args
+        else {
+            panic!("not issue-token");
+        };
+        assert_eq!(issue.ttl, jiff::SignedDuration::from_hours(2));
+
+        let args = Args::try_parse_from([
+            "octopus",
+            "hub",
+            "--cluster-id",
+            "hub",
+            "--endpoint",
+            "198.18.0.1",
+        ])
+        .unwrap();
+        let Command::Hub(hub_args) = args.command else {
+            panic!("not hub");
+        };
+        let HubArgs { action: None, run } = *hub_args else {
+            panic!("not running the hub");
+        };
+        assert_eq!(run.namespace, "nauti-system");
+        assert_eq!(run.slices.global_cidr, DEFAULT_GLOBAL_CIDR);
+        assert_eq!(run.slices.slice_prefix, 16);
+        assert_eq!(run.metrics_addr.to_string(), DEFAULT_METRICS_ADDR);
+
+        assert!(
+            Args::try_parse_from(["octopus", "hub"]).is_err(),
+            "--cluster-id is required"
+        );
+        assert!(
+            Args::try_parse_from(["octopus", "member", "leave", "--cluster-id", "a"]).is_ok(),
+            "leave needs no hub URL"
+        );
+        assert!(
+            Args::try_parse_from(["octopus", "member", "--cluster-id", "a"]).is_err(),
+            "running needs the hub URL"
+        );
+    }
+
+    #[test]
+    fn pem_wraps_at_64_columns() {
+        let text = pem("CERTIFICATE", &[0u8; 100]);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "-----BEGIN CERTIFICATE-----");
+        assert_eq!(lines[1].len(), 64);
+        assert_eq!(lines.last(), Some(&"-----END CERTIFICATE-----"));
+    }
 }

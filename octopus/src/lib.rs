@@ -3,11 +3,13 @@
 //! - [`core`]: the decisions (slices, Peer review, topology, peer diff, MTU), pure and
 //!   unit-tested.
 //! - [`cli`]: the `octopus` command line.
+//! - [`controller`]: the running `octopus hub` and `octopus member` controllers.
 //! - [`wg`]: WireGuard devices behind one trait; the userspace one runs in-process.
 //! - [`join`]: bootstrap tokens, member certificates and credentials (TLS bootstrap).
 //! - [`hub`]: the hub's side of joining: tokens, CSR approval and each member's grants.
 
 pub mod cli;
+pub mod controller;
 pub mod core;
 pub mod hub;
 pub mod join;

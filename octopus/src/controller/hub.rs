@@ -1,0 +1,268 @@
+//! `octopus hub`: the hub's controller.
+//!
+//! One pass over the Peers, on every change and every [`RESYNC`](super::RESYNC):
+//! 1. publish the hub's own Peer (created once, patched when its flags change);
+//! 2. for each Peer being deleted: revoke its member's grants, then let the Peer go (the hub's
+//!    finalizer keeps it until then, so a member that leaves while the hub is down is still
+//!    cleaned up);
+//! 3. decide every live Peer's slice ([`decide_slices`]) and write it into `spec.clusterCIDRs`
+//!    with the `Valid` condition for that generation;
+//! 4. hand the hub cluster's own slice to its `nauti-ovnmaster`.
+//!
+//! Members' certificate requests are approved by [`approval::run`] beside it.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use ipnet::IpNet;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use nauti_api::Peer;
+use nauti_api::conditions::{new_condition, set_condition};
+use nauti_api::daemon::{AbortOnDrop, start_endpoints};
+use nauti_api::peer::condition;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::metrics::{Metrics, ValidLabel};
+use super::publish::{OwnPeer, publish};
+use super::{connect, local, next_pass, watch_peers};
+use crate::core::SlicePolicy;
+use crate::hub::assign::{SliceDecision, assigned_slice, decide_slices};
+use crate::hub::{approval, grants};
+
+/// Finalizer the hub puts on every Peer, removed once the member's grants are revoked.
+pub const FINALIZER: &str = "nauti.io/octopus-hub";
+
+/// What `octopus hub` runs with.
+#[derive(Debug, Clone)]
+pub struct HubConfig {
+    /// Kubeconfig of the hub cluster; `None`: in-cluster.
+    pub kubeconfig: Option<PathBuf>,
+    /// Namespace of the Peers and of the hub's own key and slice ConfigMap.
+    pub namespace: String,
+    /// The hub cluster's ID.
+    pub cluster_id: String,
+    /// How slices are carved.
+    pub policy: SlicePolicy,
+    /// Where members reach the hub's gateway.
+    pub endpoint: String,
+    /// The gateway's UDP port.
+    pub port: u16,
+    /// A specific slice for the hub cluster.
+    pub requested: Option<IpNet>,
+    /// Secret holding the gateway's WireGuard key.
+    pub key_secret: String,
+    /// Address of `/metrics`, `/healthz`, `/readyz`.
+    pub metrics_addr: SocketAddr,
+}
+
+/// Runs the hub until `shutdown`.
+pub async fn run(config: HubConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let metrics = Arc::new(Metrics::new("no pass over the Peers yet"));
+    let _endpoints = start_endpoints(config.metrics_addr, metrics.clone(), shutdown.clone())
+        .await
+        .with_context(|| format!("serve --metrics-addr {}", config.metrics_addr))?;
+    let client = connect(config.kubeconfig.as_deref()).await?;
+    let key =
+        local::ensure_wireguard_key(client.clone(), &config.namespace, &config.key_secret).await?;
+    let own = OwnPeer {
+        cluster_id: config.cluster_id.clone(),
+        endpoint: Some(config.endpoint.clone()),
+        port: config.port,
+        public_key: key.public,
+        is_hub: true,
+        is_public: true,
+        requested: config.requested,
+    };
+    let _approval = AbortOnDrop(tokio::spawn(approve_forever(client.clone())));
+    let peers: Api<Peer> = Api::namespaced(client.clone(), &config.namespace);
+    let notify = Arc::new(Notify::new());
+    let _watch = watch_peers(peers.clone(), notify.clone());
+    tracing::info!(cluster = %config.cluster_id, public_key = %key.public, "hub running");
+    loop {
+        metrics.syncs.inc();
+        match pass(&client, &peers, &config, &own, &metrics).await {
+            Ok(()) => metrics.set_ready(),
+            Err(error) => {
+                metrics.sync_errors.inc();
+                tracing::warn!(
+                    error = format!("{error:#}"),
+                    "pass over the Peers failed; retried"
+                );
+            }
+        }
+        if !next_pass(&notify, &shutdown).await {
+            return Ok(());
+        }
+    }
+}
+
+/// The approval loop, started again whenever its watch ends.
+async fn approve_forever(client: kube::Client) {
+    loop {
+        match approval::run(client.clone()).await {
+            Ok(()) => tracing::warn!("certificate request watch ended; restarting"),
+            Err(error) => tracing::warn!(%error, "certificate approval failed; restarting"),
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+}
+
+fn has_finalizer(peer: &Peer) -> bool {
+    peer.metadata
+        .finalizers
+        .as_ref()
+        .is_some_and(|f| f.iter().any(|f| f == FINALIZER))
+}
+
+async fn pass(
+    client: &kube::Client,
+    peers: &Api<Peer>,
+    config: &HubConfig,
+    own: &OwnPeer,
+    metrics: &Metrics,
+) -> anyhow::Result<()> {
+    publish(peers, own)
+        .await
+        .context("publish the hub's Peer")?;
+    let list = peers
+        .list(&ListParams::default())
+        .await
+        .context("list Peers")?
+        .items;
+    for leaving in list
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_some() && has_finalizer(p))
+    {
+        release(client, peers, leaving, &config.cluster_id).await?;
+    }
+    let mut joined: BTreeSet<String> = grants::joined_members(client.clone())
+        .await
+        .context("list joined members")?
+        .into_iter()
+        .collect();
+    joined.insert(config.cluster_id.clone());
+    let decisions = decide_slices(&list, &config.policy, &joined);
+    let mut failures = 0usize;
+    let mut counts = [0i64; 2];
+    let mut own_slice = None;
+    for decision in &decisions {
+        let Some(peer) = list
+            .iter()
+            .find(|p| p.metadata.name.as_deref() == Some(decision.name.as_str()))
+        else {
+            continue;
+        };
+        counts[usize::from(decision.outcome.is_ok())] += 1;
+        match apply(peers, peer, decision).await {
+            Ok(stored) if decision.name == config.cluster_id => own_slice = assigned_slice(&stored),
+            Ok(_) => {}
+            Err(error) => {
+                failures += 1;
+                tracing::warn!(peer = %decision.name, %error, "cannot record the slice decision");
+            }
+        }
+    }
+    for (valid, count) in ["false", "true"].into_iter().zip(counts) {
+        metrics
+            .peers
+            .get_or_create(&ValidLabel {
+                valid: valid.to_owned(),
+            })
+            .set(count);
+    }
+    metrics.slice_assigned.set(i64::from(own_slice.is_some()));
+    if let Some(slice) = own_slice
+        && local::write_cluster_subnet(client.clone(), &config.namespace, slice).await?
+    {
+        tracing::info!(%slice, "cluster slice handed to nauti-ovnmaster");
+    }
+    anyhow::ensure!(failures == 0, "{failures} Peer(s) not updated");
+    Ok(())
+}
+
+/// A Peer is being deleted: its member leaves. Revoke the grants, then drop the finalizer.
+async fn release(
+    client: &kube::Client,
+    peers: &Api<Peer>,
+    peer: &Peer,
+    hub_id: &str,
+) -> anyhow::Result<()> {
+    let name = peer.metadata.name.clone().unwrap_or_default();
+    if name != hub_id {
+        grants::revoke(client.clone(), &name)
+            .await
+            .with_context(|| format!("revoke the grants of member {name}"))?;
+        tracing::info!(member = %name, "member left: Peer released, grants revoked");
+    }
+    let mut released = peer.clone();
+    if let Some(finalizers) = released.metadata.finalizers.as_mut() {
+        finalizers.retain(|f| f != FINALIZER);
+    }
+    peers
+        .replace(&name, &PostParams::default(), &released)
+        .await
+        .with_context(|| format!("release Peer {name}"))?;
+    Ok(())
+}
+
+/// Writes one decision: the finalizer and the slice into the Peer, then `Valid` for the
+/// generation that holds them. Returns the Peer as stored.
+async fn apply(
+    peers: &Api<Peer>,
+    peer: &Peer,
+    decision: &SliceDecision,
+) -> Result<Peer, kube::Error> {
+    let name = decision.name.as_str();
+    let wanted = decision.wanted_cidrs();
+    let mut current = peer.clone();
+    let mut changed = false;
+    if !has_finalizer(&current) {
+        current
+            .metadata
+            .finalizers
+            .get_or_insert_with(Vec::new)
+            .push(FINALIZER.to_owned());
+        changed = true;
+    }
+    if current.spec.cluster_cidrs != wanted {
+        current.spec.cluster_cidrs = wanted;
+        changed = true;
+    }
+    if changed {
+        current = peers
+            .replace(name, &PostParams::default(), &current)
+            .await?;
+    }
+    let (valid, reason, message) = decision.valid_condition();
+    let mut conditions = current
+        .status
+        .as_ref()
+        .map(|s| s.conditions.clone())
+        .unwrap_or_default();
+    let wanted_condition = new_condition(
+        condition::VALID,
+        Some(valid),
+        reason,
+        message.clone(),
+        current.metadata.generation,
+        Time(jiff::Timestamp::now()),
+    );
+    if set_condition(&mut conditions, wanted_condition) {
+        let patch = serde_json::json!({"status": {"conditions": conditions}});
+        current = peers
+            .patch_status(name, &PatchParams::default(), &Patch::Merge(patch))
+            .await?;
+        if valid {
+            tracing::info!(peer = name, %message, "Peer valid");
+        } else {
+            tracing::warn!(peer = name, reason, %message, "Peer refused");
+        }
+    }
+    Ok(current)
+}

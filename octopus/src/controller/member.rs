@@ -1,0 +1,445 @@
+//! `octopus member`: a member cluster's controller.
+//!
+//! At start it reads its WireGuard key from its own cluster (creating it once) and its
+//! credential on the hub (joining with the bootstrap token only when it has none, or only an
+//! expired one). Then, on every change of the Peers on the hub and every
+//! [`RESYNC`](super::RESYNC):
+//! 1. publish its own Peer (the hub fills in the slice);
+//! 2. once the hub's `Valid=True` covers it, write its slice into the ConfigMap
+//!    `nauti-cluster` (key `cluster-subnet`) of its own cluster, for `nauti-ovnmaster`;
+//! 3. work out the WireGuard plan from the Peers the hub found valid, log it when it changes
+//!    and export its size as metrics.
+//!
+//! The certificate is renewed two thirds into its life, under the member's own identity.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use ipnet::IpNet;
+use kube::api::{Api, DeleteParams, ListParams};
+use nauti_api::Peer;
+use nauti_api::daemon::start_endpoints;
+use nauti_api::peer::condition;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::metrics::{Metrics, ValidLabel};
+use super::publish::{OwnPeer, publish};
+use super::{connect, local, next_pass, pause, watch_peers};
+use crate::core::{LocalRole, SlicePolicy, TopologyPlan, plan_topology, review_peers};
+use crate::hub::assign::assigned_slice;
+use crate::join::credential::bootstrap_client;
+use crate::join::csr::{CsrError, request_certificate};
+use crate::join::{BootstrapToken, Credential};
+
+/// How long a join or renewal waits for the hub to approve and sign.
+const CERTIFICATE_WAIT: Duration = Duration::from_secs(120);
+/// Pause between join attempts the hub refused or did not answer.
+const JOIN_RETRY: Duration = Duration::from_secs(3);
+/// Pause before trying a failed renewal again.
+const RENEW_RETRY: Duration = Duration::from_secs(30);
+/// A stored credential this close to its expiry is not used; the member joins again.
+const EXPIRY_MARGIN_SECS: i64 = 60;
+
+/// What `octopus member` runs with.
+#[derive(Debug, Clone)]
+pub struct MemberConfig {
+    /// Kubeconfig of the member's own cluster; `None`: in-cluster.
+    pub kubeconfig: Option<PathBuf>,
+    /// Namespace in the member's cluster of its key, credential and slice ConfigMap.
+    pub namespace: String,
+    /// The hub's API server URL.
+    pub hub_url: String,
+    /// The hub API server's CA (PEM).
+    pub hub_ca_pem: String,
+    /// Namespace of the Peers on the hub.
+    pub hub_namespace: String,
+    /// The token to join with, when the member has no credential yet.
+    pub token: Option<BootstrapToken>,
+    /// This cluster's ID.
+    pub cluster_id: String,
+    /// Secret holding the credential on the hub.
+    pub credential_secret: String,
+    /// Secret holding the gateway's WireGuard key.
+    pub key_secret: String,
+    /// Where other clusters reach this gateway, if anywhere.
+    pub endpoint: Option<String>,
+    /// The gateway's UDP port.
+    pub port: u16,
+    /// True when every other cluster can dial this one.
+    pub is_public: bool,
+    /// A specific slice to ask for.
+    pub requested: Option<IpNet>,
+    /// The slice policy (the hub's), to judge Peers by.
+    pub policy: SlicePolicy,
+    /// Lifetime asked for the certificate.
+    pub credential_lifetime: Duration,
+    /// Address of `/metrics`, `/healthz`, `/readyz`.
+    pub metrics_addr: SocketAddr,
+}
+
+#[derive(Default)]
+struct Seen {
+    slice: Option<IpNet>,
+    refusal: Option<String>,
+    plan: Option<TopologyPlan>,
+}
+
+/// Runs the member until `shutdown`.
+pub async fn run(config: MemberConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let metrics = Arc::new(Metrics::new("not joined yet"));
+    let _endpoints = start_endpoints(config.metrics_addr, metrics.clone(), shutdown.clone())
+        .await
+        .with_context(|| format!("serve --metrics-addr {}", config.metrics_addr))?;
+    let local_cluster = connect(config.kubeconfig.as_deref()).await?;
+    let key =
+        local::ensure_wireguard_key(local_cluster.clone(), &config.namespace, &config.key_secret)
+            .await?;
+    let own = OwnPeer {
+        cluster_id: config.cluster_id.clone(),
+        endpoint: config.endpoint.clone(),
+        port: config.port,
+        public_key: key.public,
+        is_hub: false,
+        is_public: config.is_public,
+        requested: config.requested,
+    };
+    let Some(mut credential) = obtain_credential(&local_cluster, &config, &shutdown).await? else {
+        return Ok(());
+    };
+    let mut seen = Seen::default();
+    loop {
+        let validity = credential.validity()?;
+        metrics.credential_expiry.set(validity.not_after);
+        let hub = credential.client().await?;
+        let peers: Api<Peer> = Api::namespaced(hub.clone(), &config.hub_namespace);
+        let notify = Arc::new(Notify::new());
+        let _watch = watch_peers(peers.clone(), notify.clone());
+        let renew_in =
+            u64::try_from(validity.renew_at() - jiff::Timestamp::now().as_second()).unwrap_or(0);
+        let renewal = tokio::time::sleep(Duration::from_secs(renew_in));
+        tokio::pin!(renewal);
+        tracing::info!(cluster = %config.cluster_id, public_key = %key.public, renew_in_secs = renew_in, "member running");
+        loop {
+            metrics.syncs.inc();
+            match sync(&local_cluster, &peers, &config, &own, &metrics, &mut seen).await {
+                Ok(()) => metrics.set_ready(),
+                Err(error) => {
+                    metrics.sync_errors.inc();
+                    tracing::warn!(
+                        error = format!("{error:#}"),
+                        "pass over the Peers failed; retried"
+                    );
+                }
+            }
+            tokio::select! {
+                () = &mut renewal => match renew(&local_cluster, &hub, &config, &credential).await {
+                    Ok(renewed) => {
+                        credential = renewed;
+                        break;
+                    }
+                    Err(error) => {
+                        tracing::warn!(error = format!("{error:#}"), "certificate renewal failed; retrying");
+                        renewal.as_mut().reset(tokio::time::Instant::now() + RENEW_RETRY);
+                    }
+                },
+                go = next_pass(&notify, &shutdown) => if !go { return Ok(()) },
+            }
+        }
+    }
+}
+
+/// The stored credential, or a new one from joining. `None` on shutdown.
+async fn obtain_credential(
+    local_cluster: &kube::Client,
+    config: &MemberConfig,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Option<Credential>> {
+    let stored = local::load_credential(
+        local_cluster.clone(),
+        &config.namespace,
+        &config.credential_secret,
+    )
+    .await?;
+    if let Some(credential) = stored {
+        let validity = credential.validity()?;
+        if validity.not_after > jiff::Timestamp::now().as_second() + EXPIRY_MARGIN_SECS {
+            tracing::info!(secret = %config.credential_secret, "using the stored credential");
+            return Ok(Some(credential));
+        }
+        tracing::warn!(secret = %config.credential_secret, "the stored credential has expired; joining again");
+    }
+    let Some(token) = &config.token else {
+        bail!(
+            "no credential in Secret {}/{} and no bootstrap token (--token-file or OCTOPUS_BOOTSTRAP_TOKEN)",
+            config.namespace,
+            config.credential_secret
+        );
+    };
+    loop {
+        let boot = bootstrap_client(&config.hub_url, &config.hub_ca_pem, token).await?;
+        match request_certificate(
+            boot,
+            &config.cluster_id,
+            config.credential_lifetime,
+            CERTIFICATE_WAIT,
+        )
+        .await
+        {
+            Ok((key_pem, cert_pem)) => {
+                let credential = Credential {
+                    server: config.hub_url.clone(),
+                    ca_pem: config.hub_ca_pem.clone(),
+                    cert_pem,
+                    key_pem,
+                };
+                local::store_credential(
+                    local_cluster.clone(),
+                    &config.namespace,
+                    &config.credential_secret,
+                    &credential,
+                )
+                .await?;
+                tracing::info!(cluster = %config.cluster_id, hub = %config.hub_url, "joined the hub");
+                return Ok(Some(credential));
+            }
+            Err(CsrError::Api(kube::Error::Api(status))) if status.code == 401 => {
+                bail!(
+                    "the hub refused bootstrap token {} (expired, deleted or never issued)",
+                    token.id()
+                );
+            }
+            Err(error) => tracing::warn!(%error, "join not granted yet; retrying"),
+        }
+        if !pause(JOIN_RETRY, shutdown).await {
+            return Ok(None);
+        }
+    }
+}
+
+async fn renew(
+    local_cluster: &kube::Client,
+    hub: &kube::Client,
+    config: &MemberConfig,
+    current: &Credential,
+) -> anyhow::Result<Credential> {
+    let (key_pem, cert_pem) = request_certificate(
+        hub.clone(),
+        &config.cluster_id,
+        config.credential_lifetime,
+        CERTIFICATE_WAIT,
+    )
+    .await?;
+    let renewed = Credential {
+        cert_pem,
+        key_pem,
+        ..current.clone()
+    };
+    local::store_credential(
+        local_cluster.clone(),
+        &config.namespace,
+        &config.credential_secret,
+        &renewed,
+    )
+    .await?;
+    tracing::info!("certificate renewed");
+    Ok(renewed)
+}
+
+async fn sync(
+    local_cluster: &kube::Client,
+    peers: &Api<Peer>,
+    config: &MemberConfig,
+    own: &OwnPeer,
+    metrics: &Metrics,
+    seen: &mut Seen,
+) -> anyhow::Result<()> {
+    let list = peers
+        .list(&ListParams::default())
+        .await
+        .context("list Peers on the hub")?
+        .items;
+    let mine = list
+        .iter()
+        .find(|p| p.metadata.name.as_deref() == Some(config.cluster_id.as_str()));
+    match mine {
+        Some(p) if p.metadata.deletion_timestamp.is_some() => {
+            tracing::warn!("this cluster's Peer is being deleted on the hub (leaving?)");
+            return Ok(());
+        }
+        Some(p) if own.matches(p) => {}
+        _ => {
+            publish(peers, own)
+                .await
+                .context("publish this cluster's Peer")?;
+        }
+    }
+    match mine.and_then(assigned_slice) {
+        Some(slice) => {
+            metrics.slice_assigned.set(1);
+            seen.refusal = None;
+            if seen.slice != Some(slice) {
+                if local::write_cluster_subnet(local_cluster.clone(), &config.namespace, slice)
+                    .await?
+                {
+                    tracing::info!(%slice, "cluster slice handed to nauti-ovnmaster");
+                }
+                seen.slice = Some(slice);
+            }
+        }
+        None => {
+            metrics.slice_assigned.set(0);
+            let valid = mine
+                .and_then(|p| p.status.as_ref())
+                .and_then(|s| s.condition(condition::VALID))
+                .filter(|c| c.status == "False")
+                .map(|c| format!("{}: {}", c.reason, c.message));
+            if valid.is_some() && valid != seen.refusal {
+                tracing::warn!(
+                    reason = valid.as_deref().unwrap_or_default(),
+                    "the hub refused this cluster's Peer"
+                );
+            }
+            seen.refusal = valid;
+        }
+    }
+
+    let (valid, refused): (Vec<Peer>, Vec<Peer>) =
+        list.into_iter().partition(|p| assigned_slice(p).is_some());
+    for (label, count) in [("true", valid.len()), ("false", refused.len())] {
+        metrics
+            .peers
+            .get_or_create(&ValidLabel {
+                valid: label.to_owned(),
+            })
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
+    }
+    let usable: Vec<_> = review_peers(&valid, &config.policy, None)
+        .into_iter()
+        .filter_map(|v| v.result.ok())
+        .collect();
+    let resolved = resolve_endpoints(&usable).await;
+    let plan = plan_topology(
+        &LocalRole {
+            cluster_id: config.cluster_id.clone(),
+            is_hub: false,
+            is_public: config.is_public,
+        },
+        &usable,
+        |name| resolved.get(name).copied(),
+    );
+    if seen.plan.as_ref() != Some(&plan) {
+        let peers_wanted: Vec<String> = plan
+            .peers
+            .iter()
+            .map(|p| format!("{} -> {:?}", p.public_key, p.allowed_ips))
+            .collect();
+        tracing::info!(
+            peers = ?peers_wanted,
+            routes = ?plan.routes,
+            missing_hub = plan.missing_hub,
+            unresolved = ?plan.unresolved,
+            "WireGuard plan changed"
+        );
+        metrics
+            .wanted_peers
+            .set(i64::try_from(plan.peers.len()).unwrap_or(i64::MAX));
+        metrics
+            .wanted_routes
+            .set(i64::try_from(plan.routes.len()).unwrap_or(i64::MAX));
+        seen.plan = Some(plan);
+    }
+    Ok(())
+}
+
+/// Looks up the endpoints given as host names (first address of each).
+async fn resolve_endpoints(peers: &[crate::core::ValidPeer]) -> BTreeMap<String, IpAddr> {
+    let mut out = BTreeMap::new();
+    for peer in peers {
+        if let Some(crate::core::review::Endpoint {
+            host: crate::core::review::EndpointHost::Name(name),
+            port,
+        }) = &peer.endpoint
+        {
+            let lookup = tokio::time::timeout(
+                Duration::from_secs(2),
+                tokio::net::lookup_host((name.as_str(), *port)),
+            )
+            .await;
+            if let Ok(Ok(mut addrs)) = lookup
+                && let Some(addr) = addrs.next()
+            {
+                out.insert(name.clone(), addr.ip());
+            }
+        }
+    }
+    out
+}
+
+/// What `octopus member leave` runs with.
+#[derive(Debug, Clone)]
+pub struct LeaveConfig {
+    /// Kubeconfig of the member's own cluster; `None`: in-cluster.
+    pub kubeconfig: Option<PathBuf>,
+    /// Namespace of the credential Secret.
+    pub namespace: String,
+    /// Namespace of the Peers on the hub.
+    pub hub_namespace: String,
+    /// This cluster's ID.
+    pub cluster_id: String,
+    /// Secret holding the credential.
+    pub credential_secret: String,
+    /// How long to wait for the hub to release the Peer.
+    pub timeout: Duration,
+}
+
+/// Leaves the cluster set: deletes this cluster's Peer on the hub, waits until the hub has
+/// revoked the member's grants and released the Peer, then deletes the stored credential. The
+/// WireGuard key stays, so joining again publishes the same public key.
+pub async fn leave(config: LeaveConfig) -> anyhow::Result<()> {
+    let local_cluster = connect(config.kubeconfig.as_deref()).await?;
+    let credential = local::load_credential(
+        local_cluster.clone(),
+        &config.namespace,
+        &config.credential_secret,
+    )
+    .await?
+    .with_context(|| {
+        format!(
+            "no credential in Secret {}/{}: this cluster has not joined",
+            config.namespace, config.credential_secret
+        )
+    })?;
+    let peers: Api<Peer> = Api::namespaced(credential.client().await?, &config.hub_namespace);
+    match peers
+        .delete(&config.cluster_id, &DeleteParams::default())
+        .await
+    {
+        Ok(_) => {}
+        Err(kube::Error::Api(status)) if status.code == 404 => {}
+        Err(e) => return Err(e).context("delete this cluster's Peer on the hub"),
+    }
+    let deadline = tokio::time::Instant::now() + config.timeout;
+    while peers
+        .get_opt(&config.cluster_id)
+        .await
+        .context("read this cluster's Peer on the hub")?
+        .is_some()
+    {
+        if tokio::time::Instant::now() >= deadline {
+            bail!(
+                "the hub did not release Peer {} within {:?}; is `octopus hub` running?",
+                config.cluster_id,
+                config.timeout
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    local::delete_secret(local_cluster, &config.namespace, &config.credential_secret).await?;
+    tracing::info!(cluster = %config.cluster_id, "left the cluster set");
+    Ok(())
+}
