@@ -1,0 +1,469 @@
+//! The control plane end to end on real API servers: a hub (kube-apiserver with bootstrap-token
+//! authentication, kube-controller-manager's `csrsigning`, `tokencleaner` and `namespace`) and
+//! two member clusters (a kube-apiserver each). The `octopus` binary runs as `octopus hub`
+//! under `deploy/rbac/octopus-hub.yaml` and as `octopus member` under
+//! `deploy/rbac/octopus-member.yaml` in each member, with only those rights. Tokens come from
+//! `octopus hub issue-token`.
+//!
+//! One test, in steps that build on each other: join and slices, an overlapping request, a
+//! restart that keeps key and credential, leaving and joining again.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a failure here is a test failure"
+)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use ipnet::IpNet;
+use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::rbac::v1::Role;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use nauti_api::peer::{DEFAULT_PEER_NAMESPACE, Peer, condition};
+use nauti_octopus::controller::local::{
+    CLUSTER_CONFIGMAP, CLUSTER_SUBNET_KEY, CREDENTIAL_SECRET, PRIVATE_KEY_FIELD,
+    WIREGUARD_KEY_SECRET,
+};
+use nauti_octopus::hub::assign::{NO_SLICE, assigned_slice};
+use nauti_octopus::join::{Credential, member_namespace};
+use nauti_testbed::kube_api::repo_crds;
+use nauti_testbed::{Daemon, KubeApi, KubeApiOptions, TestDir, require_root};
+
+const HUB_SA: &str = "system:serviceaccount:nauti-system:octopus-hub";
+const MEMBER_SA: &str = "system:serviceaccount:nauti-system:octopus-member";
+const SA_GROUPS: [&str; 2] = [
+    "system:serviceaccounts",
+    "system:serviceaccounts:nauti-system",
+];
+const HUB_ID: &str = "hub";
+/// Every wait is bounded by this.
+const WAIT: Duration = Duration::from_secs(90);
+
+fn kubectl_apply(api: &KubeApi, file: &str) {
+    let path = nauti_testbed::repo_root().join(file);
+    let out = Command::new(nauti_testbed::peers::bin("kubectl").unwrap())
+        .arg(format!("--kubeconfig={}", api.kubeconfig().display()))
+        .args(["apply", "-f"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "kubectl apply {file}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+struct Hub {
+    api: KubeApi,
+    _kcm: Daemon,
+    /// octopus hub's own kubeconfig (its ServiceAccount, nothing more).
+    kubeconfig: PathBuf,
+    admin: kube::Client,
+    ca_file: PathBuf,
+}
+
+struct Member {
+    id: &'static str,
+    /// Keeps the member's API server running.
+    _api: KubeApi,
+    kubeconfig: PathBuf,
+    admin: kube::Client,
+}
+
+fn octopus(dir: &TestDir, name: &str, args: &[&str]) -> Daemon {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_octopus"));
+    cmd.args(["--log", "info,nauti_octopus=debug"])
+        .args(args)
+        .args(["--metrics-addr", "127.0.0.1:0"]);
+    Daemon::spawn(name, cmd, &dir.log(name)).unwrap()
+}
+
+/// Runs a one-shot `octopus` command; returns stdout, panics with stderr on failure.
+fn octopus_once(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_octopus"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "octopus {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+async fn start_hub(dir: &TestDir) -> Hub {
+    let api = KubeApi::start_with(
+        dir,
+        KubeApiOptions {
+            bootstrap_token_auth: true,
+        },
+    )
+    .await
+    .unwrap();
+    let kcm = api
+        .start_controller_manager(&["csrsigning", "tokencleaner", "namespace"])
+        .unwrap();
+    api.install_crds(&repo_crds()).await.unwrap();
+    kubectl_apply(&api, "deploy/rbac/octopus-hub.yaml");
+    let kubeconfig = api.kubeconfig_for(HUB_SA, &SA_GROUPS).unwrap();
+    let admin = api.client().await.unwrap();
+    let ca_file = dir.path().join("hub-ca.pem");
+    Hub {
+        api,
+        _kcm: kcm,
+        kubeconfig,
+        admin,
+        ca_file,
+    }
+}
+
+async fn start_member(dir: &TestDir, id: &'static str) -> Member {
+    let api = KubeApi::start(dir).await.unwrap();
+    kubectl_apply(&api, "deploy/rbac/octopus-member.yaml");
+    let kubeconfig = api.kubeconfig_for(MEMBER_SA, &SA_GROUPS).unwrap();
+    let admin = api.client().await.unwrap();
+    Member {
+        id,
+        _api: api,
+        kubeconfig,
+        admin,
+    }
+}
+
+/// A token from `octopus hub issue-token`, written to a file; returns (file, token id).
+fn issue_token(dir: &TestDir, hub: &Hub, name: &str) -> (PathBuf, String) {
+    let out = octopus_once(&[
+        "hub",
+        "issue-token",
+        "--kubeconfig",
+        hub.kubeconfig.to_str().unwrap(),
+        "--ttl",
+        "1h",
+    ]);
+    let issued: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let token = issued["token"].as_str().unwrap();
+    assert_eq!(issued["hubURL"].as_str().unwrap(), hub.api.url());
+    let ca = issued["hubCA"].as_str().unwrap();
+    assert!(ca.contains("BEGIN CERTIFICATE"), "{ca}");
+    std::fs::write(&hub.ca_file, ca).unwrap();
+    let file = dir.path().join(format!("{name}.token"));
+    std::fs::write(&file, token).unwrap();
+    let id = token.split('.').next().unwrap().to_owned();
+    (file, id)
+}
+
+fn run_member(
+    dir: &TestDir,
+    hub: &Hub,
+    member: &Member,
+    token_file: &Path,
+    extra: &[&str],
+) -> Daemon {
+    let hub_url = hub.api.url();
+    let mut args = vec![
+        "member",
+        "--kubeconfig",
+        member.kubeconfig.to_str().unwrap(),
+        "--hub-url",
+        &hub_url,
+        "--hub-ca-file",
+        hub.ca_file.to_str().unwrap(),
+        "--token-file",
+        token_file.to_str().unwrap(),
+        "--cluster-id",
+        member.id,
+    ];
+    args.extend_from_slice(extra);
+    octopus(dir, &format!("octopus-{}", member.id), &args)
+}
+
+/// Polls `check` every 250 ms until it returns `Some`, at most [`WAIT`].
+async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+async fn peer(hub: &Hub, name: &str) -> Option<Peer> {
+    Api::<Peer>::namespaced(hub.admin.clone(), DEFAULT_PEER_NAMESPACE)
+        .get_opt(name)
+        .await
+        .unwrap()
+}
+
+async fn slice_of(hub: &Hub, name: &str) -> IpNet {
+    eventually(&format!("a slice for {name}"), || async move {
+        peer(hub, name).await.as_ref().and_then(assigned_slice)
+    })
+    .await
+}
+
+async fn configmap_slice(member: &Member) -> Option<String> {
+    Api::<ConfigMap>::namespaced(member.admin.clone(), "nauti-system")
+        .get_opt(CLUSTER_CONFIGMAP)
+        .await
+        .unwrap()
+        .and_then(|c| c.data)
+        .and_then(|d| d.get(CLUSTER_SUBNET_KEY).cloned())
+}
+
+async fn secret(member: &Member, name: &str) -> Option<Secret> {
+    Api::<Secret>::namespaced(member.admin.clone(), "nauti-system")
+        .get_opt(name)
+        .await
+        .unwrap()
+}
+
+/// The public key derived from the private key in the member's key Secret, by the peer of
+/// record: boringtun's x25519.
+async fn public_key_in(member: &Member) -> String {
+    let secret = secret(member, WIREGUARD_KEY_SECRET).await.unwrap();
+    let text = String::from_utf8(secret.data.unwrap()[PRIVATE_KEY_FIELD].0.clone()).unwrap();
+    let private = nauti_api::core::wgkey::parse_wireguard_key(text.trim()).unwrap();
+    let public =
+        boringtun::x25519::PublicKey::from(&boringtun::x25519::StaticSecret::from(private));
+    nauti_api::core::wgkey::encode_wireguard_key(public.as_bytes())
+}
+
+async fn member_csrs(hub: &Hub, id: &str) -> usize {
+    Api::<CertificateSigningRequest>::all(hub.admin.clone())
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .filter(|c| {
+            c.metadata
+                .name
+                .as_deref()
+                .is_some_and(|n| n.starts_with(&format!("nauti-member-{id}-")))
+        })
+        .count()
+}
+
+fn valid_condition(peer: &Peer) -> (String, String, String) {
+    let c = peer
+        .status
+        .as_ref()
+        .and_then(|s| s.condition(condition::VALID))
+        .unwrap();
+    (c.status.clone(), c.reason.clone(), c.message.clone())
+}
+
+#[tokio::test]
+async fn hub_and_members_join_get_slices_restart_and_leave() {
+    require_root!();
+    let dir = TestDir::new("octopus-control").unwrap();
+    let hub_bed = start_hub(&dir).await;
+    let hub = &hub_bed;
+    let _hub_octopus = octopus(
+        &dir,
+        "octopus-hub",
+        &[
+            "hub",
+            "--kubeconfig",
+            hub.kubeconfig.to_str().unwrap(),
+            "--cluster-id",
+            HUB_ID,
+            "--endpoint",
+            "198.18.0.1",
+        ],
+    );
+    let a = start_member(&dir, "cluster-a").await;
+    let b = start_member(&dir, "cluster-b").await;
+
+    // 1. Both members join with their own tokens and get distinct slices.
+    let (token_a, _) = issue_token(&dir, hub, "a");
+    let (token_b, token_b_id) = issue_token(&dir, hub, "b");
+    let mut octopus_a = run_member(&dir, hub, &a, &token_a, &[]);
+    let mut octopus_b = run_member(&dir, hub, &b, &token_b, &[]);
+    let started = Instant::now();
+    let slice_a = slice_of(hub, a.id).await;
+    let slice_b = slice_of(hub, b.id).await;
+    eprintln!(
+        "both members joined and hold slices after {:?}",
+        started.elapsed()
+    );
+    let hub_slice = slice_of(hub, HUB_ID).await;
+    let global: IpNet = "10.112.0.0/12".parse().unwrap();
+    let clusterset: IpNet = "10.127.0.0/16".parse().unwrap();
+    for slice in [slice_a, slice_b, hub_slice] {
+        assert_eq!(slice.prefix_len(), 16, "{slice}");
+        assert!(global.contains(&slice), "{slice} outside {global}");
+        assert_ne!(slice, clusterset, "{slice} is the clusterset block");
+    }
+    assert_ne!(slice_a, slice_b);
+    assert_ne!(slice_a, hub_slice);
+    assert_ne!(slice_b, hub_slice);
+    for (member, slice) in [(&a, slice_a), (&b, slice_b)] {
+        let (status, reason, _) = valid_condition(&peer(hub, member.id).await.unwrap());
+        assert_eq!((status.as_str(), reason.as_str()), ("True", "Valid"));
+        let in_configmap = eventually("the slice in the member's ConfigMap", || async move {
+            configmap_slice(member).await
+        })
+        .await;
+        assert_eq!(in_configmap, slice.to_string(), "{}", member.id);
+        assert!(secret(member, CREDENTIAL_SECRET).await.is_some());
+        assert_eq!(
+            peer(hub, member.id).await.unwrap().spec.public_key,
+            public_key_in(member).await,
+            "{}: the Peer carries the key kept in the member's Secret",
+            member.id
+        );
+    }
+    // The hub cluster's own slice went to its own ConfigMap.
+    let hub_map = &Api::<ConfigMap>::namespaced(hub.admin.clone(), "nauti-system");
+    let hub_cm = eventually("the hub's ConfigMap", || async move {
+        hub_map.get_opt(CLUSTER_CONFIGMAP).await.unwrap()
+    })
+    .await;
+    assert_eq!(
+        hub_cm.data.unwrap()[CLUSTER_SUBNET_KEY],
+        hub_slice.to_string()
+    );
+
+    // 2. B restarts asking for A's slice; its token is gone by now. It keeps its key and
+    // credential (no second join) and its Peer is refused, naming A, with no slice.
+    let key_b = peer(hub, b.id).await.unwrap().spec.public_key;
+    let credential_b = secret(&b, CREDENTIAL_SECRET).await.unwrap();
+    let csrs_b = member_csrs(hub, b.id).await;
+    assert_eq!(csrs_b, 1);
+    octopus_b.stop(Duration::from_secs(5));
+    Api::<Secret>::namespaced(hub.admin.clone(), "kube-system")
+        .delete(
+            &format!("bootstrap-token-{token_b_id}"),
+            &DeleteParams::default(),
+        )
+        .await
+        .unwrap();
+    let asked = slice_a.to_string();
+    octopus_b = run_member(&dir, hub, &b, &token_b, &["--cluster-cidr", &asked]);
+    let refused = eventually("B's request refused", || async move {
+        let p = peer(hub, b.id).await?;
+        let (status, ..) = valid_condition(&p);
+        let current = p
+            .status
+            .as_ref()?
+            .condition(condition::VALID)?
+            .observed_generation
+            == p.metadata.generation;
+        (status == "False" && current).then_some(p)
+    })
+    .await;
+    let (_, reason, message) = valid_condition(&refused);
+    assert_eq!(reason, "CIDRConflict", "{message}");
+    assert!(message.contains("\"cluster-a\""), "{message}");
+    assert_eq!(refused.spec.cluster_cidrs, vec![NO_SLICE]);
+    assert_eq!(assigned_slice(&refused), None);
+    assert_eq!(
+        refused.spec.public_key, key_b,
+        "the key survived the restart"
+    );
+    assert_eq!(member_csrs(hub, b.id).await, csrs_b, "no second join");
+    assert_eq!(
+        secret(&b, CREDENTIAL_SECRET).await.unwrap().data,
+        credential_b.data,
+        "the credential survived the restart"
+    );
+    assert_eq!(slice_of(hub, a.id).await, slice_a, "A keeps its slice");
+
+    // Without the request, B gets a slice again.
+    octopus_b.stop(Duration::from_secs(5));
+    let _octopus_b = run_member(&dir, hub, &b, &token_b, &[]);
+    let slice_b2 = eventually("B's new slice", || async move {
+        peer(hub, b.id).await.as_ref().and_then(assigned_slice)
+    })
+    .await;
+    assert_ne!(slice_b2, slice_a);
+    assert!(global.contains(&slice_b2));
+
+    // 3. A leaves: the member is stopped (uninstalled), then `octopus member leave`.
+    let key_a = peer(hub, a.id).await.unwrap().spec.public_key;
+    let credential_a =
+        Credential::from_secret(&secret(&a, CREDENTIAL_SECRET).await.unwrap()).unwrap();
+    octopus_a.stop(Duration::from_secs(5));
+    let started = Instant::now();
+    octopus_once(&[
+        "member",
+        "leave",
+        "--kubeconfig",
+        a.kubeconfig.to_str().unwrap(),
+        "--cluster-id",
+        a.id,
+    ]);
+    eprintln!("leave took {:?}", started.elapsed());
+    assert!(peer(hub, a.id).await.is_none(), "A's Peer is gone");
+    assert!(
+        secret(&a, CREDENTIAL_SECRET).await.is_none(),
+        "A's credential is gone"
+    );
+    let roles = Api::<Role>::namespaced(hub.admin.clone(), DEFAULT_PEER_NAMESPACE);
+    assert!(
+        roles
+            .get_opt(&member_namespace(a.id))
+            .await
+            .unwrap()
+            .is_none(),
+        "A's Peer Role is revoked"
+    );
+    let namespaces = Api::<Namespace>::all(hub.admin.clone());
+    let ns_a = namespaces.get_opt(&member_namespace(a.id)).await.unwrap();
+    assert!(
+        ns_a.is_none_or(|ns| ns.metadata.deletion_timestamp.is_some()),
+        "A's namespace on the hub is going"
+    );
+    // The old certificate authenticates but may write nothing of A's any more.
+    let old = credential_a.client().await.unwrap();
+    let exports = Api::<EndpointSlice>::namespaced(old, &member_namespace(a.id));
+    let slice_object = EndpointSlice {
+        metadata: ObjectMeta {
+            name: Some("web".to_owned()),
+            ..Default::default()
+        },
+        address_type: "IPv4".to_owned(),
+        endpoints: None,
+        ports: None,
+    };
+    match exports.create(&PostParams::default(), &slice_object).await {
+        Err(kube::Error::Api(s)) => assert_eq!(s.code, 403, "{s:?}"),
+        other => panic!("expected 403, got {other:?}"),
+    }
+
+    // 4. A joins again with a new token, with the same WireGuard key.
+    // Its namespace on the hub must be gone first: until then the hub denies the join and the
+    // member asks again.
+    let started = Instant::now();
+    let (token_a2, _) = issue_token(&dir, hub, "a2");
+    let _octopus_a = run_member(&dir, hub, &a, &token_a2, &[]);
+    let slice_a2 = slice_of(hub, a.id).await;
+    assert!(global.contains(&slice_a2));
+    assert_ne!(slice_a2, slice_b2);
+    assert_eq!(peer(hub, a.id).await.unwrap().spec.public_key, key_a);
+    eprintln!(
+        "A joined again and holds a slice {:?} after leaving",
+        started.elapsed()
+    );
+    let rejoined = Credential::from_secret(&secret(&a, CREDENTIAL_SECRET).await.unwrap()).unwrap();
+    assert_ne!(
+        rejoined.cert_pem, credential_a.cert_pem,
+        "a new certificate"
+    );
+}
