@@ -12,6 +12,7 @@
 
 pub mod cli;
 pub mod core;
+pub mod coredns;
 pub mod dns;
 pub mod kube;
 pub mod metrics;
@@ -26,7 +27,7 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-pub use self::cli::Args;
+pub use self::cli::{Args, Command};
 use self::core::Index;
 use self::dns::Handler;
 use self::metrics::Metrics;
@@ -62,13 +63,34 @@ pub enum CrossdnsError {
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers")]
     Signals(#[source] std::io::Error),
+    /// `wire-coredns` or `unwire-coredns` failed.
+    #[error(transparent)]
+    Coredns(#[from] coredns::WireError),
 }
 
 /// Runs crossdns until SIGTERM or SIGINT.
 pub async fn run(args: Args) -> Result<(), CrossdnsError> {
     args.log.init()?;
+    if let Some(command) = &args.command {
+        return run_command(&args, command).await;
+    }
     let shutdown = shutdown_on_signals().map_err(CrossdnsError::Signals)?;
     run_with(args, shutdown).await
+}
+
+/// Runs one of the one-shot commands.
+async fn run_command(args: &Args, command: &Command) -> Result<(), CrossdnsError> {
+    let client = kube::connect(args.kubeconfig.as_deref()).await?;
+    match command {
+        Command::WireCoredns {
+            forward_to,
+            corefile,
+        } => coredns::wire(&client, &corefile.location(), *forward_to).await?,
+        Command::UnwireCoredns { corefile } => {
+            coredns::unwire(&client, &corefile.location()).await?
+        }
+    };
+    Ok(())
 }
 
 /// Runs crossdns until `shutdown` is cancelled.

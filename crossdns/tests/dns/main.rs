@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort, EndpointSlice};
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
 use nauti_api::ServiceImport;
 use nauti_api::mcs::{
@@ -22,6 +22,8 @@ use nauti_api::mcs::{
 use nauti_testbed::kube_api::repo_crds;
 use nauti_testbed::process::wait_until;
 use nauti_testbed::{Daemon, KubeApi, TestDir};
+
+mod coredns;
 
 const NS: &str = "shop";
 const USER: &str = "system:serviceaccount:nauti-system:crossdns";
@@ -57,6 +59,18 @@ fn start_crossdns(dir: &TestDir, kubeconfig: &std::path::Path) -> Crossdns {
         dns,
         metrics,
     }
+}
+
+/// A kubeconfig of crossdns's service account (rights: only what its RBAC grants).
+fn crossdns_kubeconfig(kube: &KubeApi) -> std::path::PathBuf {
+    kube.kubeconfig_for(
+        USER,
+        &[
+            "system:serviceaccounts",
+            "system:serviceaccounts:nauti-system",
+        ],
+    )
+    .unwrap()
 }
 
 /// `dig` output for `name`/`qtype` with extra flags.
@@ -193,6 +207,20 @@ async fn apply_rbac(admin: &kube::Client) {
                     .await
                     .unwrap();
             }
+            "Role" => {
+                let ns = value["metadata"]["namespace"].as_str().unwrap().to_owned();
+                Api::<Role>::namespaced(admin.clone(), &ns)
+                    .create(&pp, &serde_json::from_value(value).unwrap())
+                    .await
+                    .unwrap();
+            }
+            "RoleBinding" => {
+                let ns = value["metadata"]["namespace"].as_str().unwrap().to_owned();
+                Api::<RoleBinding>::namespaced(admin.clone(), &ns)
+                    .create(&pp, &serde_json::from_value(value).unwrap())
+                    .await
+                    .unwrap();
+            }
             other => panic!("unexpected kind {other} in {}", path.display()),
         }
     }
@@ -226,18 +254,11 @@ async fn crossdns_answers_the_imports_of_a_real_apiserver_with_dig() {
     let dir = TestDir::new("crossdns-dig").unwrap();
     let kube = KubeApi::start(&dir).await.unwrap();
     kube.install_crds(&repo_crds()).await.unwrap();
-    kube.create_namespace("nauti-system").await.unwrap();
-    kube.create_namespace(NS).await.unwrap();
+    for namespace in ["nauti-system", "kube-system", NS] {
+        kube.create_namespace(namespace).await.unwrap();
+    }
     let admin = kube.client().await.unwrap();
-    let kubeconfig = kube
-        .kubeconfig_for(
-            USER,
-            &[
-                "system:serviceaccounts",
-                "system:serviceaccounts:nauti-system",
-            ],
-        )
-        .unwrap();
+    let kubeconfig = crossdns_kubeconfig(&kube);
 
     // Started before its role exists: the lists are forbidden, nothing is synced, and queries
     // in our zones get SERVFAIL rather than a negative answer a resolver would cache.
