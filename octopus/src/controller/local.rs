@@ -2,6 +2,12 @@
 //! then read at every start, so the public key other clusters know stays the same), the
 //! member's credential on the hub (a Secret), and the cluster's slice for `nauti-ovnmaster`
 //! (the ConfigMap [`CLUSTER_CONFIGMAP`], key [`CLUSTER_SUBNET_KEY`]).
+//!
+//! The slice reaches `nauti-ovnmaster` without any code of its own: its Deployment sets
+//! `NAUTI_CLUSTER_SUBNET` (the environment twin of `--cluster-subnet`) from that ConfigMap
+//! key with a `configMapKeyRef`. Until the hub has assigned a slice the ConfigMap does not
+//! exist and the kubelet holds the container back (`CreateContainerConfigError`), so
+//! `nauti-ovnmaster` never starts without one.
 
 use std::collections::BTreeMap;
 

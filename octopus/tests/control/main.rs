@@ -340,6 +340,38 @@ async fn hub_and_members_join_get_slices_restart_and_leave() {
         hub_slice.to_string()
     );
 
+    // A Peer for a cluster that never joined gets no slice, with the reason; once deleted
+    // the hub lets it go.
+    let peers_admin = Api::<Peer>::namespaced(hub.admin.clone(), DEFAULT_PEER_NAMESPACE);
+    peers_admin
+        .create(
+            &PostParams::default(),
+            &nauti_api::testutil::mk_peer("stranger", [NO_SLICE]),
+        )
+        .await
+        .unwrap();
+    let stranger = eventually("the stranger's Peer judged", || async move {
+        peer(hub, "stranger")
+            .await
+            .filter(|p| p.status.as_ref().is_some_and(|s| !s.conditions.is_empty()))
+    })
+    .await;
+    let (status, reason, message) = valid_condition(&stranger);
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "UnknownCluster")
+    );
+    assert!(message.contains("stranger"), "{message}");
+    assert_eq!(stranger.spec.cluster_cidrs, vec![NO_SLICE]);
+    peers_admin
+        .delete("stranger", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("the stranger's Peer released", || async move {
+        peer(hub, "stranger").await.is_none().then_some(())
+    })
+    .await;
+
     // 2. B restarts asking for A's slice; its token is gone by now. It keeps its key and
     // credential (no second join) and its Peer is refused, naming A, with no slice.
     let key_b = peer(hub, b.id).await.unwrap().spec.public_key;
