@@ -1,8 +1,8 @@
 //! The seam between the NRI protocol and what Nauti does with pods.
 //!
 //! The protocol layer (this crate's `service`, `session` and `plugin` modules) calls a
-//! [`SandboxHandler`]; the pod-plumbing layer implements it. [`LoggingHandler`] only logs, for a
-//! plugin that is connected but plumbs nothing yet.
+//! [`SandboxHandler`]; the pod-plumbing layer implements it. [`LoggingHandler`] only logs, for
+//! `--log-only`: a plugin that is connected to the runtime and plumbs nothing.
 
 use std::error::Error as StdError;
 

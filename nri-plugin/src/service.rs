@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use tokio::sync::watch;
-use tracing::{debug, info, warn};
+use tracing::{Instrument as _, debug, info, info_span, warn};
 use ttrpc::r#async::TtrpcContext;
 use ttrpc::{Code, get_status};
 
@@ -66,21 +66,26 @@ impl<H: SandboxHandler> PluginService<H> {
             ));
         };
         let pod = PodSandbox::from(pod);
-        debug!(%event, pod.ns = %pod.namespace, pod.name = %pod.name, sandbox = %pod.id, "event");
-        let key = pod.key().to_string();
-        let result = match event {
-            Event::RunPodSandbox => self.handler.run_pod_sandbox(pod).await,
-            Event::StopPodSandbox => self.handler.stop_pod_sandbox(pod).await,
-            Event::RemovePodSandbox => self.handler.remove_pod_sandbox(pod).await,
-            other => {
-                debug!(event = %other, "not a sandbox event; ignored");
-                Ok(())
-            }
-        };
-        result.map_err(|err| {
-            warn!(%event, pod = %key, error = %error_chain(&err), "handler failed");
-            handler_status(&err)
-        })
+        // One span per pod event; the handler's tasks are spawned in it and keep it.
+        let span = info_span!("pod_event", %event, pod.ns = %pod.namespace, pod.name = %pod.name, sandbox = %pod.id);
+        async move {
+            debug!("event");
+            let result = match event {
+                Event::RunPodSandbox => self.handler.run_pod_sandbox(pod).await,
+                Event::StopPodSandbox => self.handler.stop_pod_sandbox(pod).await,
+                Event::RemovePodSandbox => self.handler.remove_pod_sandbox(pod).await,
+                other => {
+                    debug!(event = %other, "not a sandbox event; ignored");
+                    Ok(())
+                }
+            };
+            result.map_err(|err| {
+                warn!(error = %error_chain(&err), "handler failed");
+                handler_status(&err)
+            })
+        }
+        .instrument(span)
+        .await
     }
 }
 

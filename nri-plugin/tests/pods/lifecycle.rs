@@ -64,6 +64,25 @@ async fn two_pods_get_their_nic_reach_each_other_over_ovn_and_are_annotated_trut
     )
     .unwrap();
     assert_eq!(received, bytes);
+
+    // Each pod event has its span, and the plumbing task spawned for it logs inside it.
+    let log = std::fs::read_to_string(bed.plugin_log()).unwrap();
+    let in_span = |pod: &str, sandbox: &str| {
+        log.lines().any(|l| {
+            l.contains("pod_event{")
+                && l.contains(&format!("pod.name={pod}"))
+                && l.contains(&format!("sandbox={sandbox}"))
+                && l.contains("plumbing step")
+        })
+    };
+    assert!(
+        in_span("alpha", &a.id),
+        "no plumbing step of alpha in its span"
+    );
+    assert!(
+        in_span("beta", &b.id),
+        "no plumbing step of beta in its span"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
