@@ -15,6 +15,8 @@ use crate::core::PublicKey;
 
 /// Largest datagram or TUN read: a 64 KiB GSO/GRO batch.
 const BATCH_BYTES: usize = 65_535;
+/// Room for a coalesced TCP segment written to the TUN device, with the virtio header.
+const COALESCE_ROOM: usize = 2 * VIRTIO_NET_HDR_LEN + BATCH_BYTES;
 /// Room for one encrypted packet: 64 KiB of inner packet, WireGuard's 32 bytes, padding.
 const PACKET_ROOM: usize = BATCH_BYTES + 64;
 
@@ -255,7 +257,12 @@ fn queue(
         tracing::debug!(%src, "inner source outside the peer's allowed IPs; dropped");
         return;
     }
-    let mut buf = spare.pop().unwrap_or_default();
+    // tun-rs coalesces segments of one TCP flow into the first one's buffer, and only when that
+    // buffer already has room for a whole 64 KiB segment (it never reallocates): without it
+    // every packet would cross the TUN device on its own.
+    let mut buf = spare
+        .pop()
+        .unwrap_or_else(|| Vec::with_capacity(COALESCE_ROOM));
     buf.clear();
     buf.resize(VIRTIO_NET_HDR_LEN, 0);
     buf.extend_from_slice(packet);
