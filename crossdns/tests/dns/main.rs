@@ -237,6 +237,46 @@ fn dig_until(server: SocketAddr, name: &str, qtype: &str, check: impl Fn(&str) -
     last
 }
 
+/// A response's id and rcode.
+type IdAndRcode = (u16, u8);
+
+const NOERROR: u8 = 0;
+const FORMERR: u8 = 1;
+const NOTIMP: u8 = 4;
+
+/// A DNS message with `flags` and the questions (`name`, `qtype`) of class IN.
+fn query_packet(id: u16, flags: u16, questions: &[(&str, u16)]) -> Vec<u8> {
+    let mut packet = Vec::new();
+    packet.extend(id.to_be_bytes());
+    packet.extend(flags.to_be_bytes());
+    packet.extend(u16::try_from(questions.len()).unwrap().to_be_bytes());
+    packet.extend([0u8; 6]);
+    for (name, qtype) in questions {
+        for label in name.split('.') {
+            packet.push(u8::try_from(label.len()).unwrap());
+            packet.extend(label.as_bytes());
+        }
+        packet.push(0);
+        packet.extend(qtype.to_be_bytes());
+        packet.extend(1u16.to_be_bytes());
+    }
+    packet
+}
+
+/// Sends one datagram from a fresh socket; the response's id and rcode, if one comes within
+/// half a second. Every response must be a response (QR set).
+fn exchange(server: SocketAddr, packet: &[u8]) -> Option<IdAndRcode> {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    socket.send_to(packet, server).unwrap();
+    let mut buf = [0u8; 1500];
+    let (len, _) = socket.recv_from(&mut buf).ok()?;
+    assert!(len >= 12 && buf[2] & 0x80 != 0, "{:?}", &buf[..len]);
+    Some((u16::from_be_bytes([buf[0], buf[1]]), buf[3] & 0x0f))
+}
+
 async fn scrape(addr: SocketAddr, path: &str) -> String {
     let mut stream = TcpStream::connect(addr).unwrap();
     write!(
@@ -439,6 +479,50 @@ async fn crossdns_answers_the_imports_of_a_real_apiserver_with_dig() {
         section(&out, "AUTHORITY").iter().any(|l| l.contains("SOA")),
         "{out}"
     );
+    // Negative answers are cached for the same small TTL (the SOA's minimum and TTL).
+    let out = dig(server, "nope.shop.svc.hyperos.local", "A", &[]);
+    assert_eq!(status(&out), "NXDOMAIN", "{out}");
+    let soa: Vec<&str> = section(&out, "AUTHORITY")[0].split_whitespace().collect();
+    assert_eq!(
+        (soa[0], soa[1], soa[3]),
+        ("hyperos.local.", "5", "SOA"),
+        "{out}"
+    );
+    assert_eq!(soa.last(), Some(&"5"), "SOA minimum:\n{out}");
+    // Names that exist only because names below them do: NODATA, not NXDOMAIN.
+    for name in [
+        "east.db.shop.svc.clusterset.local",
+        "_tcp.web.shop.svc.clusterset.local",
+        "shop.svc.clusterset.local",
+        "svc.hyperos.local",
+    ] {
+        let out = dig(server, name, "A", &[]);
+        assert_eq!(status(&out), "NOERROR", "{name}:\n{out}");
+        assert!(answers(&out, "A").is_empty(), "{name}:\n{out}");
+    }
+    let out = dig(server, "west.db.shop.svc.clusterset.local", "A", &[]);
+    assert_eq!(
+        status(&out),
+        "NXDOMAIN",
+        "no endpoint of db in west:\n{out}"
+    );
+    // The headless bare name's SRV targets every host; TTL 5 in the hyperos zone too.
+    let out = dig(server, "db.shop.svc.clusterset.local", "SRV", &[]);
+    assert_eq!(
+        answers(&out, "SRV"),
+        [
+            "0 100 8080 db-0.east.db.shop.svc.clusterset.local.",
+            "0 100 8080 db-1.east.db.shop.svc.clusterset.local."
+        ],
+        "{out}"
+    );
+    let out = dig(server, "web.shop.svc.hyperos.local", "A", &[]);
+    assert!(
+        section(&out, "ANSWER")
+            .iter()
+            .all(|l| l.split_whitespace().nth(1) == Some("5")),
+        "TTL 5 expected:\n{out}"
+    );
     let out = dig(server, "east.web.shop.svc.clusterset.local", "A", &[]);
     assert_eq!(
         status(&out),
@@ -503,29 +587,100 @@ async fn crossdns_answers_the_imports_of_a_real_apiserver_with_dig() {
         answers(o, "A") == ["10.113.0.5", "10.113.0.6", "10.113.0.8"]
     });
 
-    // Bad packets: garbage, a truncated header, an oversized datagram, a response, junk over
-    // TCP. The server keeps answering.
-    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    socket
-        .set_read_timeout(Some(Duration::from_millis(500)))
-        .unwrap();
-    for packet in [
-        vec![0u8; 3],
-        vec![0xff; 12],
-        vec![
-            0x12, 0x34, 0x01, 0x00, 0x00, 0x01, 0, 0, 0, 0, 0, 0, 0x3f, b'a',
-        ],
-        vec![0xab; 65_000],
-        // A header claiming 65535 questions and nothing after it.
-        vec![0, 1, 0, 0, 0xff, 0xff, 0, 0, 0, 0, 0, 0],
-    ] {
-        socket.send_to(&packet, server).unwrap();
+    // Bad packets, each from a socket of its own: answered with the code RFC 1035 gives, or
+    // dropped when there is nothing to answer (no header, or a response: no reflection).
+    let web_query = query_packet(0x1234, 0, &[("web.shop.svc.clusterset.local", 1)]);
+    assert_eq!(exchange(server, &web_query), Some((0x1234, NOERROR)));
+    let cases: [(&str, Vec<u8>, Option<IdAndRcode>); 8] = [
+        ("shorter than a header", vec![0u8; 3], None),
+        (
+            "two questions",
+            query_packet(
+                0x2001,
+                0,
+                &[
+                    ("web.shop.svc.clusterset.local", 1),
+                    ("db.shop.svc.clusterset.local", 1),
+                ],
+            ),
+            Some((0x2001, FORMERR)),
+        ),
+        (
+            "no question",
+            query_packet(0x2002, 0, &[]),
+            Some((0x2002, FORMERR)),
+        ),
+        (
+            "opcode STATUS",
+            query_packet(0x2003, 2 << 11, &[("web.shop.svc.clusterset.local", 1)]),
+            Some((0x2003, NOTIMP)),
+        ),
+        (
+            "a label running past the end",
+            vec![0x20, 0x04, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 0x3f, b'a'],
+            Some((0x2004, FORMERR)),
+        ),
+        (
+            "65535 questions announced, none sent",
+            vec![0x20, 0x05, 0, 0, 0xff, 0xff, 0, 0, 0, 0, 0, 0],
+            Some((0x2005, FORMERR)),
+        ),
+        (
+            "a response",
+            query_packet(0x2006, 0x8000, &[("web.shop.svc.clusterset.local", 1)]),
+            None,
+        ),
+        (
+            "a query padded to 65000 bytes",
+            {
+                let mut packet = query_packet(0x2007, 0, &[("web.shop.svc.clusterset.local", 1)]);
+                packet.resize(65_000, 0xab);
+                packet
+            },
+            Some((0x2007, NOERROR)),
+        ),
+    ];
+    for (what, packet, expected) in cases {
+        assert_eq!(exchange(server, &packet), expected, "{what}");
     }
-    let mut buf = [0u8; 512];
-    while socket.recv_from(&mut buf).is_ok() {}
+    // Garbage that is none of the above, and junk over TCP: a length prefix promising 64 KiB
+    // and a connection that goes away, and a frame of noise.
+    for packet in [vec![0xff; 12], vec![0xab; 65_000]] {
+        let _ = exchange(server, &packet);
+    }
     let mut tcp = TcpStream::connect(server).unwrap();
     tcp.write_all(&[0xff, 0xff, 1, 2, 3]).unwrap();
     drop(tcp);
+    let mut tcp = TcpStream::connect(server).unwrap();
+    tcp.write_all(&[0, 12]).unwrap();
+    tcp.write_all(&[0xff; 12]).unwrap();
+    drop(tcp);
+    // Over TCP, a well-formed query right after is answered in full.
+    let mut tcp = TcpStream::connect(server).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let big_query = query_packet(0x3001, 0, &[("big.shop.svc.clusterset.local", 1)]);
+    tcp.write_all(&u16::try_from(big_query.len()).unwrap().to_be_bytes())
+        .unwrap();
+    tcp.write_all(&big_query).unwrap();
+    let mut length = [0u8; 2];
+    tcp.read_exact(&mut length).unwrap();
+    let mut response = vec![0u8; usize::from(u16::from_be_bytes(length))];
+    tcp.read_exact(&mut response).unwrap();
+    assert_eq!(u16::from_be_bytes([response[0], response[1]]), 0x3001);
+    assert_eq!(response[2] & 0x02, 0, "no TC over TCP");
+    assert_eq!(
+        u16::from_be_bytes([response[6], response[7]]),
+        120,
+        "answers"
+    );
+    // EDNS version 1 is not ours: BADVERS.
+    let out = dig(
+        server,
+        "web.shop.svc.clusterset.local",
+        "A",
+        &["+edns=1", "+noednsneg"],
+    );
+    assert_eq!(status(&out), "BADVERS", "{out}");
     let out = dig(server, "web.shop.svc.clusterset.local", "A", &[]);
     assert_eq!(answers(&out, "A"), ["10.127.0.10"], "{out}");
 
