@@ -5,9 +5,11 @@
 //! 2. for each Peer being deleted: revoke its member's grants, then let the Peer go (the hub's
 //!    finalizer keeps it until then, so a member that leaves while the hub is down is still
 //!    cleaned up);
-//! 3. decide every live Peer's slice ([`decide_slices`]) and write it into `spec.clusterCIDRs`
+//! 3. delete the bootstrap token of each member that has published its Peer (it holds its
+//!    credential, so the token has served its one use);
+//! 4. decide every live Peer's slice ([`decide_slices`]) and write it into `spec.clusterCIDRs`
 //!    with the `Valid` condition for that generation;
-//! 4. hand the hub cluster's own slice to its `nauti-ovnmaster`.
+//! 5. hand the hub cluster's own slice to its `nauti-ovnmaster`.
 //!
 //! Members' certificate requests are approved by [`approval::run`] beside it.
 
@@ -140,6 +142,22 @@ async fn pass(
         .filter(|p| p.metadata.deletion_timestamp.is_some() && has_finalizer(p))
     {
         release(client, peers, leaving, &config.cluster_id).await?;
+    }
+    // A member that has published its Peer holds its credential: its join token is spent.
+    for (member, token_id) in grants::used_tokens(client.clone())
+        .await
+        .context("list members' join tokens")?
+    {
+        let published = list.iter().any(|p| {
+            p.metadata.name.as_deref() == Some(member.as_str())
+                && p.metadata.deletion_timestamp.is_none()
+        });
+        if published {
+            grants::delete_join_token(client.clone(), &member, &token_id)
+                .await
+                .with_context(|| format!("delete the join token of member {member}"))?;
+            tracing::info!(%member, %token_id, "join token deleted: the member holds its credential");
+        }
     }
     let mut joined: BTreeSet<String> = grants::joined_members(client.clone())
         .await

@@ -18,7 +18,7 @@ use x509_parser::prelude::FromDer;
 use super::grants;
 use crate::join::csr::{SIGNER, USAGES};
 use crate::join::identity::{MEMBERS_GROUP, cluster_of_user, member_user};
-use crate::join::token::BOOTSTRAP_GROUP;
+use crate::join::token::{BOOTSTRAP_GROUP, token_id_of_user};
 
 /// What the hub does with one CSR.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -179,7 +179,10 @@ async fn decide(
             cluster_id,
             renewal,
         } => {
-            grants::grant(hub.clone(), cluster_id)
+            let join_token = (!*renewal)
+                .then(|| token_id_of_user(facts.username))
+                .flatten();
+            grants::grant(hub.clone(), cluster_id, join_token)
                 .await
                 .map_err(|source| ApprovalError::Grant {
                     cluster_id: cluster_id.clone(),

@@ -12,14 +12,15 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Resource, ResourceExt};
 use nauti_api::peer::DEFAULT_PEER_NAMESPACE;
 
 use crate::join::identity::{member_namespace, member_user};
+use crate::join::token::SECRET_NAMESPACE;
 
 /// Label on a member's namespace on the hub; its value is the cluster ID.
 pub const MEMBER_LABEL: &str = "nauti.io/member-cluster";
@@ -47,10 +48,17 @@ fn user(cluster_id: &str) -> Vec<Subject> {
     }]
 }
 
-/// The member's namespace on the hub.
-pub fn namespace(cluster_id: &str) -> Namespace {
+/// Annotation on a member's namespace naming the bootstrap token it joined with, until the hub
+/// has deleted that token (see [`used_tokens`]).
+pub const JOIN_TOKEN_ANNOTATION: &str = "nauti.io/join-token-id";
+
+/// The member's namespace on the hub; `join_token` is the ID of the token it joined with.
+pub fn namespace(cluster_id: &str, join_token: Option<&str>) -> Namespace {
+    let mut metadata = meta(member_namespace(cluster_id), None, cluster_id);
+    metadata.annotations =
+        join_token.map(|id| BTreeMap::from([(JOIN_TOKEN_ANNOTATION.to_owned(), id.to_owned())]));
     Namespace {
-        metadata: meta(member_namespace(cluster_id), None, cluster_id),
+        metadata,
         ..Default::default()
     }
 }
@@ -132,9 +140,13 @@ where
 }
 
 /// Creates (idempotently) everything [`namespace`], [`own_peer_role`], [`own_peer_binding`]
-/// and [`exports_binding`] describe.
-pub async fn grant(hub: kube::Client, cluster_id: &str) -> Result<(), kube::Error> {
-    ensure(&Api::all(hub.clone()), &namespace(cluster_id)).await?;
+/// and [`exports_binding`] describe; `join_token` is the ID of the token of a join.
+pub async fn grant(
+    hub: kube::Client,
+    cluster_id: &str,
+    join_token: Option<&str>,
+) -> Result<(), kube::Error> {
+    ensure(&Api::all(hub.clone()), &namespace(cluster_id, join_token)).await?;
     let peers_ns = DEFAULT_PEER_NAMESPACE;
     ensure(
         &Api::namespaced(hub.clone(), peers_ns),
@@ -169,4 +181,65 @@ pub async fn revoke(hub: kube::Client, cluster_id: &str) -> Result<(), kube::Err
     gone(roles.delete(&name, &dp).await.map(|_| ()))?;
     let namespaces: Api<Namespace> = Api::all(hub);
     gone(namespaces.delete(&name, &dp).await.map(|_| ()))
+}
+
+/// (cluster ID, token ID) of every member whose join token the hub has not deleted yet.
+pub async fn used_tokens(hub: kube::Client) -> Result<Vec<(String, String)>, kube::Error> {
+    let api: Api<Namespace> = Api::all(hub);
+    let list = api
+        .list(&ListParams::default().labels(MEMBER_LABEL))
+        .await?;
+    Ok(list
+        .items
+        .iter()
+        .filter_map(|ns| {
+            let cluster = ns.labels().get(MEMBER_LABEL)?;
+            let token = ns.annotations().get(JOIN_TOKEN_ANNOTATION)?;
+            Some((cluster.clone(), token.clone()))
+        })
+        .collect())
+}
+
+/// Deletes the bootstrap token `token_id` a member joined with, so that nobody can join with it
+/// again, then forgets it on the member's namespace. kube-apiserver keeps accepting a token
+/// it has accepted before for its token cache's lifetime (10 s by default) after this.
+pub async fn delete_join_token(
+    hub: kube::Client,
+    cluster_id: &str,
+    token_id: &str,
+) -> Result<(), kube::Error> {
+    let secrets: Api<Secret> = Api::namespaced(hub.clone(), SECRET_NAMESPACE);
+    let name = format!("bootstrap-token-{token_id}");
+    match secrets.delete(&name, &DeleteParams::default()).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 404 => {}
+        Err(e) => return Err(e),
+    }
+    let namespaces: Api<Namespace> = Api::all(hub);
+    let patch = serde_json::json!({"metadata": {"annotations": {JOIN_TOKEN_ANNOTATION: null}}});
+    namespaces
+        .patch(
+            &member_namespace(cluster_id),
+            &PatchParams::default(),
+            &Patch::Merge(patch),
+        )
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_joining_members_namespace_names_its_token_and_a_renewal_does_not() {
+        let joined = namespace("cluster-a", Some("re51os"));
+        assert_eq!(
+            joined.metadata.name.as_deref(),
+            Some("nauti-member-cluster-a")
+        );
+        assert_eq!(joined.labels()[MEMBER_LABEL], "cluster-a");
+        assert_eq!(joined.annotations()[JOIN_TOKEN_ANNOTATION], "re51os");
+        assert!(namespace("cluster-a", None).metadata.annotations.is_none());
+    }
 }

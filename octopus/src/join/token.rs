@@ -122,6 +122,12 @@ impl BootstrapToken {
     }
 }
 
+/// The token ID of a bootstrap token's user name (`system:bootstrap:<id>`).
+pub fn token_id_of_user(user: &str) -> Option<&str> {
+    user.strip_prefix("system:bootstrap:")
+        .filter(|id| id.len() == ID_LEN && id.bytes().all(|b| ALPHABET.contains(&b)))
+}
+
 fn random_chars(len: usize) -> Result<String, TokenError> {
     // 252 is the largest multiple of 36 below 256: rejecting bytes above it keeps every
     // character equally likely.
@@ -169,6 +175,14 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn token_ids_come_only_from_bootstrap_users() {
+        assert_eq!(token_id_of_user("system:bootstrap:re51os"), Some("re51os"));
+        assert_eq!(token_id_of_user("system:bootstrap:RE51OS"), None);
+        assert_eq!(token_id_of_user("system:bootstrap:../x"), None);
+        assert_eq!(token_id_of_user("nauti:member:re51os"), None);
     }
 
     #[test]

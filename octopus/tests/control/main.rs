@@ -32,7 +32,9 @@ use nauti_octopus::controller::local::{
     WIREGUARD_KEY_SECRET,
 };
 use nauti_octopus::hub::assign::{NO_SLICE, assigned_slice};
-use nauti_octopus::join::{Credential, member_namespace};
+use nauti_octopus::join::credential::bootstrap_client;
+use nauti_octopus::join::csr::{CsrError, request_certificate};
+use nauti_octopus::join::{BootstrapToken, Credential, member_namespace};
 use nauti_testbed::kube_api::repo_crds;
 use nauti_testbed::{Daemon, KubeApi, KubeApiOptions, TestDir, require_root};
 
@@ -291,7 +293,7 @@ async fn hub_and_members_join_get_slices_restart_and_leave() {
     let b = start_member(&dir, "cluster-b").await;
 
     // 1. Both members join with their own tokens and get distinct slices.
-    let (token_a, _) = issue_token(&dir, hub, "a");
+    let (token_a, token_a_id) = issue_token(&dir, hub, "a");
     let (token_b, token_b_id) = issue_token(&dir, hub, "b");
     let mut octopus_a = run_member(&dir, hub, &a, &token_a, &[]);
     let mut octopus_b = run_member(&dir, hub, &b, &token_b, &[]);
@@ -340,6 +342,43 @@ async fn hub_and_members_join_get_slices_restart_and_leave() {
         hub_slice.to_string()
     );
 
+    // Each token was used once: the hub deleted it when its member published its Peer, and
+    // the API server refuses it from then on.
+    for id in [&token_a_id, &token_b_id] {
+        eventually("the join token deleted", || async move {
+            Api::<Secret>::namespaced(hub.admin.clone(), "kube-system")
+                .get_opt(&format!("bootstrap-token-{id}"))
+                .await
+                .unwrap()
+                .is_none()
+                .then_some(())
+        })
+        .await;
+    }
+    let spent: BootstrapToken = std::fs::read_to_string(&token_a).unwrap().parse().unwrap();
+    let boot = bootstrap_client(&hub.api.url(), hub.api.ca_pem(), &spent)
+        .await
+        .unwrap();
+    // kube-apiserver keeps a token it accepted in its cache for 10 s: probe with a harmless
+    // read until the deletion shows.
+    let deleted = Instant::now();
+    let probe = &Api::<CertificateSigningRequest>::all(boot.clone());
+    eventually("the spent token refused", || async move {
+        match probe.get_opt("nauti-probe").await {
+            Err(kube::Error::Api(s)) if s.code == 401 => Some(()),
+            _ => None,
+        }
+    })
+    .await;
+    eprintln!(
+        "spent token refused {:?} after its deletion was seen",
+        deleted.elapsed()
+    );
+    match request_certificate(boot, "cluster-z", Duration::from_secs(3600), WAIT).await {
+        Err(CsrError::Api(kube::Error::Api(s))) => assert_eq!(s.code, 401, "{s:?}"),
+        other => panic!("a spent token must be refused, got {other:?}"),
+    }
+
     // A Peer for a cluster that never joined gets no slice, with the reason; once deleted
     // the hub lets it go.
     let peers_admin = Api::<Peer>::namespaced(hub.admin.clone(), DEFAULT_PEER_NAMESPACE);
@@ -372,20 +411,13 @@ async fn hub_and_members_join_get_slices_restart_and_leave() {
     })
     .await;
 
-    // 2. B restarts asking for A's slice; its token is gone by now. It keeps its key and
-    // credential (no second join) and its Peer is refused, naming A, with no slice.
+    // 2. B restarts asking for A's slice; its token is spent. It keeps its key and credential
+    // (no second join) and its Peer is refused, naming A, with no slice.
     let key_b = peer(hub, b.id).await.unwrap().spec.public_key;
     let credential_b = secret(&b, CREDENTIAL_SECRET).await.unwrap();
     let csrs_b = member_csrs(hub, b.id).await;
     assert_eq!(csrs_b, 1);
     octopus_b.stop(Duration::from_secs(5));
-    Api::<Secret>::namespaced(hub.admin.clone(), "kube-system")
-        .delete(
-            &format!("bootstrap-token-{token_b_id}"),
-            &DeleteParams::default(),
-        )
-        .await
-        .unwrap();
     let asked = slice_a.to_string();
     octopus_b = run_member(&dir, hub, &b, &token_b, &["--cluster-cidr", &asked]);
     let refused = eventually("B's request refused", || async move {
