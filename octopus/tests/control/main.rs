@@ -204,6 +204,29 @@ where
     }
 }
 
+/// GET `path` from the metrics endpoint of the octopus whose log is `log` (the address of its
+/// latest start, as logged).
+fn http_get(log: &Path, path: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let text = std::fs::read_to_string(log).unwrap();
+    let addr = text
+        .lines()
+        .filter(|l| l.contains("serving /metrics"))
+        .filter_map(|l| l.split("addr=").nth(1))
+        .next_back()
+        .unwrap()
+        .trim()
+        .to_owned();
+    let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+}
+
 async fn peer(hub: &Hub, name: &str) -> Option<Peer> {
     Api::<Peer>::namespaced(hub.admin.clone(), DEFAULT_PEER_NAMESPACE)
         .get_opt(name)
@@ -331,6 +354,23 @@ async fn hub_and_members_join_get_slices_restart_and_leave() {
             member.id
         );
     }
+    // Each member's plan: one WireGuard peer (the hub, both members being behind NAT) carrying
+    // the hub's slice and the other member's.
+    for member in [&a, &b] {
+        let log = dir.log(&format!("octopus-{}", member.id));
+        let log = &log;
+        eventually("the member's plan in its metrics", || async move {
+            let metrics = http_get(log, "/metrics");
+            (metrics.contains("nauti_octopus_slice_assigned 1")
+                && metrics.contains("nauti_octopus_wanted_peers 1")
+                && metrics.contains("nauti_octopus_wanted_routes 2"))
+            .then_some(())
+        })
+        .await;
+        let ready = http_get(log, "/readyz");
+        assert!(ready.starts_with("HTTP/1.0 200"), "{ready}");
+    }
+
     // The hub cluster's own slice went to its own ConfigMap.
     let hub_map = &Api::<ConfigMap>::namespaced(hub.admin.clone(), "nauti-system");
     let hub_cm = eventually("the hub's ConfigMap", || async move {
