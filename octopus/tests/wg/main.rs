@@ -584,6 +584,15 @@ fn a_malformed_public_key_is_refused_and_changes_nothing() {
         );
         assert_eq!(reply, "errno=22\n\n", "set with public_key={bad:?}");
     }
+    // An over-long line ends the connection unanswered, the valid part of its request unapplied.
+    let reply = uapi(
+        &device.ifname,
+        &format!(
+            "set=1\npublic_key={fresh_hex}\nallowed_ip=10.112.31.0/24\nallowed_ip=10.112.32.0/24{}\n\n",
+            " ".repeat(600)
+        ),
+    );
+    assert_eq!(reply, "", "answer to a request with an over-long line");
     assert_eq!(dump(), before, "a refused set changed the device");
 
     // The socket still serves, and a well-formed request still works.

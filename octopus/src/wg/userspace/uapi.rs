@@ -56,19 +56,7 @@ pub(crate) fn serve(shared: Arc<Shared>, ifname: &str) -> Result<(), WgError> {
 fn handle(shared: &Shared, stream: UnixStream) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut writer = stream;
-    loop {
-        let mut lines = Vec::new();
-        for _ in 0..MAX_LINES {
-            let mut line = String::new();
-            if reader.by_ref().take(MAX_LINE as u64).read_line(&mut line)? == 0 {
-                return Ok(());
-            }
-            let line = line.trim_end_matches('\n').to_owned();
-            if line.is_empty() {
-                break;
-            }
-            lines.push(line);
-        }
+    while let Some(lines) = read_request(&mut reader)? {
         let reply = match lines.first().map(String::as_str) {
             Some("get=1") => get(shared),
             Some("set=1") => match set(shared, &lines[1..]) {
@@ -81,6 +69,36 @@ fn handle(shared: &Shared, stream: UnixStream) -> std::io::Result<()> {
             _ => return Ok(()),
         };
         writer.write_all(reply.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// The lines of one request, up to the empty line that ends it; `None` when the client closed
+/// the connection before that. A line longer than [`MAX_LINE`] or a request of more than
+/// [`MAX_LINES`] is an error: nothing of it is carried out and the connection ends.
+fn read_request(reader: &mut impl BufRead) -> std::io::Result<Option<Vec<String>>> {
+    let too_long =
+        |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_owned());
+    let mut lines = Vec::new();
+    loop {
+        let mut line = String::new();
+        let n = reader.by_ref().take(MAX_LINE as u64).read_line(&mut line)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        let Some(line) = line.strip_suffix('\n') else {
+            if n as u64 == MAX_LINE as u64 {
+                return Err(too_long("UAPI line too long"));
+            }
+            return Ok(None); // the last line of a closed connection
+        };
+        if line.is_empty() {
+            return Ok(Some(lines));
+        }
+        if lines.len() == MAX_LINES {
+            return Err(too_long("UAPI request has too many lines"));
+        }
+        lines.push(line.to_owned());
     }
 }
 
@@ -299,6 +317,29 @@ fn unhex(s: &str) -> Option<[u8; 32]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn requests_end_at_an_empty_line_and_overlong_ones_are_refused() {
+        let mut two = "get=1\n\nset=1\nlisten_port=1\n\n".as_bytes();
+        assert_eq!(
+            read_request(&mut two).unwrap(),
+            Some(vec!["get=1".to_owned()])
+        );
+        assert_eq!(
+            read_request(&mut two).unwrap(),
+            Some(vec!["set=1".to_owned(), "listen_port=1".to_owned()])
+        );
+        assert_eq!(read_request(&mut two).unwrap(), None);
+        // A request cut off before its empty line is never carried out.
+        assert_eq!(
+            read_request(&mut "set=1\nlisten_port=1".as_bytes()).unwrap(),
+            None
+        );
+        let long = format!("set=1\nallowed_ip={}\n\n", "1".repeat(MAX_LINE));
+        assert!(read_request(&mut long.as_bytes()).is_err());
+        let many = format!("set=1\n{}\n", "remove=true\n".repeat(MAX_LINES));
+        assert!(read_request(&mut many.as_bytes()).is_err());
+    }
 
     #[test]
     fn hex_keys_round_trip_and_bad_ones_are_refused() {
