@@ -3,8 +3,9 @@
 # joined by a veth, through (a) octopus's device (`octopus wg-device`, release build) on both ends,
 # (b) wireguard-go from the peers on both ends, (c) boringtun-cli from the peers (one thread, its
 # best setting here) when it is installed, and the plain veth as reference. The implementations
-# take turns round by round, so load on the machine falls on each alike. Prints Gbit/s per run and
-# the median ratio octopus / wireguard-go. Needs root. Nothing leaves the namespaces.
+# take turns round by round, so load on the machine falls on each alike. Prints Gbit/s and the
+# median ping round trip per run, the medians over the rounds, and the ratio octopus /
+# wireguard-go of the throughput medians. Needs root. Nothing leaves the namespaces.
 # Knobs: WG_BENCH_SECONDS (10), WG_BENCH_ROUNDS (3), WG_BENCH_ONLY (space-separated subset of
 # "veth octopus wireguard-go boringtun"), OCTOPUS_BIN (a prebuilt binary instead of the release build).
 set -euo pipefail
@@ -101,6 +102,12 @@ gbits() {
   jq -r '.end.sum_received.bits_per_second / 1e9 * 100 | round / 100' "$work/iperf.json"
 }
 
+median() { tr ' ' '\n' | grep . | sort -g | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
+# rtt_ms <address>: median round trip of 50 pings 20 ms apart from A, tunnel otherwise idle.
+rtt_ms() {
+  ip netns exec "$ns_a" ping -c 50 -i 0.02 -W 1 "$1" | sed -n 's/.* time=\([0-9.]*\) ms/\1/p' | median
+}
+
 impls=()
 for impl in $only; do
   case $impl in
@@ -111,25 +118,25 @@ for impl in $only; do
 done
 
 echo "command: tests/bench/wg.sh (WG_BENCH_SECONDS=$seconds WG_BENCH_ROUNDS=$rounds); $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-declare -A results
+declare -A results rtts
 for round in $(seq "$rounds"); do
   for impl in "${impls[@]}"; do
     if [ "$impl" = veth ]; then
-      figure=$(gbits 198.18.250.2)
+      figure=$(gbits 198.18.250.2); rtt=$(rtt_ms 198.18.250.2)
     else
       tunnel "$impl"
-      figure=$(gbits 10.112.250.2)
+      figure=$(gbits 10.112.250.2); rtt=$(rtt_ms 10.112.250.2)
       stop_devices
     fi
     results[$impl]="${results[$impl]:-} $figure"
-    echo "round $round  $impl  $figure Gbit/s"
+    rtts[$impl]="${rtts[$impl]:-} $rtt"
+    echo "round $round  $impl  $figure Gbit/s  rtt $rtt ms"
   done
 done
 
-median() { tr ' ' '\n' | grep . | sort -g | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
-echo "## medians over $rounds rounds of ${seconds}s (Gbit/s)"
+echo "## medians over $rounds rounds of ${seconds}s: Gbit/s, ping round trip"
 for impl in "${impls[@]}"; do
-  echo "$impl: $(echo "${results[$impl]}" | median)  (runs:${results[$impl]})"
+  echo "$impl: $(echo "${results[$impl]}" | median) Gbit/s (runs:${results[$impl]}), rtt $(echo "${rtts[$impl]}" | median) ms"
 done
 if [ -n "${results[octopus]:-}" ] && [ -n "${results[wireguard-go]:-}" ]; then
   echo "ratio octopus / wireguard-go: $(awk -v a="$(echo "${results[octopus]}" | median)" -v b="$(echo "${results[wireguard-go]}" | median)" 'BEGIN {printf "%.2f", a/b}')"
