@@ -283,12 +283,20 @@ fn required<T>(value: Option<T>, flag: &str) -> anyhow::Result<T> {
     value.with_context(|| format!("{flag} is required"))
 }
 
+/// A cluster ID names a Peer, a namespace and a certificate: a DNS-1123 label.
+fn cluster_id(value: Option<String>) -> anyhow::Result<String> {
+    let id = required(value, "--cluster-id")?;
+    nauti_api::core::names::validate_dns1123_label(&id)
+        .with_context(|| format!("--cluster-id {id:?}"))?;
+    Ok(id)
+}
+
 async fn hub(args: HubRunArgs) -> anyhow::Result<()> {
     let shutdown = shutdown_on_signals().context("install signal handlers")?;
     let config = HubConfig {
         kubeconfig: args.kubeconfig,
         namespace: args.namespace,
-        cluster_id: required(args.cluster_id, "--cluster-id")?,
+        cluster_id: cluster_id(args.cluster_id)?,
         policy: args.slices.policy()?,
         endpoint: required(args.endpoint, "--endpoint")?,
         port: args.wg_port,
@@ -397,7 +405,7 @@ async fn member(args: MemberRunArgs) -> anyhow::Result<()> {
         hub_ca_pem: read_text(&hub_ca_file)?,
         hub_namespace: args.hub_namespace,
         token,
-        cluster_id: required(args.cluster_id, "--cluster-id")?,
+        cluster_id: cluster_id(args.cluster_id)?,
         credential_secret: args.credential_secret,
         key_secret: args.wg_key_secret,
         endpoint: args.endpoint,

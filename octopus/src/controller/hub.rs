@@ -81,7 +81,10 @@ pub async fn run(config: HubConfig, shutdown: CancellationToken) -> anyhow::Resu
         is_public: true,
         requested: config.requested,
     };
-    let _approval = AbortOnDrop(tokio::spawn(approve_forever(client.clone())));
+    let _approval = AbortOnDrop(tokio::spawn(approve_forever(
+        client.clone(),
+        vec![config.cluster_id.clone()],
+    )));
     let peers: Api<Peer> = Api::namespaced(client.clone(), &config.namespace);
     let notify = Arc::new(Notify::new());
     let _watch = watch_peers(peers.clone(), notify.clone());
@@ -104,10 +107,10 @@ pub async fn run(config: HubConfig, shutdown: CancellationToken) -> anyhow::Resu
     }
 }
 
-/// The approval loop, started again whenever its watch ends.
-async fn approve_forever(client: kube::Client) {
+/// The approval loop, started again whenever its watch ends; nobody may join as the hub.
+async fn approve_forever(client: kube::Client, reserved: Vec<String>) {
     loop {
-        match approval::run(client.clone()).await {
+        match approval::run_reserving(client.clone(), &reserved).await {
             Ok(()) => tracing::warn!("certificate request watch ended; restarting"),
             Err(error) => tracing::warn!(%error, "certificate approval failed; restarting"),
         }

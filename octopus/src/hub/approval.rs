@@ -137,8 +137,27 @@ pub enum ApprovalError {
     },
 }
 
+/// A join under a `reserved` cluster ID (the hub's own) is denied: the member would get the
+/// rights on that cluster's Peer.
+pub fn refuse_reserved(verdict: CsrVerdict, reserved: &[String]) -> CsrVerdict {
+    match verdict {
+        CsrVerdict::Approve {
+            cluster_id,
+            renewal: false,
+        } if reserved.contains(&cluster_id) => CsrVerdict::Deny(format!(
+            "cluster ID {cluster_id:?} is the hub's own; a member cannot take it"
+        )),
+        other => other,
+    }
+}
+
 /// Watches CSRs and approves or denies Nauti's until the watch ends.
 pub async fn run(hub: kube::Client) -> Result<(), ApprovalError> {
+    run_reserving(hub, &[]).await
+}
+
+/// [`run`], denying joins under the cluster IDs in `reserved`.
+pub async fn run_reserving(hub: kube::Client, reserved: &[String]) -> Result<(), ApprovalError> {
     let api: Api<CertificateSigningRequest> = Api::all(hub.clone());
     let mut events = watcher(api.clone(), watcher::Config::default())
         .default_backoff()
@@ -151,7 +170,7 @@ pub async fn run(hub: kube::Client) -> Result<(), ApprovalError> {
         let name = csr.metadata.name.clone().unwrap_or_default();
         let span = tracing::info_span!("csr", csr = %name);
         let _entered = span.enter();
-        if let Err(e) = decide(&hub, &api, csr).await {
+        if let Err(e) = decide(&hub, &api, csr, reserved).await {
             tracing::warn!(error = %e, "certificate request left pending; retried on the next event");
         }
     }
@@ -162,6 +181,7 @@ async fn decide(
     hub: &kube::Client,
     api: &Api<CertificateSigningRequest>,
     csr: CertificateSigningRequest,
+    reserved: &[String],
 ) -> Result<(), ApprovalError> {
     let joined_ids = grants::joined_members(hub.clone()).await?;
     let empty = Vec::new();
@@ -172,7 +192,10 @@ async fn decide(
         usages: csr.spec.usages.as_ref().unwrap_or(&empty),
         request_pem: &csr.spec.request.0,
     };
-    let verdict = review_csr(&facts, |id| joined_ids.iter().any(|j| j == id));
+    let verdict = refuse_reserved(
+        review_csr(&facts, |id| joined_ids.iter().any(|j| j == id)),
+        reserved,
+    );
     let (kind, reason, message) = match &verdict {
         CsrVerdict::NotOurs => return Ok(()),
         CsrVerdict::Approve {

@@ -85,3 +85,24 @@ fn a_bad_cluster_id_is_denied_with_the_cause() {
     let v = verdict(&pem, "system:bootstrap:abcdef", &[BOOTSTRAP_GROUP], &[]);
     assert!(matches!(v, CsrVerdict::Deny(r) if r.contains("DNS-1123")));
 }
+
+#[test]
+fn a_join_under_the_hubs_own_id_is_denied_but_others_pass() {
+    let reserved = ["hub".to_owned()];
+    let join = |id: &str| CsrVerdict::Approve {
+        cluster_id: id.to_owned(),
+        renewal: false,
+    };
+    match refuse_reserved(join("hub"), &reserved) {
+        CsrVerdict::Deny(reason) => assert!(reason.contains("hub's own"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        refuse_reserved(join("cluster-a"), &reserved),
+        join("cluster-a")
+    );
+    assert_eq!(
+        refuse_reserved(CsrVerdict::NotOurs, &reserved),
+        CsrVerdict::NotOurs
+    );
+}

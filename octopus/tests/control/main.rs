@@ -419,6 +419,20 @@ async fn hub_and_members_join_get_slices_restart_and_leave() {
         other => panic!("a spent token must be refused, got {other:?}"),
     }
 
+    // Nobody joins under the hub's own cluster ID.
+    let (hub_token, _) = issue_token(&dir, hub, "hub-id");
+    let impostor: BootstrapToken = std::fs::read_to_string(&hub_token)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let boot = bootstrap_client(&hub.api.url(), hub.api.ca_pem(), &impostor)
+        .await
+        .unwrap();
+    match request_certificate(boot, HUB_ID, Duration::from_secs(3600), WAIT).await {
+        Err(CsrError::Denied { reason, .. }) => assert!(reason.contains("hub's own"), "{reason}"),
+        other => panic!("a join as the hub must be denied, got {other:?}"),
+    }
+
     // A Peer for a cluster that never joined gets no slice, with the reason; once deleted
     // the hub lets it go.
     let peers_admin = Api::<Peer>::namespaced(hub.admin.clone(), DEFAULT_PEER_NAMESPACE);
