@@ -140,11 +140,19 @@ async fn pass(
         .await
         .context("list Peers")?
         .items;
+    // One member's failure must not hold back the others: count it, go on, retry next pass.
+    let mut failures = 0usize;
     for leaving in list
         .iter()
         .filter(|p| p.metadata.deletion_timestamp.is_some() && has_finalizer(p))
     {
-        release(client, peers, leaving, &config.cluster_id).await?;
+        if let Err(error) = release(client, peers, leaving, &config.cluster_id).await {
+            failures += 1;
+            tracing::warn!(
+                error = format!("{error:#}"),
+                "cannot release a leaving member"
+            );
+        }
     }
     // A member that has published its Peer holds its credential: its join token is spent.
     for (member, token_id) in grants::used_tokens(client.clone())
@@ -156,10 +164,15 @@ async fn pass(
                 && p.metadata.deletion_timestamp.is_none()
         });
         if published {
-            grants::delete_join_token(client.clone(), &member, &token_id)
-                .await
-                .with_context(|| format!("delete the join token of member {member}"))?;
-            tracing::info!(%member, %token_id, "join token deleted: the member holds its credential");
+            match grants::delete_join_token(client.clone(), &member, &token_id).await {
+                Ok(()) => tracing::info!(
+                    %member, %token_id, "join token deleted: the member holds its credential"
+                ),
+                Err(error) => {
+                    failures += 1;
+                    tracing::warn!(%member, %error, "cannot delete the member's join token");
+                }
+            }
         }
     }
     let mut joined: BTreeSet<String> = grants::joined_members(client.clone())
@@ -169,7 +182,6 @@ async fn pass(
         .collect();
     joined.insert(config.cluster_id.clone());
     let decisions = decide_slices(&list, &config.policy, &joined);
-    let mut failures = 0usize;
     let mut counts = [0i64; 2];
     let mut own_slice = None;
     for decision in &decisions {
@@ -203,7 +215,7 @@ async fn pass(
     {
         tracing::info!(%slice, "cluster slice handed to nauti-ovnmaster");
     }
-    anyhow::ensure!(failures == 0, "{failures} Peer(s) not updated");
+    anyhow::ensure!(failures == 0, "{failures} step(s) failed");
     Ok(())
 }
 
