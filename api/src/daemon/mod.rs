@@ -1,9 +1,11 @@
 //! What every Nauti daemon shares: log setup ([`LogArgs`]), shutdown on SIGTERM/SIGINT
-//! ([`shutdown_on_signals`]) and the `/metrics`, `/healthz`, `/readyz` endpoint ([`serve`]).
+//! ([`shutdown_on_signals`]), the `/metrics`, `/healthz`, `/readyz` endpoint ([`serve`]) and
+//! leader election on a Lease ([`election`]).
 //!
 //! Only built with the `daemon` feature, so that crates using the shared types alone do not pull
 //! in an HTTP server.
 
+pub mod election;
 mod endpoints;
 mod logging;
 mod signals;

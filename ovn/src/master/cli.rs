@@ -13,8 +13,8 @@ use nauti_api::daemon::LogArgs;
 
 use super::MasterError;
 use super::core::ClusterNetwork;
-use super::lease::LeaseSettings;
 use crate::client::{Endpoint, TlsArgs, TlsError, TlsFiles};
+use nauti_api::daemon::election::{LeaseSetting, LeaseSettings};
 
 /// The cluster controller of Nauti: the cluster's logical switch and gateway port in the OVN
 /// northbound database, a block of the cluster subnet for each Node, and garbage collection
@@ -142,7 +142,15 @@ impl Args {
             identity,
             self.lease_duration,
             self.lease_renew_interval,
-        )?;
+        )
+        .map_err(|e| MasterError::BadFlag {
+            flag: match e.setting {
+                LeaseSetting::Duration => "--lease-duration",
+                LeaseSetting::RenewInterval => "--lease-renew-interval",
+                LeaseSetting::Identity => "--lease-identity",
+            },
+            reason: e.reason,
+        })?;
         if self.resync_interval.is_zero() {
             return Err(MasterError::BadFlag {
                 flag: "--resync-interval",

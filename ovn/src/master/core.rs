@@ -6,7 +6,6 @@
 //!   NetworkConfig ──► ClusterNetwork ──► desired switch + CNF port rows   (ovsdb adapter writes)
 //!   Node annotations ──► plan_node_blocks ──► blocks to write             (kube adapter patches)
 //!   ports + live pods + now ──► GcTracker ──► ports to remove            (ovsdb adapter deletes)
-//!   Lease record + now ──► LeaseTracker ──► renew / acquire / follow      (kube adapter updates)
 //! ```
 
 use std::collections::{BTreeMap, HashMap};
@@ -488,102 +487,6 @@ pub fn plan_guarded_port_removal(
     }];
     ops.extend(plan_remove_ports(std::slice::from_ref(uuid)));
     ops
-}
-
-// === leader election ===
-
-/// A `coordination.k8s.io/v1` Lease as the election sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct LeaseRecord {
-    /// `spec.holderIdentity` (empty or absent: free).
-    pub holder: Option<String>,
-    /// `spec.renewTime` as the server wrote it; only compared for change, never against our
-    /// clock, so clock skew between replicas does not matter.
-    pub renew_time: Option<String>,
-    /// `spec.leaseDurationSeconds`.
-    pub duration: Option<Duration>,
-}
-
-impl LeaseRecord {
-    fn holder(&self) -> Option<&str> {
-        self.holder.as_deref().filter(|h| !h.is_empty())
-    }
-}
-
-/// What to do with the lease.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LeaseDecision {
-    /// We hold it: write a fresh renew time.
-    Renew,
-    /// It is free or expired: take it.
-    Acquire,
-    /// Someone else holds it; look again later.
-    Follow {
-        /// The holder.
-        holder: String,
-        /// How long until it counts as expired if not renewed.
-        expires_in: Duration,
-    },
-}
-
-/// Tracks when the lease record last changed, by our monotonic clock: a holder's lease expires
-/// when its record has not changed for its duration, as measured by the observer (the scheme of
-/// client-go's leader election, which tolerates skewed wall clocks).
-#[derive(Debug, Clone, Default)]
-pub struct LeaseTracker {
-    last: Option<(LeaseRecord, Instant)>,
-}
-
-impl LeaseTracker {
-    /// A tracker that has seen nothing.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Records the lease as read at `now` and decides. `default_duration` applies when the
-    /// record has none.
-    pub fn observe(
-        &mut self,
-        me: &str,
-        record: LeaseRecord,
-        now: Instant,
-        default_duration: Duration,
-    ) -> LeaseDecision {
-        let since = match &self.last {
-            Some((prev, at)) if *prev == record => *at,
-            _ => now,
-        };
-        let decision = match record.holder() {
-            Some(h) if h == me => LeaseDecision::Renew,
-            None => LeaseDecision::Acquire,
-            Some(holder) => {
-                let duration = record.duration.unwrap_or(default_duration);
-                let age = now.saturating_duration_since(since);
-                if age >= duration {
-                    LeaseDecision::Acquire
-                } else {
-                    LeaseDecision::Follow {
-                        holder: holder.to_owned(),
-                        expires_in: duration - age,
-                    }
-                }
-            }
-        };
-        self.last = Some((record, since));
-        decision
-    }
-
-    /// Forgets what was seen (after our own write, whose result is the new baseline).
-    pub fn reset(&mut self) {
-        self.last = None;
-    }
-}
-
-/// Whether a leader whose last successful renewal was at `last_renew` must stop acting at
-/// `now`. It steps down before the lease could expire in anyone's eyes (`deadline` is shorter
-/// than the lease duration), so two leaders never act at once.
-pub fn must_step_down(last_renew: Instant, now: Instant, deadline: Duration) -> bool {
-    now.saturating_duration_since(last_renew) >= deadline
 }
 
 #[cfg(test)]

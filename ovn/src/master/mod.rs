@@ -20,7 +20,6 @@ pub mod cli;
 pub mod core;
 mod gc;
 pub mod kube;
-pub mod lease;
 pub mod metrics;
 
 use std::net::SocketAddr;
@@ -29,6 +28,7 @@ use std::time::Duration;
 
 use ::kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use k8s_openapi::api::core::v1::{Node, ObjectReference};
+use nauti_api::daemon::election;
 use nauti_api::daemon::{shutdown_on_signals, start_endpoints};
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
@@ -221,10 +221,13 @@ pub async fn run_with(settings: Settings, shutdown: CancellationToken) -> Result
     }
     info!("caches synced; joining the leader election");
 
-    let (leader, lease_task) = lease::spawn(
+    let leader_metric = metrics.clone();
+    let (leader, lease_task) = election::spawn(
         client.clone(),
         settings.lease.clone(),
-        metrics.clone(),
+        Box::new(move |leading| {
+            leader_metric.leader.set(i64::from(leading));
+        }),
         shutdown.clone(),
     );
     let recorder = Recorder::new(

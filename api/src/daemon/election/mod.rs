@@ -1,5 +1,6 @@
 //! Leader election on a `coordination.k8s.io/v1` Lease, published as a `watch::Receiver<bool>`
-//! that writers check; nothing else needs to know about leases.
+//! that writers check; nothing else needs to know about leases. Every Nauti controller that runs
+//! in several replicas (nauti-ovnmaster, octopus's hub and gateway) elects with it.
 //!
 //! Every write goes through `replace` with the `resourceVersion` that was read, so two
 //! replicas racing for the lease cannot both win: the loser gets `409 Conflict` and follows.
@@ -11,7 +12,6 @@
 //! the lease (empty holder) so a standby takes over at its next look rather than after a
 //! full lease duration.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
@@ -23,12 +23,33 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use super::MasterError;
-use super::core::{LeaseDecision, LeaseRecord, LeaseTracker, must_step_down};
-use super::metrics::Metrics;
+mod core;
+
+pub use self::core::{LeaseDecision, LeaseRecord, LeaseTracker, must_step_down};
 
 /// How long a release on shutdown may take before we exit anyway.
 const RELEASE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Which of the [`LeaseSettings`] is wrong (a daemon names its own flag for it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseSetting {
+    /// The lease duration.
+    Duration,
+    /// The renew interval.
+    RenewInterval,
+    /// The holder identity.
+    Identity,
+}
+
+/// Lease settings that cannot work.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid lease {setting:?}: {reason}")]
+pub struct LeaseSettingError {
+    /// The setting.
+    pub setting: LeaseSetting,
+    /// Why.
+    pub reason: String,
+}
 
 /// Leader-election settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,10 +74,10 @@ impl LeaseSettings {
         identity: String,
         duration: Duration,
         renew_interval: Duration,
-    ) -> Result<Self, MasterError> {
+    ) -> Result<Self, LeaseSettingError> {
         if duration < Duration::from_secs(1) || duration.subsec_nanos() != 0 {
-            return Err(MasterError::BadFlag {
-                flag: "--lease-duration",
+            return Err(LeaseSettingError {
+                setting: LeaseSetting::Duration,
                 reason: format!("{duration:?}: must be a whole number of seconds, at least 1s"),
             });
         }
@@ -68,16 +89,16 @@ impl LeaseSettings {
             renew_interval,
         };
         if renew_interval.is_zero() || renew_interval >= settings.renew_deadline() {
-            return Err(MasterError::BadFlag {
-                flag: "--lease-renew-interval",
+            return Err(LeaseSettingError {
+                setting: LeaseSetting::RenewInterval,
                 reason: format!(
-                    "{renew_interval:?}: must be shorter than two thirds of --lease-duration {duration:?}"
+                    "{renew_interval:?}: must be shorter than two thirds of the lease duration {duration:?}"
                 ),
             });
         }
         if identity_is_empty(&settings.identity) {
-            return Err(MasterError::BadFlag {
-                flag: "--lease-identity",
+            return Err(LeaseSettingError {
+                setting: LeaseSetting::Identity,
                 reason: "must not be empty".into(),
             });
         }
@@ -98,12 +119,15 @@ fn identity_is_empty(identity: &str) -> bool {
     identity.trim().is_empty()
 }
 
+/// Told whenever we become or stop being the leader (a daemon sets its metric with it).
+pub type OnLeadership = Box<dyn Fn(bool) + Send + Sync>;
+
 /// Starts the election task; the receiver says whether we lead right now. On `shutdown` the
 /// task releases the lease (if held) and ends.
 pub fn spawn(
     client: kube::Client,
     settings: LeaseSettings,
-    metrics: Arc<Metrics>,
+    on_change: OnLeadership,
     shutdown: CancellationToken,
 ) -> (watch::Receiver<bool>, JoinHandle<()>) {
     let (tx, rx) = watch::channel(false);
@@ -114,7 +138,7 @@ pub fn spawn(
         tracker: LeaseTracker::new(),
         last_renew: None,
         tx,
-        metrics,
+        on_change,
     };
     let task = tokio::spawn(elector.run(shutdown).instrument(span));
     (rx, task)
@@ -126,7 +150,7 @@ struct Elector {
     tracker: LeaseTracker,
     last_renew: Option<Instant>,
     tx: watch::Sender<bool>,
-    metrics: Arc<Metrics>,
+    on_change: OnLeadership,
 }
 
 impl Elector {
@@ -158,13 +182,13 @@ impl Elector {
     }
 
     fn publish(&self, leading: bool) {
-        self.metrics.leader.set(i64::from(leading));
         let changed = self.tx.send_if_modified(|current| {
             let changed = *current != leading;
             *current = leading;
             changed
         });
         if changed {
+            (self.on_change)(leading);
             if leading {
                 info!("became the leader");
             } else {

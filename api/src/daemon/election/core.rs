@@ -1,0 +1,194 @@
+//! The election's decisions, pure: what a Lease record read at an instant means for us.
+
+use std::time::{Duration, Instant};
+
+/// A `coordination.k8s.io/v1` Lease as the election sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LeaseRecord {
+    /// `spec.holderIdentity` (empty or absent: free).
+    pub holder: Option<String>,
+    /// `spec.renewTime` as the server wrote it; only compared for change, never against our
+    /// clock, so clock skew between replicas does not matter.
+    pub renew_time: Option<String>,
+    /// `spec.leaseDurationSeconds`.
+    pub duration: Option<Duration>,
+}
+
+impl LeaseRecord {
+    fn holder(&self) -> Option<&str> {
+        self.holder.as_deref().filter(|h| !h.is_empty())
+    }
+}
+
+/// What to do with the lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaseDecision {
+    /// We hold it: write a fresh renew time.
+    Renew,
+    /// It is free or expired: take it.
+    Acquire,
+    /// Someone else holds it; look again later.
+    Follow {
+        /// The holder.
+        holder: String,
+        /// How long until it counts as expired if not renewed.
+        expires_in: Duration,
+    },
+}
+
+/// Tracks when the lease record last changed, by our monotonic clock: a holder's lease expires
+/// when its record has not changed for its duration, as measured by the observer (the scheme of
+/// client-go's leader election, which tolerates skewed wall clocks).
+#[derive(Debug, Clone, Default)]
+pub struct LeaseTracker {
+    last: Option<(LeaseRecord, Instant)>,
+}
+
+impl LeaseTracker {
+    /// A tracker that has seen nothing.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records the lease as read at `now` and decides. `default_duration` applies when the
+    /// record has none.
+    pub fn observe(
+        &mut self,
+        me: &str,
+        record: LeaseRecord,
+        now: Instant,
+        default_duration: Duration,
+    ) -> LeaseDecision {
+        let since = match &self.last {
+            Some((prev, at)) if *prev == record => *at,
+            _ => now,
+        };
+        let decision = match record.holder() {
+            Some(h) if h == me => LeaseDecision::Renew,
+            None => LeaseDecision::Acquire,
+            Some(holder) => {
+                let duration = record.duration.unwrap_or(default_duration);
+                let age = now.saturating_duration_since(since);
+                if age >= duration {
+                    LeaseDecision::Acquire
+                } else {
+                    LeaseDecision::Follow {
+                        holder: holder.to_owned(),
+                        expires_in: duration - age,
+                    }
+                }
+            }
+        };
+        self.last = Some((record, since));
+        decision
+    }
+
+    /// Forgets what was seen (after our own write, whose result is the new baseline).
+    pub fn reset(&mut self) {
+        self.last = None;
+    }
+}
+
+/// Whether a leader whose last successful renewal was at `last_renew` must stop acting at
+/// `now`. It steps down before the lease could expire in anyone's eyes (`deadline` is shorter
+/// than the lease duration), so two leaders never act at once.
+pub fn must_step_down(last_renew: Instant, now: Instant, deadline: Duration) -> bool {
+    now.saturating_duration_since(last_renew) >= deadline
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(holder: Option<&str>, renew: &str) -> LeaseRecord {
+        LeaseRecord {
+            holder: holder.map(str::to_owned),
+            renew_time: Some(renew.to_owned()),
+            duration: Some(Duration::from_secs(15)),
+        }
+    }
+
+    #[test]
+    fn a_free_lease_is_acquired() {
+        let mut t = LeaseTracker::new();
+        let d = Duration::from_secs(15);
+        assert_eq!(
+            t.observe("me", LeaseRecord::default(), Instant::now(), d),
+            LeaseDecision::Acquire
+        );
+        assert_eq!(
+            t.observe("me", record(Some(""), "t1"), Instant::now(), d),
+            LeaseDecision::Acquire
+        );
+    }
+
+    #[test]
+    fn our_own_lease_is_renewed() {
+        let mut t = LeaseTracker::new();
+        assert_eq!(
+            t.observe(
+                "me",
+                record(Some("me"), "t1"),
+                Instant::now(),
+                Duration::from_secs(15)
+            ),
+            LeaseDecision::Renew
+        );
+    }
+
+    #[test]
+    fn another_holders_lease_is_taken_only_after_it_stopped_changing_for_its_duration() {
+        let mut t = LeaseTracker::new();
+        let d = Duration::from_secs(15);
+        let t0 = Instant::now();
+        let held = record(Some("other"), "t1");
+        assert!(matches!(
+            t.observe("me", held.clone(), t0, d),
+            LeaseDecision::Follow { expires_in, .. } if expires_in == d
+        ));
+        assert!(matches!(
+            t.observe("me", held.clone(), t0 + Duration::from_secs(14), d),
+            LeaseDecision::Follow { .. }
+        ));
+        // A renewal restarts the clock.
+        let renewed = record(Some("other"), "t2");
+        assert!(matches!(
+            t.observe("me", renewed.clone(), t0 + Duration::from_secs(14), d),
+            LeaseDecision::Follow { .. }
+        ));
+        assert!(matches!(
+            t.observe("me", renewed.clone(), t0 + Duration::from_secs(28), d),
+            LeaseDecision::Follow { .. }
+        ));
+        assert_eq!(
+            t.observe("me", renewed, t0 + Duration::from_secs(29), d),
+            LeaseDecision::Acquire
+        );
+    }
+
+    #[test]
+    fn the_duration_written_in_the_lease_wins_over_ours() {
+        let mut t = LeaseTracker::new();
+        let t0 = Instant::now();
+        let mut held = record(Some("other"), "t1");
+        held.duration = Some(Duration::from_secs(3));
+        t.observe("me", held.clone(), t0, Duration::from_secs(15));
+        assert_eq!(
+            t.observe(
+                "me",
+                held,
+                t0 + Duration::from_secs(3),
+                Duration::from_secs(15)
+            ),
+            LeaseDecision::Acquire
+        );
+    }
+
+    #[test]
+    fn a_leader_steps_down_once_renewals_failed_past_the_deadline() {
+        let t0 = Instant::now();
+        let deadline = Duration::from_secs(10);
+        assert!(!must_step_down(t0, t0 + Duration::from_secs(9), deadline));
+        assert!(must_step_down(t0, t0 + deadline, deadline));
+    }
+}
