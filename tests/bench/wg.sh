@@ -99,7 +99,7 @@ gbits() {
   sleep 0.3
   ip netns exec "$ns_a" iperf3 -c "$1" -t "$seconds" -J >"$work/iperf.json"
   wait $server || true
-  jq -r '.end.sum_received.bits_per_second / 1e9 * 100 | round / 100' "$work/iperf.json"
+  jq .end.sum_received.bits_per_second "$work/iperf.json" | awk "{printf \"%.2f\\n\", \$1 / 1e9}"
 }
 
 median() { tr ' ' '\n' | grep . | sort -g | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
