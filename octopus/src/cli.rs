@@ -17,7 +17,9 @@ use nauti_api::peer::{DEFAULT_PEER_NAMESPACE, DEFAULT_WIREGUARD_PORT};
 use crate::controller::hub::HubConfig;
 use crate::controller::local::{CREDENTIAL_SECRET, WIREGUARD_KEY_SECRET};
 use crate::controller::member::{LeaveConfig, MemberConfig};
-use crate::core::SlicePolicy;
+use crate::core::{LocalRole, SlicePolicy};
+use crate::gateway::GatewayConfig;
+use crate::gateway::file::FileGatewayConfig;
 use crate::hub::tokens;
 use crate::join::BootstrapToken;
 use crate::wg::userspace::{Device, DeviceConfig, uapi};
@@ -47,6 +49,76 @@ pub enum Command {
     /// Run a member's controller (joins the hub once, publishes its Peer, hands its slice to
     /// nauti-ovnmaster), or leave the cluster set with `octopus member leave`.
     Member(Box<MemberArgs>),
+    /// Run a gateway from a JSON file of Peers instead of the hub's API: the userspace
+    /// WireGuard device with the peers, routes and forwarding the topology wants, re-applied
+    /// whenever the file changes (static setups and data-path tests).
+    Gateway(Box<GatewayArgs>),
+}
+
+/// The gateway's data path in `octopus hub` and `octopus member`.
+#[derive(Debug, clap::Args)]
+pub struct DataPathArgs {
+    /// Run the WireGuard tunnel in this process on an interface of this name (userspace
+    /// device, UAPI socket `/var/run/wireguard/<name>.sock`) and apply the plan to it: peers,
+    /// routes to the other clusters' slices and the clusterset block, IPv4 forwarding. Without
+    /// it the plan is only logged and exported as metrics.
+    #[arg(long, env = "OCTOPUS_WIREGUARD_INTERFACE")]
+    wireguard_interface: Option<String>,
+    /// MTU of the network the tunnel runs over; the interface gets this minus WireGuard's 60.
+    #[arg(long, env = "OCTOPUS_UNDERLAY_MTU", default_value_t = 1500)]
+    underlay_mtu: u16,
+}
+
+impl DataPathArgs {
+    fn gateway(&self, policy: &SlicePolicy) -> anyhow::Result<Option<GatewayConfig>> {
+        let Some(ifname) = &self.wireguard_interface else {
+            return Ok(None);
+        };
+        let (config, mtu) =
+            GatewayConfig::derive(ifname, self.underlay_mtu, policy).context("--underlay-mtu")?;
+        tracing::info!(
+            ifname,
+            tunnel_mtu = mtu.tunnel_mtu,
+            pod_mtu = mtu.pod_mtu,
+            reason = %mtu.reason,
+            "MTUs"
+        );
+        Ok(Some(config))
+    }
+}
+
+/// Flags of `octopus gateway`.
+#[derive(Debug, clap::Args)]
+pub struct GatewayArgs {
+    /// Interface name; also names the UAPI socket, so unique on the machine.
+    #[arg(long, env = "OCTOPUS_WIREGUARD_INTERFACE")]
+    interface: String,
+    /// File holding the private key as `wg genkey` prints it.
+    #[arg(long, env = "OCTOPUS_WG_PRIVATE_KEY_FILE")]
+    private_key_file: PathBuf,
+    /// UDP port to listen on.
+    #[arg(long, env = "OCTOPUS_WG_PORT", default_value_t = DEFAULT_WIREGUARD_PORT)]
+    wg_port: u16,
+    /// This cluster's ID; its own Peer in the file is skipped.
+    #[arg(long, env = "OCTOPUS_CLUSTER_ID")]
+    cluster_id: String,
+    /// This gateway is the hub's.
+    #[arg(long, env = "OCTOPUS_HUB")]
+    hub: bool,
+    /// Every other cluster can dial this gateway (two public members peer directly).
+    #[arg(long, env = "OCTOPUS_PUBLIC")]
+    public: bool,
+    /// JSON array of Peers (slices filled in), read again when it changes.
+    #[arg(long, env = "OCTOPUS_PEERS_FILE")]
+    peers_file: PathBuf,
+    /// Clusters that joined, comma-separated; a Peer of any other is refused. All when absent.
+    #[arg(long, env = "OCTOPUS_JOINED", value_delimiter = ',')]
+    joined: Option<Vec<String>>,
+    /// MTU of the network the tunnel runs over; the interface gets this minus WireGuard's 60.
+    #[arg(long, env = "OCTOPUS_UNDERLAY_MTU", default_value_t = 1500)]
+    underlay_mtu: u16,
+    #[command(flatten)]
+    slices: SliceArgs,
 }
 
 /// How slices of the global CIDR are carved; the hub and every member must agree.
@@ -111,6 +183,8 @@ pub struct HubRunArgs {
     wg_key_secret: String,
     #[command(flatten)]
     slices: SliceArgs,
+    #[command(flatten)]
+    data_path: DataPathArgs,
     /// Address of the HTTP endpoint serving `/metrics`, `/healthz` and `/readyz`.
     #[arg(long, env = "OCTOPUS_METRICS_ADDR", default_value = DEFAULT_METRICS_ADDR)]
     metrics_addr: SocketAddr,
@@ -206,6 +280,8 @@ pub struct MemberRunArgs {
     /// Lifetime of the certificate asked for (renewed two thirds into it; at least 10m).
     #[arg(long, env = "OCTOPUS_CREDENTIAL_LIFETIME", default_value = "24h")]
     credential_lifetime: jiff::SignedDuration,
+    #[command(flatten)]
+    data_path: DataPathArgs,
     /// Address of the HTTP endpoint serving `/metrics`, `/healthz` and `/readyz`.
     #[arg(long, env = "OCTOPUS_METRICS_ADDR", default_value = DEFAULT_METRICS_ADDR)]
     metrics_addr: SocketAddr,
@@ -271,6 +347,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             } => member_leave(leave).await,
             MemberArgs { action: None, run } => member(run).await,
         },
+        Command::Gateway(gateway_args) => gateway(*gateway_args).await,
     }
 }
 
@@ -293,11 +370,13 @@ fn cluster_id(value: Option<String>) -> anyhow::Result<String> {
 
 async fn hub(args: HubRunArgs) -> anyhow::Result<()> {
     let shutdown = shutdown_on_signals().context("install signal handlers")?;
+    let policy = args.slices.policy()?;
     let config = HubConfig {
         kubeconfig: args.kubeconfig,
         namespace: args.namespace,
         cluster_id: cluster_id(args.cluster_id)?,
-        policy: args.slices.policy()?,
+        gateway: args.data_path.gateway(&policy)?,
+        policy,
         endpoint: required(args.endpoint, "--endpoint")?,
         port: args.wg_port,
         requested: args.cluster_cidr,
@@ -398,7 +477,9 @@ async fn member(args: MemberRunArgs) -> anyhow::Result<()> {
         .transpose()
         .context("the bootstrap token")?;
     let hub_ca_file = required(args.hub_ca_file, "--hub-ca-file")?;
+    let policy = args.slices.policy()?;
     let config = MemberConfig {
+        gateway: args.data_path.gateway(&policy)?,
         kubeconfig: args.kubeconfig,
         namespace: args.namespace,
         hub_url: required(args.hub_url, "--hub-url")?,
@@ -412,7 +493,7 @@ async fn member(args: MemberRunArgs) -> anyhow::Result<()> {
         port: args.wg_port,
         is_public: args.public,
         requested: args.cluster_cidr,
-        policy: args.slices.policy()?,
+        policy,
         credential_lifetime: std_duration("--credential-lifetime", args.credential_lifetime)?,
         metrics_addr: args.metrics_addr,
     };
@@ -432,19 +513,43 @@ async fn member_leave(args: LeaveArgs) -> anyhow::Result<()> {
     .await
 }
 
-async fn wg_device(args: WgDeviceArgs) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(&args.private_key_file).with_context(|| {
-        format!(
-            "read the private key file {}",
-            args.private_key_file.display()
-        )
-    })?;
-    let private_key = parse_wireguard_key(text.trim()).with_context(|| {
+fn read_private_key(path: &Path) -> anyhow::Result<[u8; 32]> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("read the private key file {}", path.display()))?;
+    parse_wireguard_key(text.trim()).with_context(|| {
         format!(
             "the private key in {} is not a WireGuard key",
-            args.private_key_file.display()
+            path.display()
         )
-    })?;
+    })
+}
+
+async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
+    let private_key = read_private_key(&args.private_key_file)?;
+    let policy = args.slices.policy()?;
+    let (gateway, mtu) = GatewayConfig::derive(&args.interface, args.underlay_mtu, &policy)
+        .context("--underlay-mtu")?;
+    tracing::info!(tunnel_mtu = mtu.tunnel_mtu, pod_mtu = mtu.pod_mtu, reason = %mtu.reason, "MTUs");
+    let config = FileGatewayConfig {
+        gateway,
+        private_key,
+        listen_port: args.wg_port,
+        local: LocalRole {
+            cluster_id: args.cluster_id,
+            is_hub: args.hub,
+            is_public: args.public || args.hub,
+        },
+        peers_file: args.peers_file,
+        policy,
+        joined: args.joined.map(|j| j.into_iter().collect()),
+    };
+    let shutdown = shutdown_on_signals().context("install signal handlers")?;
+    crate::gateway::file::run(config, shutdown).await?;
+    Ok(())
+}
+
+async fn wg_device(args: WgDeviceArgs) -> anyhow::Result<()> {
+    let private_key = read_private_key(&args.private_key_file)?;
     let shutdown = shutdown_on_signals().context("install signal handlers")?;
     let device = Device::start(&DeviceConfig {
         ifname: args.interface.clone(),

@@ -4,6 +4,7 @@
 //!   unit-tested.
 //! - [`cli`]: the `octopus` command line.
 //! - [`controller`]: the running `octopus hub` and `octopus member` controllers.
+//! - [`gateway`]: applies the topology plan to the WireGuard device, routes and forwarding.
 //! - [`wg`]: WireGuard devices behind one trait; the userspace one runs in-process.
 //! - [`join`]: bootstrap tokens, member certificates and credentials (TLS bootstrap).
 //! - [`hub`]: the hub's side of joining: tokens, CSR approval and each member's grants.
@@ -11,6 +12,7 @@
 pub mod cli;
 pub mod controller;
 pub mod core;
+pub mod gateway;
 pub mod hub;
 pub mod join;
 pub mod wg;

@@ -9,7 +9,10 @@
 //!    credential, so the token has served its one use);
 //! 4. decide every live Peer's slice ([`decide_slices`]) and write it into `spec.clusterCIDRs`
 //!    with the `Valid` condition for that generation;
-//! 5. hand the hub cluster's own slice to its `nauti-ovnmaster`.
+//! 5. hand the hub cluster's own slice to its `nauti-ovnmaster`;
+//! 6. work out the hub's WireGuard plan (a peer per valid member), log it when it changes,
+//!    and with `--wireguard-interface` apply it to the in-process device, routes and
+//!    forwarding ([`crate::gateway`]): the hub forwards between members.
 //!
 //! Members' certificate requests are approved by [`approval::run`] beside it.
 
@@ -33,9 +36,12 @@ use tokio_util::sync::CancellationToken;
 use super::metrics::{Metrics, ValidLabel};
 use super::publish::{OwnPeer, publish};
 use super::{connect, local, next_pass, watch_peers};
-use crate::core::SlicePolicy;
+use crate::core::{LocalRole, SlicePolicy, TopologyPlan, plan_topology, review_peers};
+use crate::gateway::file::log_plan;
+use crate::gateway::{Gateway, GatewayConfig, log_applied, resolve_endpoints, usable_peers};
 use crate::hub::assign::{SliceDecision, assigned_slice, decide_slices};
 use crate::hub::{approval, grants};
+use crate::wg::userspace::Device;
 
 /// Finalizer the hub puts on every Peer, removed once the member's grants are revoked.
 pub const FINALIZER: &str = "nauti.io/octopus-hub";
@@ -61,6 +67,8 @@ pub struct HubConfig {
     pub key_secret: String,
     /// Address of `/metrics`, `/healthz`, `/readyz`.
     pub metrics_addr: SocketAddr,
+    /// Run the tunnel here and apply the plan to it; `None` only logs the plan.
+    pub gateway: Option<GatewayConfig>,
 }
 
 /// Runs the hub until `shutdown`.
@@ -72,6 +80,13 @@ pub async fn run(config: HubConfig, shutdown: CancellationToken) -> anyhow::Resu
     let client = connect(config.kubeconfig.as_deref()).await?;
     let key =
         local::ensure_wireguard_key(client.clone(), &config.namespace, &config.key_secret).await?;
+    let gateway = config
+        .gateway
+        .clone()
+        .map(|gw| Gateway::start_userspace(gw, key.private, config.port))
+        .transpose()
+        .context("start the WireGuard gateway")?;
+    let mut last_plan = None;
     let own = OwnPeer {
         cluster_id: config.cluster_id.clone(),
         endpoint: Some(config.endpoint.clone()),
@@ -91,7 +106,15 @@ pub async fn run(config: HubConfig, shutdown: CancellationToken) -> anyhow::Resu
     tracing::info!(cluster = %config.cluster_id, public_key = %key.public, "hub running");
     loop {
         metrics.syncs.inc();
-        match pass(&client, &peers, &config, &own, &metrics).await {
+        let outcome = pass(
+            &client,
+            &peers,
+            &config,
+            &own,
+            &metrics,
+            (gateway.as_ref(), &mut last_plan),
+        );
+        match outcome.await {
             Ok(()) => metrics.set_ready(),
             Err(error) => {
                 metrics.sync_errors.inc();
@@ -131,6 +154,7 @@ async fn pass(
     config: &HubConfig,
     own: &OwnPeer,
     metrics: &Metrics,
+    (gateway, last_plan): (Option<&Gateway<Device>>, &mut Option<TopologyPlan>),
 ) -> anyhow::Result<()> {
     publish(peers, own)
         .await
@@ -184,6 +208,7 @@ async fn pass(
     let decisions = decide_slices(&list, &config.policy, &joined);
     let mut counts = [0i64; 2];
     let mut own_slice = None;
+    let mut valid = Vec::new();
     for decision in &decisions {
         let Some(peer) = list
             .iter()
@@ -193,8 +218,14 @@ async fn pass(
         };
         counts[usize::from(decision.outcome.is_ok())] += 1;
         match apply(peers, peer, decision).await {
-            Ok(stored) if decision.name == config.cluster_id => own_slice = assigned_slice(&stored),
-            Ok(_) => {}
+            Ok(stored) => {
+                if decision.name == config.cluster_id {
+                    own_slice = assigned_slice(&stored);
+                }
+                if decision.outcome.is_ok() && stored.metadata.deletion_timestamp.is_none() {
+                    valid.push(stored);
+                }
+            }
             Err(error) => {
                 failures += 1;
                 tracing::warn!(peer = %decision.name, %error, "cannot record the slice decision");
@@ -215,6 +246,38 @@ async fn pass(
     {
         tracing::info!(%slice, "cluster slice handed to nauti-ovnmaster");
     }
+
+    let usable = usable_peers(review_peers(&valid, &config.policy, Some(&joined)));
+    let resolved = resolve_endpoints(&usable).await;
+    let plan = plan_topology(
+        &LocalRole {
+            cluster_id: config.cluster_id.clone(),
+            is_hub: true,
+            is_public: true,
+        },
+        &usable,
+        |name| resolved.get(name).copied(),
+    );
+    if last_plan.as_ref() != Some(&plan) {
+        log_plan(&plan);
+        metrics
+            .wanted_peers
+            .set(i64::try_from(plan.peers.len()).unwrap_or(i64::MAX));
+        metrics
+            .wanted_routes
+            .set(i64::try_from(plan.routes.len()).unwrap_or(i64::MAX));
+    }
+    // Applied on every pass: drift is repaired within one resync.
+    if let Some(gateway) = gateway {
+        match gateway.apply(&plan).await {
+            Ok(applied) => log_applied(gateway.ifname(), &applied),
+            Err(error) => {
+                failures += 1;
+                tracing::warn!(%error, "cannot apply the WireGuard plan");
+            }
+        }
+    }
+    *last_plan = Some(plan);
     anyhow::ensure!(failures == 0, "{failures} step(s) failed");
     Ok(())
 }

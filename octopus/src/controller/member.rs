@@ -8,12 +8,12 @@
 //! 2. once the hub's `Valid=True` covers it, write its slice into the ConfigMap
 //!    `nauti-cluster` (key `cluster-subnet`) of its own cluster, for `nauti-ovnmaster`;
 //! 3. work out the WireGuard plan from the Peers the hub found valid, log it when it changes
-//!    and export its size as metrics.
+//!    and export its size as metrics; with `--wireguard-interface`, apply it to the in-process
+//!    WireGuard device, routes and forwarding ([`crate::gateway`]) on every pass.
 //!
 //! The certificate is renewed two thirds into its life, under the member's own identity.
 
-use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,10 +31,13 @@ use super::metrics::{Metrics, ValidLabel};
 use super::publish::{OwnPeer, publish};
 use super::{connect, local, next_pass, pause, watch_peers};
 use crate::core::{LocalRole, SlicePolicy, TopologyPlan, plan_topology, review_peers};
+use crate::gateway::file::log_plan;
+use crate::gateway::{Gateway, GatewayConfig, log_applied, resolve_endpoints, usable_peers};
 use crate::hub::assign::assigned_slice;
 use crate::join::credential::bootstrap_client;
 use crate::join::csr::{CsrError, request_certificate};
 use crate::join::{BootstrapToken, Credential};
+use crate::wg::userspace::Device;
 
 /// How long a join or renewal waits for the hub to approve and sign.
 const CERTIFICATE_WAIT: Duration = Duration::from_secs(120);
@@ -80,6 +83,8 @@ pub struct MemberConfig {
     pub credential_lifetime: Duration,
     /// Address of `/metrics`, `/healthz`, `/readyz`.
     pub metrics_addr: SocketAddr,
+    /// Run the tunnel here and apply the plan to it; `None` only logs the plan.
+    pub gateway: Option<GatewayConfig>,
 }
 
 #[derive(Default)]
@@ -99,6 +104,12 @@ pub async fn run(config: MemberConfig, shutdown: CancellationToken) -> anyhow::R
     let key =
         local::ensure_wireguard_key(local_cluster.clone(), &config.namespace, &config.key_secret)
             .await?;
+    let gateway = config
+        .gateway
+        .clone()
+        .map(|gw| Gateway::start_userspace(gw, key.private, config.port))
+        .transpose()
+        .context("start the WireGuard gateway")?;
     let own = OwnPeer {
         cluster_id: config.cluster_id.clone(),
         endpoint: config.endpoint.clone(),
@@ -126,7 +137,16 @@ pub async fn run(config: MemberConfig, shutdown: CancellationToken) -> anyhow::R
         tracing::info!(cluster = %config.cluster_id, public_key = %key.public, renew_in_secs = renew_in, "member running");
         loop {
             metrics.syncs.inc();
-            match sync(&local_cluster, &peers, &config, &own, &metrics, &mut seen).await {
+            let pass = sync(
+                &local_cluster,
+                &peers,
+                &config,
+                &own,
+                &metrics,
+                &mut seen,
+                gateway.as_ref(),
+            );
+            match pass.await {
                 Ok(()) => metrics.set_ready(),
                 Err(error) => {
                     metrics.sync_errors.inc();
@@ -257,6 +277,7 @@ async fn sync(
     own: &OwnPeer,
     metrics: &Metrics,
     seen: &mut Seen,
+    gateway: Option<&Gateway<Device>>,
 ) -> anyhow::Result<()> {
     let list = peers
         .list(&ListParams::default())
@@ -318,10 +339,7 @@ async fn sync(
             })
             .set(i64::try_from(count).unwrap_or(i64::MAX));
     }
-    let usable: Vec<_> = review_peers(&valid, &config.policy, None)
-        .into_iter()
-        .filter_map(|v| v.result.ok())
-        .collect();
+    let usable = usable_peers(review_peers(&valid, &config.policy, None));
     let resolved = resolve_endpoints(&usable).await;
     let plan = plan_topology(
         &LocalRole {
@@ -333,51 +351,25 @@ async fn sync(
         |name| resolved.get(name).copied(),
     );
     if seen.plan.as_ref() != Some(&plan) {
-        let peers_wanted: Vec<String> = plan
-            .peers
-            .iter()
-            .map(|p| format!("{} -> {:?}", p.public_key, p.allowed_ips))
-            .collect();
-        tracing::info!(
-            peers = ?peers_wanted,
-            routes = ?plan.routes,
-            missing_hub = plan.missing_hub,
-            unresolved = ?plan.unresolved,
-            "WireGuard plan changed"
-        );
+        log_plan(&plan);
         metrics
             .wanted_peers
             .set(i64::try_from(plan.peers.len()).unwrap_or(i64::MAX));
         metrics
             .wanted_routes
             .set(i64::try_from(plan.routes.len()).unwrap_or(i64::MAX));
-        seen.plan = Some(plan);
     }
+    // Applied on every pass, not only on a change: drift (a route deleted by hand, a peer
+    // removed over UAPI) is repaired within one resync.
+    if let Some(gateway) = gateway {
+        let applied = gateway
+            .apply(&plan)
+            .await
+            .context("apply the WireGuard plan")?;
+        log_applied(gateway.ifname(), &applied);
+    }
+    seen.plan = Some(plan);
     Ok(())
-}
-
-/// Looks up the endpoints given as host names (first address of each).
-async fn resolve_endpoints(peers: &[crate::core::ValidPeer]) -> BTreeMap<String, IpAddr> {
-    let mut out = BTreeMap::new();
-    for peer in peers {
-        if let Some(crate::core::review::Endpoint {
-            host: crate::core::review::EndpointHost::Name(name),
-            port,
-        }) = &peer.endpoint
-        {
-            let lookup = tokio::time::timeout(
-                Duration::from_secs(2),
-                tokio::net::lookup_host((name.as_str(), *port)),
-            )
-            .await;
-            if let Ok(Ok(mut addrs)) = lookup
-                && let Some(addr) = addrs.next()
-            {
-                out.insert(name.clone(), addr.ip());
-            }
-        }
-    }
-    out
 }
 
 /// What `octopus member leave` runs with.
