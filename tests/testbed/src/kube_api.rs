@@ -102,6 +102,8 @@ impl KubeApi {
             .arg("--service-account-issuer=https://kubernetes.default.svc")
             .arg("--service-cluster-ip-range=10.96.0.0/16")
             .arg("--authorization-mode=RBAC")
+            // As kubeadm and the ClusterBed: node agents (nauti-nri, Open vSwitch) are privileged.
+            .arg("--allow-privileged=true")
             .arg("--profiling=false")
             .arg("--enable-priority-and-fairness=false")
             .arg("--v=1");

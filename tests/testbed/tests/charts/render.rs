@@ -1,0 +1,196 @@
+//! What the charts render: the same RBAC as `deploy/rbac`, the same CRDs as `deploy/crds`, and
+//! objects a real kube-apiserver accepts.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use nauti_testbed::kube_api::repo_crds;
+use nauti_testbed::{KubeApi, TestDir, repo_root, require_root};
+use serde_json::Value;
+
+use crate::helm::{AGENT_CHART, HUB_CHART, Helm, NAMESPACE, key, kubectl, parse_documents};
+use crate::values::{agent_good, agent_seed, hub_good, write_ca};
+
+/// Kinds that carry rights or identities: each one a chart renders must come from deploy/rbac.
+const RBAC_KINDS: &[&str] = &[
+    "ServiceAccount",
+    "Role",
+    "ClusterRole",
+    "RoleBinding",
+    "ClusterRoleBinding",
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
+];
+
+/// An object without what the chart adds for bookkeeping (labels, annotations).
+fn without_bookkeeping(obj: &Value) -> Value {
+    let mut obj = obj.clone();
+    if let Some(meta) = obj["metadata"].as_object_mut() {
+        meta.remove("labels");
+        meta.remove("annotations");
+    }
+    obj
+}
+
+/// The objects of deploy/rbac/<file> but the Namespace (Helm's `--create-namespace` makes it).
+fn deploy_rbac(file: &str) -> Vec<Value> {
+    let path = repo_root().join("deploy/rbac").join(file);
+    let text = std::fs::read_to_string(&path).unwrap();
+    parse_documents(&text)
+        .into_iter()
+        .filter(|o| o["kind"] != "Namespace")
+        .collect()
+}
+
+/// Every object of `files` is in `rendered`, equal but for labels and annotations, and
+/// `rendered` holds no other RBAC object than `extra` (identities with no rights).
+fn assert_same_rbac(chart: &str, rendered: &[Value], files: &[&str], extra: &[&str]) {
+    let by_key: BTreeMap<String, &Value> = rendered.iter().map(|o| (key(o), o)).collect();
+    let mut expected = Vec::new();
+    for file in files {
+        for want in deploy_rbac(file) {
+            let k = key(&want);
+            let got = by_key
+                .get(&k)
+                .unwrap_or_else(|| panic!("{chart} lacks {k} of deploy/rbac/{file}"));
+            assert_eq!(
+                without_bookkeeping(got),
+                without_bookkeeping(&want),
+                "{chart}: {k} differs from deploy/rbac/{file}; copy the rules into the chart"
+            );
+            expected.push(k);
+        }
+    }
+    assert!(expected.len() >= 5, "{chart}: {expected:?}");
+    for obj in rendered {
+        let kind = obj["kind"].as_str().unwrap_or("");
+        let k = key(obj);
+        if RBAC_KINDS.contains(&kind) && !expected.contains(&k) && !extra.contains(&k.as_str()) {
+            panic!("{chart} renders {k}, which is in no file of deploy/rbac");
+        }
+    }
+}
+
+#[test]
+fn chart_rbac_equals_deploy_rbac() {
+    let dir = TestDir::new("charts-rbac").unwrap();
+    let helm = Helm::new(&dir);
+    let ca = write_ca(&dir);
+    let hub = helm.template(HUB_CHART, &hub_good()[0].1);
+    assert_same_rbac(HUB_CHART, &hub, &["octopus-hub.yaml"], &[]);
+    let agent = helm.template(AGENT_CHART, &agent_seed(Path::new(&ca), "cluster1"));
+    assert_same_rbac(
+        AGENT_CHART,
+        &agent,
+        &[
+            "nri.yaml",
+            "ovnmaster.yaml",
+            "crossdns.yaml",
+            "octopus-member.yaml",
+        ],
+        // OVN's pods: an identity with no token and no rights.
+        &["ServiceAccount/nauti-system/ovn"],
+    );
+    // The comparison sees a change: a rule dropped from the chart's copy is a difference.
+    let mut tampered = agent.clone();
+    let role = tampered
+        .iter_mut()
+        .find(|o| o["kind"] == "ClusterRole" && o["metadata"]["name"] == "nauti-nri")
+        .unwrap();
+    role["rules"].as_array_mut().unwrap().pop();
+    let caught = std::panic::catch_unwind(|| {
+        assert_same_rbac(AGENT_CHART, &tampered, &["nri.yaml"], &[]);
+    });
+    assert!(caught.is_err(), "a changed rule went unnoticed");
+}
+
+#[test]
+fn chart_crds_equal_deploy_crds() {
+    let source = repo_crds();
+    for (chart, files) in [
+        (
+            HUB_CHART,
+            &[
+                "peers.nauti.io.yaml",
+                "serviceexports.multicluster.x-k8s.io.yaml",
+                "serviceimports.multicluster.x-k8s.io.yaml",
+            ][..],
+        ),
+        (
+            AGENT_CHART,
+            &[
+                "serviceexports.multicluster.x-k8s.io.yaml",
+                "serviceimports.multicluster.x-k8s.io.yaml",
+            ][..],
+        ),
+    ] {
+        let folder = repo_root().join(chart).join("crds");
+        let mut present: Vec<String> = std::fs::read_dir(&folder)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        present.sort();
+        assert_eq!(present, files, "{}", folder.display());
+        for file in files {
+            assert_eq!(
+                std::fs::read_to_string(folder.join(file)).unwrap(),
+                std::fs::read_to_string(source.join(file)).unwrap(),
+                "{chart}/crds/{file} differs from deploy/crds (`make crds` regenerated it? copy it)"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_render_is_accepted_by_the_api_server() {
+    require_root!();
+    let dir = TestDir::new("charts-dry-run").unwrap();
+    let helm = Helm::new(&dir);
+    let ca = write_ca(&dir);
+    let kube = KubeApi::start(&dir).await.unwrap();
+    kube.install_crds(&repo_crds()).await.unwrap();
+    kube.create_namespace(NAMESPACE).await.unwrap();
+    let renders = hub_good()
+        .into_iter()
+        .map(|(name, values)| (HUB_CHART, name, values))
+        .chain(
+            agent_good(Path::new(&ca))
+                .into_iter()
+                .map(|(name, values)| (AGENT_CHART, name, values)),
+        );
+    let mut checked = 0;
+    for (n, (chart, name, values)) in renders.enumerate() {
+        let objects = helm.template(chart, &values);
+        let file = dir.path().join(format!("render-{n}.yaml"));
+        let text: Vec<String> = objects
+            .iter()
+            .map(|o| serde_json::to_string(o).unwrap())
+            .collect();
+        std::fs::write(&file, text.join("\n---\n")).unwrap();
+        let out = kubectl(
+            kube.kubeconfig(),
+            &[
+                "apply",
+                "--dry-run=server",
+                "--server-side",
+                "--field-manager=charts-test",
+                "-f",
+                &file.display().to_string(),
+            ],
+        );
+        // One line per object, each accepted by the API server (admission and validation ran).
+        let accepted = out
+            .lines()
+            .filter(|l| l.ends_with("(server dry run)"))
+            .count();
+        assert_eq!(
+            accepted,
+            objects.len(),
+            "{chart} ({name}): {accepted} of {} objects accepted:\n{out}",
+            objects.len()
+        );
+        assert!(objects.len() >= 8, "{chart} ({name}): {}", objects.len());
+        checked += 1;
+    }
+    assert_eq!(checked, 7);
+}
