@@ -639,3 +639,85 @@ fn hex(base64_key: &str) -> String {
         .map(|b| format!("{b:02x}"))
         .collect()
 }
+
+#[test]
+fn wg_set_changes_to_a_live_peer_take_effect() {
+    require_root!();
+    let dir = TestDir::new("wg-set").unwrap();
+    let tunnel = Tunnel::up(Kind::Octopus, Kind::WireguardGo, &dir);
+    let (device, peer) = (&tunnel.a, &tunnel.b);
+    let [ns_a, _] = &tunnel.ns;
+    let ifname = device.ifname.as_str();
+    assert!(ns_a.ping(TUNNEL[1], 20), "no ping before any change");
+
+    // A persistent keepalive makes a new tunnel state for the peer; traffic goes on after a new
+    // handshake.
+    device.wg_ok(&[
+        "set",
+        ifname,
+        "peer",
+        &peer.keys.public,
+        "persistent-keepalive",
+        "1",
+    ]);
+    let shown = device.wg_ok(&["show", ifname, "persistent-keepalive"]);
+    assert_eq!(shown.trim(), format!("{}\t1", peer.keys.public));
+    assert!(
+        ns_a.ping(TUNNEL[1], 10),
+        "no ping after the keepalive changed"
+    );
+
+    // Replacing the allowed IPs takes the peer's address away from it: nothing is routed to it.
+    device.wg_ok(&[
+        "set",
+        ifname,
+        "peer",
+        &peer.keys.public,
+        "allowed-ips",
+        "10.112.33.0/24",
+    ]);
+    let shown = device.wg_ok(&["show", ifname, "allowed-ips"]);
+    assert_eq!(
+        shown.trim(),
+        format!("{}\t10.112.33.0/24", peer.keys.public)
+    );
+    assert!(
+        !ns_a.ping(TUNNEL[1], 2),
+        "ping went through without an allowed IP"
+    );
+    device.wg_ok(&[
+        "set",
+        ifname,
+        "peer",
+        &peer.keys.public,
+        "allowed-ips",
+        &format!("{}/32", TUNNEL[1]),
+    ]);
+    assert!(
+        ns_a.ping(TUNNEL[1], 10),
+        "no ping after the allowed IP came back"
+    );
+
+    // Removing the peer stops the traffic; adding it again restores it.
+    device.wg_ok(&["set", ifname, "peer", &peer.keys.public, "remove"]);
+    assert_eq!(device.wg_ok(&["show", ifname, "peers"]).trim(), "");
+    assert!(!ns_a.ping(TUNNEL[1], 2), "ping went through a removed peer");
+    device.wg_ok(&[
+        "set",
+        ifname,
+        "peer",
+        &peer.keys.public,
+        "endpoint",
+        &format!("{}:{PORT}", UNDERLAY[1]),
+        "allowed-ips",
+        &format!("{}/32", TUNNEL[1]),
+    ]);
+    assert!(
+        ns_a.ping(TUNNEL[1], 10),
+        "no ping after the peer was added again"
+    );
+    assert_eq!(
+        checked_transfer(&tunnel.ns[1], ns_a, TUNNEL[1], 5005, 4 << 20),
+        Ok(4 << 20)
+    );
+}
