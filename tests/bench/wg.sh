@@ -94,10 +94,11 @@ stop_devices() {
 
 # gbits <server address>: one iperf3 run from A to B, Gbit/s as the receiver counted it.
 gbits() {
-  ip netns exec "$ns_b" iperf3 -s -1 -B "$1" >/dev/null 2>&1 &
+  # Runs in a subshell ($(...)), out of reach of the EXIT trap: bounded by a timeout instead.
+  ip netns exec "$ns_b" timeout $((seconds + 30)) iperf3 -s -1 -B "$1" >/dev/null 2>&1 &
   local server=$!
   sleep 0.3
-  ip netns exec "$ns_a" iperf3 -c "$1" -t "$seconds" -J >"$work/iperf.json"
+  ip netns exec "$ns_a" timeout $((seconds + 30)) iperf3 -c "$1" -t "$seconds" -J >"$work/iperf.json"
   wait $server || true
   jq .end.sum_received.bits_per_second "$work/iperf.json" | awk "{printf \"%.2f\\n\", \$1 / 1e9}"
 }
