@@ -194,3 +194,138 @@ async fn every_render_is_accepted_by_the_api_server() {
     }
     assert_eq!(checked, 7);
 }
+
+/// `env = "NAME"` of every flag declared under `dirs` (clap's environment twins).
+fn declared_env(dirs: &[&str]) -> Vec<String> {
+    fn walk(dir: &Path, out: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                for part in text.split("env = \"").skip(1) {
+                    out.push(part.split('"').next().unwrap().to_owned());
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for dir in dirs {
+        walk(&repo_root().join(dir), &mut out);
+    }
+    out
+}
+
+/// Every `NAUTI_*`/`OCTOPUS_*` variable a chart gives a Nauti daemon is one of its flags'
+/// environment twins: a renamed flag cannot leave a chart setting nothing.
+#[test]
+fn every_variable_the_charts_set_is_a_flag_of_its_daemon() {
+    let dir = TestDir::new("charts-env").unwrap();
+    let helm = Helm::new(&dir);
+    let ca = write_ca(&dir);
+    // The shared daemon flags (logging, metrics) are declared in nauti-api.
+    let sources: BTreeMap<&str, Vec<String>> = [
+        ("octopus", declared_env(&["octopus/src", "api/src"])),
+        ("crossdns", declared_env(&["crossdns/src", "api/src"])),
+        ("nauti-nri", declared_env(&["nri-plugin/src", "api/src"])),
+        ("nauti-ovnmaster", declared_env(&["ovn/src", "api/src"])),
+    ]
+    .into_iter()
+    .collect();
+    let mut renders = Vec::new();
+    for (_, values) in hub_good() {
+        renders.extend(helm.template(HUB_CHART, &values));
+    }
+    for (_, values) in agent_good(Path::new(&ca)) {
+        renders.extend(helm.template(AGENT_CHART, &values));
+    }
+    let mut checked = 0;
+    for obj in &renders {
+        let spec = &obj["spec"]["template"]["spec"];
+        let containers = spec["containers"]
+            .as_array()
+            .into_iter()
+            .chain(spec["initContainers"].as_array())
+            .flatten();
+        for container in containers {
+            let image = container["image"].as_str().unwrap_or("");
+            let daemon = image.rsplit('/').next().unwrap().split(':').next().unwrap();
+            let Some(declared) = sources.get(daemon) else {
+                continue;
+            };
+            for env in container["env"].as_array().into_iter().flatten() {
+                let name = env["name"].as_str().unwrap();
+                if name.starts_with("NAUTI_") || name.starts_with("OCTOPUS_") {
+                    assert!(
+                        declared.iter().any(|d| d == name),
+                        "{} sets {name} for {daemon}, which has no such flag",
+                        key(obj)
+                    );
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked > 50, "only {checked} variables checked");
+}
+
+#[test]
+fn the_gateway_is_reachable_on_the_hub_and_on_public_members_only() {
+    let dir = TestDir::new("charts-gateway").unwrap();
+    let helm = Helm::new(&dir);
+    let ca = write_ca(&dir);
+    let find = |objs: &[Value], kind: &str, name: &str| {
+        objs.iter()
+            .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+            .cloned()
+    };
+    let env_of = |deployment: &Value, name: &str| {
+        deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == name)
+            .map(|e| e["value"].as_str().unwrap().to_owned())
+    };
+
+    let hub = helm.template(HUB_CHART, &hub_good()[0].1);
+    let service = find(&hub, "Service", "octopus-gateway").expect("no hub gateway Service");
+    assert_eq!(service["spec"]["ports"][0]["protocol"], "UDP");
+    assert_eq!(service["spec"]["ports"][0]["port"], 51820);
+    let octopus = find(&hub, "Deployment", "octopus-hub").unwrap();
+    assert_eq!(
+        env_of(&octopus, "OCTOPUS_WIREGUARD_INTERFACE").as_deref(),
+        Some("nauti-wg")
+    );
+    assert_eq!(
+        env_of(&octopus, "OCTOPUS_ENDPOINT").as_deref(),
+        Some("10.115.217.212")
+    );
+
+    let off = helm.template(HUB_CHART, &hub_good()[1].1);
+    assert!(find(&off, "Service", "octopus-gateway").is_none());
+    let octopus = find(&off, "Deployment", "octopus-hub").unwrap();
+    assert_eq!(env_of(&octopus, "OCTOPUS_WIREGUARD_INTERFACE"), None);
+    assert_eq!(
+        octopus["spec"]["template"]["spec"]["containers"][0]["securityContext"]["privileged"],
+        Value::Null,
+        "octopus without a gateway needs no privilege"
+    );
+
+    // A member behind NAT dials out: a tunnel, no Service. A public one gets its node port.
+    let sets = agent_good(Path::new(&ca));
+    let nat = helm.template(AGENT_CHART, &sets[0].1);
+    assert!(find(&nat, "Service", "octopus-gateway").is_none());
+    let member = find(&nat, "Deployment", "octopus-member").unwrap();
+    assert_eq!(
+        env_of(&member, "OCTOPUS_WIREGUARD_INTERFACE").as_deref(),
+        Some("nauti-wg")
+    );
+    assert_eq!(env_of(&member, "OCTOPUS_ENDPOINT"), None);
+    let public = helm.template(AGENT_CHART, &sets[2].1);
+    let service = find(&public, "Service", "octopus-gateway").expect("no public gateway");
+    assert_eq!(service["spec"]["ports"][0]["nodePort"], 31820);
+    let member = find(&public, "Deployment", "octopus-member").unwrap();
+    assert_eq!(env_of(&member, "OCTOPUS_PUBLIC").as_deref(), Some("true"));
+}

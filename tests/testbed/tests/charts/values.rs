@@ -37,6 +37,7 @@ pub fn hub_good() -> Vec<(&'static str, Vec<String>)> {
                 "cluster.clusterCIDR=10.112.0.0/16",
                 "tunnel.cidr=10.112.0.0/12",
                 "tunnel.port=4500",
+                "gateway.enabled=false",
             ]),
         ),
         (
@@ -48,6 +49,8 @@ pub fn hub_good() -> Vec<(&'static str, Vec<String>)> {
                 "bootstrapToken.enabled=false",
                 "images.tag=v0.1.0",
                 "octopus.image.repository=registry.example.org/nauti/octopus",
+                "gateway.service.type=ClusterIP",
+                "gateway.service.externalIPs={2001:db8::10}",
             ]),
         ),
     ]
@@ -98,6 +101,7 @@ pub fn agent_good(ca_file: &Path) -> Vec<(&'static str, Vec<String>)> {
             with(&[
                 "tunnel.endpoint=203.0.113.7",
                 "tunnel.public=true",
+                "tunnel.port=31820",
                 "cluster.clusterCIDR=10.113.0.0/16",
                 "crossdns.service.clusterIP=10.96.0.11",
                 "ovn.chassis.datapathType=netdev",
@@ -244,6 +248,11 @@ fn bad_values_are_refused_with_a_message_naming_the_value() {
             chart: AGENT_CHART,
             values: agent(&["hub.bootstrapToken=re51os"]),
             message: "at '/hub/bootstrapToken'",
+        },
+        Bad {
+            chart: AGENT_CHART,
+            values: agent(&["gateway.interface=nauti-wireguard0"]),
+            message: "at '/gateway/interface': 'nauti-wireguard0' does not match pattern",
         },
         // Contradictions between values are the templates' to refuse.
         Bad {
