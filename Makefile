@@ -4,7 +4,7 @@ export NAUTI_PEERS_DIR ?= $(HOME)/.cache/nauti-peers
 export PATH := $(NAUTI_PEERS_DIR)/bin:$(HOME)/.cargo/bin:$(PATH)
 CARGO ?= cargo
 
-.PHONY: all build deps peers test lint fmt-check clippy demo bench fuzz crds clean
+.PHONY: all build deps peers test lint fmt-check clippy demo bench fuzz crds charts clean
 
 all: build
 
@@ -33,6 +33,10 @@ lint: fmt-check clippy
 ## Regenerates deploy/crds from the types in nauti-api.
 crds: deps
 	$(CARGO) run -q -p nauti-api --bin crdgen -- deploy/crds
+
+## The Helm charts' checks alone (also part of `test`): lint, schema, dry-run on a real API server.
+charts: peers
+	NAUTI_REQUIRE_ROOT=1 $(CARGO) test -p nauti-testbed --test charts
 
 ## All tests. Root-only tests fail rather than skip here (NAUTI_REQUIRE_ROOT=1).
 test: peers lint

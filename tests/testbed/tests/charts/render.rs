@@ -329,3 +329,37 @@ fn the_gateway_is_reachable_on_the_hub_and_on_public_members_only() {
     let member = find(&public, "Deployment", "octopus-member").unwrap();
     assert_eq!(env_of(&member, "OCTOPUS_PUBLIC").as_deref(), Some("true"));
 }
+
+/// The shell scripts of the OVN containers parse (`sh -n`, dash as in Debian's image).
+#[test]
+fn every_container_script_parses() {
+    let dir = TestDir::new("charts-scripts").unwrap();
+    let helm = Helm::new(&dir);
+    let ca = write_ca(&dir);
+    let objects = helm.template(AGENT_CHART, &agent_seed(Path::new(&ca), "cluster1"));
+    let mut scripts = 0;
+    for obj in &objects {
+        let containers = obj["spec"]["template"]["spec"]["containers"].as_array();
+        for container in containers.into_iter().flatten() {
+            let Some(command) = container["command"].as_array() else {
+                continue;
+            };
+            assert_eq!(command[0], "/bin/sh", "{}", key(obj));
+            let script = command.last().unwrap().as_str().unwrap();
+            let out = std::process::Command::new("/bin/sh")
+                .args(["-n", "-c", script])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{} {}: {}",
+                key(obj),
+                container["name"],
+                String::from_utf8_lossy(&out.stderr)
+            );
+            scripts += 1;
+        }
+    }
+    // ovsdb-server NB and SB, northd, openvswitch, ovn-controller.
+    assert_eq!(scripts, 5);
+}
