@@ -721,3 +721,62 @@ fn wg_set_changes_to_a_live_peer_take_effect() {
         Ok(4 << 20)
     );
 }
+
+#[test]
+fn the_device_learns_and_follows_a_peer_endpoint_from_its_packets() {
+    require_root!();
+    let dir = TestDir::new("wg-roam").unwrap();
+    let tunnel = Tunnel::up(Kind::Octopus, Kind::WireguardGo, &dir);
+    let (device, peer) = (&tunnel.a, &tunnel.b);
+    let [ns_a, ns_b] = &tunnel.ns;
+    let ifname = device.ifname.as_str();
+    let endpoints = || device.wg_ok(&["show", ifname, "endpoints"]);
+
+    // Like a hub for a member behind NAT: the peer is known by key only.
+    device.wg_ok(&["set", ifname, "peer", &peer.keys.public, "remove"]);
+    device.wg_ok(&[
+        "set",
+        ifname,
+        "peer",
+        &peer.keys.public,
+        "allowed-ips",
+        &format!("{}/32", TUNNEL[1]),
+    ]);
+    assert_eq!(endpoints().trim(), format!("{}\t(none)", peer.keys.public));
+    assert!(
+        !ns_a.ping(TUNNEL[1], 1),
+        "ping to a peer with no endpoint went through"
+    );
+
+    // The peer speaks first; its handshake tells the device where it is.
+    assert!(ns_b.ping(TUNNEL[0], 20), "no ping from the peer");
+    assert_eq!(
+        endpoints().trim(),
+        format!("{}\t{}:{PORT}", peer.keys.public, UNDERLAY[1])
+    );
+    assert!(
+        ns_a.ping(TUNNEL[1], 5),
+        "no ping back to the learned endpoint"
+    );
+
+    // The peer moves to another address and port (as behind a NAT that rebinds): the device
+    // follows its authenticated packets there.
+    ns_b.ip(&["addr", "del", &format!("{}/24", UNDERLAY[1]), "dev", "ul1"])
+        .unwrap();
+    ns_b.ip(&["addr", "add", "198.18.30.9/24", "dev", "ul1"])
+        .unwrap();
+    peer.wg_ok(&["set", &peer.ifname, "listen-port", "51999"]);
+    assert!(
+        ns_b.ping(TUNNEL[0], 20),
+        "no ping from the peer after it moved"
+    );
+    assert_eq!(
+        endpoints().trim(),
+        format!("{}\t198.18.30.9:51999", peer.keys.public)
+    );
+    assert_eq!(
+        checked_transfer(ns_b, ns_a, TUNNEL[1], 5006, 4 << 20),
+        Ok(4 << 20),
+        "transfer to the moved peer"
+    );
+}
