@@ -17,6 +17,7 @@ use nauti_api::peer::{DEFAULT_PEER_NAMESPACE, DEFAULT_WIREGUARD_PORT};
 use crate::controller::hub::HubConfig;
 use crate::controller::local::{CREDENTIAL_SECRET, WIREGUARD_KEY_SECRET};
 use crate::controller::member::{LeaveConfig, MemberConfig};
+use crate::controller::services::ServicesConfig;
 use crate::core::{LocalRole, SlicePolicy};
 use crate::gateway::GatewayConfig;
 use crate::gateway::file::FileGatewayConfig;
@@ -282,9 +283,62 @@ pub struct MemberRunArgs {
     credential_lifetime: jiff::SignedDuration,
     #[command(flatten)]
     data_path: DataPathArgs,
+    #[command(flatten)]
+    services: ServicesArgs,
     /// Address of the HTTP endpoint serving `/metrics`, `/healthz` and `/readyz`.
     #[arg(long, env = "OCTOPUS_METRICS_ADDR", default_value = DEFAULT_METRICS_ADDR)]
     metrics_addr: SocketAddr,
+}
+
+/// Flags of `octopus member` for multi-cluster services.
+#[derive(Debug, clap::Args)]
+pub struct ServicesArgs {
+    /// The cluster's OVN northbound database (`unix:PATH`, `tcp:HOST:PORT`, `ssl:HOST:PORT`),
+    /// where the pods' global addresses are read; without it nothing is exported.
+    #[arg(long, env = "OCTOPUS_OVN_NB")]
+    ovn_nb: Option<String>,
+    /// The cluster's logical switch (default `nauti-<cluster-id>`, as nauti-ovnmaster names it).
+    #[arg(long, env = "OCTOPUS_OVN_LOGICAL_SWITCH")]
+    ovn_logical_switch: Option<String>,
+    /// Private key (PEM) for an `ssl:` --ovn-nb.
+    #[arg(long, env = "OCTOPUS_OVSDB_PRIVATE_KEY")]
+    ovsdb_private_key: Option<PathBuf>,
+    /// Certificate (PEM) for that key.
+    #[arg(long, env = "OCTOPUS_OVSDB_CERTIFICATE")]
+    ovsdb_certificate: Option<PathBuf>,
+    /// CA certificate (PEM) the OVSDB server's certificate must chain to.
+    #[arg(long, env = "OCTOPUS_OVSDB_CA_CERT")]
+    ovsdb_ca_cert: Option<PathBuf>,
+}
+
+impl ServicesArgs {
+    fn config(self) -> anyhow::Result<ServicesConfig> {
+        let ovn_nb = self
+            .ovn_nb
+            .map(|remote| {
+                nauti_ovn::Endpoint::parse(&remote).with_context(|| {
+                    format!("--ovn-nb {remote:?} is not unix:PATH, tcp:HOST:PORT or ssl:HOST:PORT")
+                })
+            })
+            .transpose()?;
+        let tls = nauti_ovn::TlsArgs {
+            private_key: self.ovsdb_private_key,
+            certificate: self.ovsdb_certificate,
+            ca_cert: self.ovsdb_ca_cert,
+        }
+        .files()
+        .context("the OVSDB TLS files")?;
+        if matches!(ovn_nb, Some(nauti_ovn::Endpoint::Ssl(_))) && tls.is_none() {
+            anyhow::bail!(
+                "an ssl: --ovn-nb needs --ovsdb-private-key, --ovsdb-certificate and --ovsdb-ca-cert"
+            );
+        }
+        Ok(ServicesConfig {
+            ovn_nb,
+            ovn_nb_tls: tls,
+            logical_switch: self.ovn_logical_switch,
+        })
+    }
 }
 
 /// Flags of `octopus member leave`.
@@ -496,6 +550,7 @@ async fn member(args: MemberRunArgs) -> anyhow::Result<()> {
         policy,
         credential_lifetime: std_duration("--credential-lifetime", args.credential_lifetime)?,
         metrics_addr: args.metrics_addr,
+        services: args.services.config()?,
     };
     let shutdown = shutdown_on_signals().context("install signal handlers")?;
     crate::controller::member::run(config, shutdown).await

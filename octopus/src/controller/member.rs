@@ -85,6 +85,8 @@ pub struct MemberConfig {
     pub metrics_addr: SocketAddr,
     /// Run the tunnel here and apply the plan to it; `None` only logs the plan.
     pub gateway: Option<GatewayConfig>,
+    /// Multi-cluster services: where the cluster's OVN northbound database is.
+    pub services: super::services::ServicesConfig,
 }
 
 #[derive(Default)]
@@ -130,6 +132,19 @@ pub async fn run(config: MemberConfig, shutdown: CancellationToken) -> anyhow::R
         let peers: Api<Peer> = Api::namespaced(hub.clone(), &config.hub_namespace);
         let notify = Arc::new(Notify::new());
         let _watch = watch_peers(peers.clone(), notify.clone());
+        // Exports and imports run under this credential; a renewal restarts them.
+        let _services = super::services::spawn(
+            super::services::SyncContext {
+                local: local_cluster.clone(),
+                hub: hub.clone(),
+                cluster_id: config.cluster_id.clone(),
+                namespace: config.namespace.clone(),
+                hub_namespace: config.hub_namespace.clone(),
+                clusterset: config.policy.clusterset(),
+                config: config.services.clone(),
+            },
+            &shutdown,
+        );
         let renew_in =
             u64::try_from(validity.renew_at() - jiff::Timestamp::now().as_second()).unwrap_or(0);
         let renewal = tokio::time::sleep(Duration::from_secs(renew_in));

@@ -8,12 +8,17 @@
 //! - [`local`]: the key, credential and slice kept in the cluster octopus runs in.
 //! - [`publish`]: a cluster's own Peer on the hub.
 //! - [`metrics`]: `/metrics` and `/readyz`.
+//! - [`services`]: multi-cluster services in a member: [`exports`] publishes this cluster's
+//!   ServiceExports on the hub, [`imports`] keeps every cluster's exports here.
 
+pub mod exports;
 pub mod hub;
+pub mod imports;
 pub mod local;
 pub mod member;
 pub mod metrics;
 pub mod publish;
+pub mod services;
 
 use std::path::Path;
 use std::sync::Arc;

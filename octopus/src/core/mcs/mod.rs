@@ -8,8 +8,15 @@
 //!   and the `Conflict` each export carries (the oldest export wins).
 //! - [`vip`]: the clusterset IP of a name, the same in every member.
 //! - [`slices`]: the exported endpoints cut into EndpointSlices with stable names.
+//! - [`local`]: the member's Service, EndpointSlices and OVN ports as the export plan reads them.
+//! - [`hub`]: how exports are laid out on the hub and read back, trusting only the namespace
+//!   for the exporting cluster.
+//! - [`import`]: every member's imports from all exports: merged, with clusterset IPs.
 
 pub mod export;
+pub mod hub;
+pub mod import;
+pub mod local;
 pub mod merge;
 pub mod slices;
 pub mod vip;
@@ -18,6 +25,7 @@ pub use export::{
     ExportPlan, ExportedEndpoint, Invalid, LocalEndpoint, LocalService, LocalServiceType, PodRef,
     ServiceProperties, SkipReason, VerifiedPorts, plan_export,
 };
+pub use import::{PlannedImport, admitted, plan_imports};
 pub use merge::{ClusterExport, Conflict, MergedImport, merge_exports};
 pub use slices::{ExportedSlice, MAX_ENDPOINTS_PER_SLICE, cut_slices, slice_name};
 pub use vip::{VipError, allocate_vip};

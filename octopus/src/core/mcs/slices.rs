@@ -10,8 +10,9 @@ use super::export::ExportedEndpoint;
 /// The most endpoints one exported EndpointSlice carries (the built-in controller's default).
 pub const MAX_ENDPOINTS_PER_SLICE: usize = 100;
 
-/// Longest object name Kubernetes accepts for an EndpointSlice (a DNS subdomain).
-const MAX_NAME_LEN: usize = 253;
+/// Longest name given: an object name is a DNS subdomain (253 characters), and on the hub the
+/// name is prefixed with the namespace and a dot (a DNS label: 63 characters and one more).
+const MAX_NAME_LEN: usize = 253 - 64;
 
 /// One EndpointSlice to publish.
 #[derive(Debug, Clone, PartialEq, Eq)]
