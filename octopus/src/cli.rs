@@ -106,7 +106,8 @@ pub struct GatewayArgs {
     /// This gateway is the hub's.
     #[arg(long, env = "OCTOPUS_HUB")]
     hub: bool,
-    /// Every other cluster can dial this gateway (two public members peer directly).
+    /// Every other cluster can dial this gateway (two public members peer directly); only
+    /// when the file holds no Peer of this cluster, whose `isPublic` decides otherwise.
     #[arg(long, env = "OCTOPUS_PUBLIC")]
     public: bool,
     /// JSON array of Peers (slices filled in), read again when it changes.

@@ -125,7 +125,8 @@ async fn pass(
     })?;
     let usable = usable_peers(review_peers(&peers, &config.policy, config.joined.as_ref()));
     let resolved = resolve_endpoints(&usable).await;
-    let plan = plan_topology(&config.local, &usable, |name| resolved.get(name).copied());
+    let local = local_role(&config.local, &peers);
+    let plan = plan_topology(&local, &usable, |name| resolved.get(name).copied());
     if last_plan.as_ref() != Some(&plan) {
         log_plan(&plan);
     }
@@ -133,6 +134,16 @@ async fn pass(
     log_applied(gateway.ifname(), &applied);
     *last_plan = Some(plan);
     Ok(())
+}
+
+/// This gateway's role: whether it is public is what its own Peer in the file says (so marking
+/// a cluster public is one edit of the file), else what the flags say.
+pub fn local_role(flags: &LocalRole, peers: &[Peer]) -> LocalRole {
+    let own = peers.iter().find(|p| p.spec.cluster_id == flags.cluster_id);
+    LocalRole {
+        is_public: own.map_or(flags.is_public, |p| p.spec.is_public || flags.is_hub),
+        ..flags.clone()
+    }
 }
 
 /// Logs a plan that differs from the last one.
@@ -149,4 +160,50 @@ pub fn log_plan(plan: &TopologyPlan) {
         unresolved = ?plan.unresolved,
         "WireGuard plan changed"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use nauti_api::peer::PeerSpec;
+
+    use super::*;
+
+    fn peer(cluster: &str, is_public: bool) -> Peer {
+        Peer::new(
+            cluster,
+            PeerSpec {
+                cluster_id: cluster.to_owned(),
+                cluster_cidrs: vec!["10.113.0.0/16".parse().unwrap()],
+                endpoint: Some("198.19.1.10".to_owned()),
+                port: 51820,
+                public_key: "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".to_owned(),
+                is_hub: false,
+                is_public,
+            },
+        )
+    }
+
+    #[test]
+    fn the_own_peer_in_the_file_says_whether_this_gateway_is_public() {
+        let flags = LocalRole {
+            cluster_id: "a".to_owned(),
+            is_hub: false,
+            is_public: false,
+        };
+        assert!(!local_role(&flags, &[peer("a", false), peer("b", true)]).is_public);
+        assert!(local_role(&flags, &[peer("a", true)]).is_public);
+        assert!(
+            !local_role(&flags, &[peer("b", true)]).is_public,
+            "no own Peer: the flags"
+        );
+        let hub = LocalRole {
+            is_hub: true,
+            is_public: true,
+            ..flags
+        };
+        assert!(
+            local_role(&hub, &[peer("a", false)]).is_public,
+            "a hub is public"
+        );
+    }
 }

@@ -80,7 +80,7 @@ impl GsoBatch {
     }
 }
 
-fn send_one(shared: &Shared, to: SocketAddr, datagram: &[u8]) {
+pub(crate) fn send_one(shared: &Shared, to: SocketAddr, datagram: &[u8]) {
     let transmit = Transmit {
         destination: to,
         ecn: None,

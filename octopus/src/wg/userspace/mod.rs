@@ -138,7 +138,37 @@ impl Shared {
             self.peers
                 .apply(change, &self.static_private, &self.rate_limiter)?;
         }
+        for change in changes {
+            let key = match change {
+                PeerChange::Add(wanted) => wanted.public_key,
+                PeerChange::Update(update) => update.public_key,
+                PeerChange::Remove(_) => continue,
+            };
+            self.keep_alive_now(&key);
+        }
         Ok(())
+    }
+
+    /// As the kernel does when persistent keepalive is set: start the handshake at once
+    /// instead of one keepalive interval later. A gateway behind NAT has nothing to send
+    /// until a pod does, and until it speaks its peer cannot reach it.
+    fn keep_alive_now(&self, key: &PublicKey) {
+        let Some(peer) = self.peers.by_key(key) else {
+            return;
+        };
+        let (Some(_), Some(to)) = (peer.keepalive(), peer.endpoint()) else {
+            return;
+        };
+        let mut tunn = peer.tunn();
+        if tunn.time_since_last_handshake().is_some() {
+            return;
+        }
+        let mut out = vec![0u8; 256];
+        if let boringtun::noise::TunnResult::WriteToNetwork(datagram) =
+            tunn.format_handshake_initiation(&mut out, false)
+        {
+            datapath::send_one(self, to, datagram);
+        }
     }
 }
 

@@ -40,6 +40,11 @@ impl Peer {
         *self.endpoint.lock().unwrap_or_else(|p| p.into_inner()) = Some(ep);
     }
 
+    /// Persistent keepalive in seconds, if on.
+    pub(crate) fn keepalive(&self) -> Option<u16> {
+        self.keepalive
+    }
+
     pub(crate) fn allows(&self, ip: IpAddr) -> Option<u8> {
         let nets = self.allowed_ips.read().unwrap_or_else(|p| p.into_inner());
         nets.iter()
