@@ -646,4 +646,21 @@ fn bad_peers_are_refused_by_review_and_a_garbage_flood_at_the_hub_does_not_stop_
         hub.log_text().lines().all(|l| !l.contains("panicked")),
         "the hub's gateway panicked"
     );
+
+    // Drift is repaired: a route deleted by hand is back within one resync (10 s).
+    bed.members[0]
+        .ip(&["route", "del", SLICES[1], "dev", &a.ifname])
+        .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(15), || {
+            bed.members[0]
+                .ip(&["route", "show", "dev", &a.ifname])
+                .is_ok_and(|r| r.contains(SLICES[1]))
+        }),
+        "the route to B's slice deleted on A never came back"
+    );
+    assert!(
+        bed.pods[0].ping(POD_IP[1], 5),
+        "no ping A to B after the repair"
+    );
 }
