@@ -8,6 +8,7 @@
 //! - [`diff`]: the smallest set of changes that takes a device from what it has to what is wanted.
 //! - [`mtu`]: the MTUs of the tunnel and of the pods' second NIC, with the reason.
 //! - [`mcs`]: multi-cluster services: what a member exports, and the import every member keeps.
+//! - [`tunnel`]: a peer's tunnel status (`Ready`, last handshake, bytes) from the device's counters.
 
 pub mod diff;
 pub mod key;
@@ -16,6 +17,7 @@ pub mod mtu;
 pub mod review;
 pub mod slices;
 pub mod topology;
+pub mod tunnel;
 
 pub use diff::{DevicePeer, PeerChange, PeerUpdate, RouteDiff, diff_peers, diff_routes};
 pub use key::{KeyError, PublicKey};
@@ -23,3 +25,6 @@ pub use mtu::{MtuPlan, MtuPlanError, MtuReason, plan_mtu};
 pub use review::{PeerRejection, PeerVerdict, ValidPeer, review_peers};
 pub use slices::{SliceClaim, SliceError, SlicePolicy};
 pub use topology::{LocalRole, TopologyPlan, WantedPeer, plan_topology};
+pub use tunnel::{
+    TunnelSample, TunnelStatus, WritePacing, WrittenStatus, should_write, tunnel_status,
+};
