@@ -10,7 +10,7 @@
 //!
 //! One test in steps that build on each other: export and import, the same name from both
 //! members (union of ports, then a type conflict), invalid exports, a member writing into
-//! another's hub namespace, unexport.
+//! another's hub namespace, a hub outage, unexport.
 
 #![allow(
     clippy::unwrap_used,
@@ -222,6 +222,30 @@ where
     Fut: std::future::Future<Output = Option<T>>,
 {
     within(what, WAIT, check).await
+}
+
+/// A process stopped with SIGSTOP until dropped (SIGCONT), also when the test fails.
+struct Frozen(u32);
+
+impl Frozen {
+    fn stop(pid: u32) -> Self {
+        signal(pid, "-STOP");
+        Self(pid)
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        signal(self.0, "-CONT");
+    }
+}
+
+fn signal(pid: u32, which: &str) {
+    let status = Command::new("kill")
+        .args([which, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill {which} {pid}");
 }
 
 /// The `index`th host address of `slice`.
@@ -740,7 +764,48 @@ async fn exports_reach_every_member_through_the_hub_and_go_away_on_unexport() {
         other => panic!("A deleted B's export: {other:?}"),
     }
 
-    // 5. Unexport from both: the import and its slices leave every member within seconds.
+    // 5. The hub's API server freezes (connections stay open, nothing answers). B keeps its
+    // import and A's endpoints; a pod that A adds meanwhile reaches B once the hub is back.
+    let outage = Frozen::stop(hub.api.pids()[0]);
+    let uid_3 = ready_pod(&a.admin, "nginx-3", "10.88.0.13", None).await;
+    let global_3 = host(slice_a, 13);
+    a.nb.ensure_logical_switch_port("nauti-cluster-a", &pod_port("nginx-3", &uid_3, &global_3))
+        .await
+        .unwrap();
+    let scaled = builtin_slice(
+        SVC,
+        &[
+            ("nginx-0", &uid_0, "10.88.0.10"),
+            ("nginx-1", &uid_1, "10.88.0.11"),
+            ("nginx-2", &uid_2, "10.88.0.12"),
+            ("nginx-3", &uid_3, "10.88.0.13"),
+        ],
+    );
+    Api::<EndpointSlice>::namespaced(a.admin.clone(), NS)
+        .patch(
+            &scaled.metadata.name.clone().unwrap(),
+            &PatchParams::apply("endpointslice-controller").force(),
+            &Patch::Apply(&scaled),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(import_of(&b, SVC).await.is_some(), "B keeps its import");
+    assert_eq!(
+        imported_addresses(&b, SVC, a.id).await,
+        BTreeSet::from([global_0.clone(), global_1.clone()]),
+        "B keeps A's endpoints while the hub is down"
+    );
+    let back = Instant::now();
+    drop(outage);
+    let all_three = BTreeSet::from([global_0.clone(), global_1.clone(), global_3.clone()]);
+    eventually("the change made during the outage in B", || async {
+        (imported_addresses(&b, SVC, a.id).await == all_three).then_some(())
+    })
+    .await;
+    eprintln!("hub back to the outage's change in B: {:?}", back.elapsed());
+
+    // 6. Unexport from both: the import and its slices leave every member within seconds.
     unexport(&b.admin, SVC).await;
     eventually(
         "B's export withdrawn: A's type, ports and no conflict",
