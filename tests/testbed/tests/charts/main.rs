@@ -9,5 +9,6 @@
 
 mod helm;
 mod install;
+mod ovn;
 mod render;
 mod values;

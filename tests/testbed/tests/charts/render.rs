@@ -56,7 +56,7 @@ fn assert_same_rbac(chart: &str, rendered: &[Value], files: &[&str], extra: &[&s
             assert_eq!(
                 without_bookkeeping(got),
                 without_bookkeeping(&want),
-                "{chart}: {k} differs from deploy/rbac/{file}; copy the rules into the chart"
+                "{chart}: {k} differs from deploy/rbac/{file}; run deploy/charts/copy-rbac.sh"
             );
             expected.push(k);
         }
