@@ -251,6 +251,32 @@ async fn hub_token_is_printed_kept_across_upgrade_and_replaced_once_spent() {
         kubectl(kube.kubeconfig(), &["get", object, "-n", NAMESPACE]);
     }
 
+    let before = objects_of_release(&kube, "nauti-agent");
+    for made in [
+        "daemonset.apps/nauti-nri",
+        "clusterrole.rbac.authorization.k8s.io/nauti-nri",
+        "validatingadmissionpolicy.admissionregistration.k8s.io/nauti-nri-pod-writes",
+        "role.rbac.authorization.k8s.io/nauti-crossdns-coredns",
+    ] {
+        assert!(
+            before.lines().any(|l| l == made),
+            "{made} not in:\n{before}"
+        );
+    }
+    // Uninstalling the agent removes every object it made (its pre-delete Jobs need pods, so
+    // they are skipped here: no kubelet runs them).
+    helm.ok(&[
+        "uninstall",
+        "nauti-agent",
+        "--namespace",
+        NAMESPACE,
+        "--kubeconfig",
+        &kubeconfig,
+        "--no-hooks",
+        "--wait",
+    ]);
+    assert_eq!(objects_of_release(&kube, "nauti-agent"), "");
+
     // Uninstalling the hub keeps the CRDs (and the Peers in them); its token goes.
     helm.ok(&[
         "uninstall",
@@ -268,6 +294,25 @@ async fn hub_token_is_printed_kept_across_upgrade_and_replaced_once_spent() {
         .unwrap()
         .items;
     assert!(left.is_empty(), "the token outlived the release");
+    assert_eq!(objects_of_release(&kube, "nauti"), "");
+}
+
+/// Every object left of a release's kinds, in every namespace, one `kind/name` a line.
+fn objects_of_release(kube: &KubeApi, release: &str) -> String {
+    kubectl(
+        kube.kubeconfig(),
+        &[
+            "get",
+            "deployments,daemonsets,statefulsets,jobs,services,configmaps,secrets,serviceaccounts,\
+             roles,rolebindings,clusterroles,clusterrolebindings,\
+             validatingadmissionpolicies,validatingadmissionpolicybindings",
+            "--all-namespaces",
+            "-l",
+            &format!("app.kubernetes.io/instance={release}"),
+            "-o",
+            "name",
+        ],
+    )
 }
 
 fn base64_of(text: &str) -> String {
