@@ -206,6 +206,26 @@ async fn pass(context: &SyncContext, nb: &Northbound, stores: &Stores) -> anyhow
             .iter()
             .map(|port| (&port.external_ids, port.ips())),
     );
+    // The Service's own slices, by service, once per pass.
+    let mut by_service: BTreeMap<ServiceKey, Vec<Arc<EndpointSlice>>> = BTreeMap::new();
+    for slice in stores.slices.state() {
+        if let (Some(namespace), Some(service)) = (
+            slice.metadata.namespace.clone(),
+            slice.labels().get(LABEL_KUBERNETES_SERVICE_NAME).cloned(),
+        ) {
+            by_service
+                .entry(ServiceKey::new(namespace, service))
+                .or_default()
+                .push(slice);
+        }
+    }
+    // What each export has on the hub, once per pass.
+    let mut published: BTreeMap<ServiceKey, Vec<String>> = BTreeMap::new();
+    for slice in stores.hub_slices.state() {
+        if let Some((key, _)) = hub_object_key(&slice.metadata) {
+            published.entry(key).or_default().push(slice.name_any());
+        }
+    }
     let mut wanted: BTreeSet<ServiceKey> = BTreeSet::new();
     let mut failed = 0usize;
     let mut exports: Vec<Arc<ServiceExport>> = stores.exports.state();
@@ -222,15 +242,7 @@ async fn pass(context: &SyncContext, nb: &Northbound, stores: &Stores) -> anyhow
         let service = stores
             .services
             .get(&ObjectRef::new(&key.name).within(&key.namespace));
-        let own_slices: Vec<Arc<EndpointSlice>> = stores
-            .slices
-            .state()
-            .into_iter()
-            .filter(|s| {
-                s.metadata.namespace.as_deref() == Some(key.namespace.as_str())
-                    && s.labels().get(LABEL_KUBERNETES_SERVICE_NAME) == Some(&key.name)
-            })
-            .collect();
+        let own_slices = by_service.get(&key).map(Vec::as_slice).unwrap_or_default();
         let plan = plan_export(
             service.as_deref().map(local_service).as_ref(),
             &local_endpoints(own_slices.iter().map(AsRef::as_ref)),
@@ -238,7 +250,8 @@ async fn pass(context: &SyncContext, nb: &Northbound, stores: &Stores) -> anyhow
             &slices,
         );
         let target_ports = endpoint_ports(own_slices.iter().map(AsRef::as_ref));
-        let result = export_one(context, stores, &key, &export, &plan, target_ports)
+        let on_hub = published.get(&key).map(Vec::as_slice).unwrap_or_default();
+        let result = export_one(context, stores, &key, &export, &plan, target_ports, on_hub)
             .instrument(span)
             .await;
         match result {
@@ -268,6 +281,7 @@ async fn export_one(
     export: &ServiceExport,
     plan: &ExportPlan,
     target_ports: Option<Vec<EndpointPort>>,
+    on_hub: &[String],
 ) -> anyhow::Result<bool> {
     for skipped in &plan.skipped {
         debug!(reason = %skipped, "endpoint left out");
@@ -307,7 +321,7 @@ async fn export_one(
                     })
                     .collect()
             });
-            publish_slices(context, stores, key, plan, &ports).await?;
+            publish_slices(context, stores, key, plan, &ports, on_hub).await?;
             plan.endpoints.len()
         }
     };
@@ -395,6 +409,7 @@ async fn publish_slices(
     key: &ServiceKey,
     plan: &ExportPlan,
     ports: &[EndpointPort],
+    on_hub: &[String],
 ) -> anyhow::Result<()> {
     let api: Api<EndpointSlice> =
         Api::namespaced(context.hub.clone(), &member_namespace(&context.cluster_id));
@@ -411,15 +426,9 @@ async fn publish_slices(
         }
         names.insert(name);
     }
-    for stale in stores.hub_slices.state() {
-        let of_key = hub_object_key(&stale.metadata).is_some_and(|(k, _)| &k == key);
-        if of_key && !names.contains(&stale.name_any()) {
-            gone_is_fine(
-                api.delete(&stale.name_any(), &DeleteParams::default())
-                    .await,
-            )
-            .with_context(|| format!("delete EndpointSlice {} on the hub", stale.name_any()))?;
-        }
+    for stale in on_hub.iter().filter(|name| !names.contains(*name)) {
+        gone_is_fine(api.delete(stale, &DeleteParams::default()).await)
+            .with_context(|| format!("delete EndpointSlice {stale} on the hub"))?;
     }
     Ok(())
 }
