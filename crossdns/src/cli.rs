@@ -26,6 +26,11 @@ pub struct Args {
     #[arg(long, env = "NAUTI_MAX_UDP_PAYLOAD", default_value_t = 1232)]
     pub max_udp_payload: u16,
 
+    /// UDP sockets bound to --dns-addr with SO_REUSEPORT, each received on by its own task
+    /// (the kernel spreads clients across them); 0: one per CPU.
+    #[arg(long, env = "NAUTI_UDP_SOCKETS", default_value_t = 0)]
+    pub udp_sockets: usize,
+
     /// A TCP connection that sends no query for this many seconds is closed.
     #[arg(long, env = "NAUTI_TCP_IDLE_SECONDS", default_value_t = 5)]
     pub tcp_idle_seconds: u64,

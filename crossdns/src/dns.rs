@@ -85,9 +85,9 @@ impl RequestHandler for Handler {
                 } else {
                     self.answer(query.name(), qtype)
                 };
-                (qtype.to_string(), reply)
+                (<&'static str>::from(qtype), reply)
             }
-            _ => ("none".to_owned(), Reply::code(ResponseCode::FormErr)),
+            _ => ("none", Reply::code(ResponseCode::FormErr)),
         };
         let mut metadata = Metadata::response_from_request(&request.metadata);
         metadata.authoritative =
@@ -110,11 +110,8 @@ impl RequestHandler for Handler {
                 })
             }
         };
-        self.metrics.answered(
-            &qtype_label,
-            &format!("{:?}", reply.rcode),
-            started.elapsed(),
-        );
+        self.metrics
+            .answered(qtype_label, rcode_label(reply.rcode), started.elapsed());
         info
     }
 }
@@ -143,6 +140,20 @@ impl Handler {
             Answer::NotOurZone => Reply::code(ResponseCode::Refused),
             Answer::NotSynced => Reply::code(ResponseCode::ServFail),
         }
+    }
+}
+
+/// The metric label of the codes the handler answers with (their `Debug` names).
+fn rcode_label(rcode: ResponseCode) -> &'static str {
+    match rcode {
+        ResponseCode::NoError => "NoError",
+        ResponseCode::FormErr => "FormErr",
+        ResponseCode::ServFail => "ServFail",
+        ResponseCode::NXDomain => "NXDomain",
+        ResponseCode::NotImp => "NotImp",
+        ResponseCode::Refused => "Refused",
+        ResponseCode::BADVERS => "BADVERS",
+        _ => "Other",
     }
 }
 

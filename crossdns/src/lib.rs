@@ -78,6 +78,33 @@ pub async fn run(args: Args) -> Result<(), CrossdnsError> {
     run_with(args, shutdown).await
 }
 
+/// `count` UDP sockets on `addr` (one per CPU for 0), sharing it with SO_REUSEPORT: hickory
+/// receives and sends on each socket from one task, so a single socket caps the answers per
+/// second at what one core does, whatever the number of workers.
+fn udp_sockets(addr: SocketAddr, count: usize) -> std::io::Result<Vec<UdpSocket>> {
+    let count = match count {
+        0 => std::thread::available_parallelism().map_or(1, usize::from),
+        n => n,
+    };
+    let mut sockets = Vec::with_capacity(count);
+    // The first socket fixes the port when `addr` asks for any.
+    let mut addr = addr;
+    for _ in 0..count {
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::DGRAM,
+            Some(socket2::Protocol::UDP),
+        )?;
+        socket.set_reuse_port(true)?;
+        socket.set_nonblocking(true)?;
+        socket.bind(&addr.into())?;
+        let socket = UdpSocket::from_std(socket.into())?;
+        addr = socket.local_addr()?;
+        sockets.push(socket);
+    }
+    Ok(sockets)
+}
+
 /// Runs one of the one-shot commands.
 async fn run_command(args: &Args, command: &Command) -> Result<(), CrossdnsError> {
     let client = kube::connect(args.kubeconfig.as_deref()).await?;
@@ -110,14 +137,16 @@ pub async fn run_with(args: Args, shutdown: CancellationToken) -> Result<(), Cro
         source,
     };
     // Listen before the first sync: until then queries get SERVFAIL, not silence.
-    let udp = UdpSocket::bind(args.dns_addr).await.map_err(bind)?;
+    let udp = udp_sockets(args.dns_addr, args.udp_sockets).map_err(bind)?;
     let tcp = TcpListener::bind(args.dns_addr).await.map_err(bind)?;
     let mut server = Server::new(Handler::new(
         index.clone(),
         metrics.clone(),
         args.max_udp_payload,
     ));
-    server.register_socket(udp);
+    for socket in udp {
+        server.register_socket(socket);
+    }
     server.register_listener(
         tcp,
         Duration::from_secs(args.tcp_idle_seconds.max(1)),

@@ -19,9 +19,9 @@ use prometheus_client::registry::Registry;
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct QueryLabels {
     /// The query type (`A`, `SRV`, ...).
-    pub qtype: String,
+    pub qtype: &'static str,
     /// The response code (`NoError`, `NXDomain`, ...).
-    pub rcode: String,
+    pub rcode: &'static str,
 }
 
 /// crossdns's metrics and readiness flag.
@@ -86,12 +86,10 @@ impl Metrics {
     }
 
     /// Counts one answered query.
-    pub fn answered(&self, qtype: &str, rcode: &str, took: Duration) {
+    pub fn answered(&self, qtype: &'static str, rcode: &'static str, took: Duration) {
+        // Static labels: counting a query allocates nothing.
         self.queries
-            .get_or_create(&QueryLabels {
-                qtype: qtype.to_owned(),
-                rcode: rcode.to_owned(),
-            })
+            .get_or_create(&QueryLabels { qtype, rcode })
             .inc();
         self.latency.observe(took.as_secs_f64());
     }
