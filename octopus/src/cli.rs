@@ -1,5 +1,6 @@
 //! The `octopus` command line: flags (with environment twins) and what each subcommand runs.
 
+use std::hash::BuildHasher as _;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -11,6 +12,7 @@ use clap::{Parser, Subcommand};
 use ipnet::IpNet;
 use nauti_api::core::config::{DEFAULT_CLUSTER_PREFIX_LEN, DEFAULT_GLOBAL_CIDR};
 use nauti_api::core::wgkey::parse_wireguard_key;
+use nauti_api::daemon::election::{LeaseSetting, LeaseSettings};
 use nauti_api::daemon::{LogArgs, shutdown_on_signals};
 use nauti_api::peer::{DEFAULT_PEER_NAMESPACE, DEFAULT_WIREGUARD_PORT};
 
@@ -86,6 +88,70 @@ impl DataPathArgs {
         );
         Ok(Some(config))
     }
+}
+
+/// Leader election among replicas: only the Lease holder acts.
+#[derive(Debug, clap::Args)]
+pub struct LeaseArgs {
+    /// Name of the Lease replicas elect their leader on.
+    #[arg(long, env = "OCTOPUS_LEASE_NAME", default_value = "octopus-hub")]
+    lease_name: String,
+    /// Namespace of the Lease.
+    #[arg(long, env = "OCTOPUS_LEASE_NAMESPACE", default_value = DEFAULT_PEER_NAMESPACE)]
+    lease_namespace: String,
+    /// How long a leader's lease lasts without renewal (whole seconds, at least 1s).
+    #[arg(long, env = "OCTOPUS_LEASE_DURATION", default_value = "15s")]
+    lease_duration: jiff::SignedDuration,
+    /// How often the leader renews, and a standby looks at, the lease.
+    #[arg(long, env = "OCTOPUS_LEASE_RENEW_INTERVAL", default_value = "5s")]
+    lease_renew_interval: jiff::SignedDuration,
+    /// This replica's identity in the lease (default: $POD_NAME or the host name, plus a random
+    /// suffix so a restarted replica never mistakes its predecessor's lease for its own).
+    #[arg(long, env = "OCTOPUS_LEASE_IDENTITY")]
+    lease_identity: Option<String>,
+}
+
+impl LeaseArgs {
+    fn settings(self) -> anyhow::Result<LeaseSettings> {
+        let identity = self.lease_identity.unwrap_or_else(default_identity);
+        LeaseSettings::new(
+            &self.lease_name,
+            &self.lease_namespace,
+            identity,
+            std_duration("--lease-duration", self.lease_duration)?,
+            std_duration("--lease-renew-interval", self.lease_renew_interval)?,
+        )
+        .map_err(|e| {
+            let flag = match e.setting {
+                LeaseSetting::Duration => "--lease-duration",
+                LeaseSetting::RenewInterval => "--lease-renew-interval",
+                LeaseSetting::Identity => "--lease-identity",
+            };
+            anyhow::anyhow!("{flag}: {}", e.reason)
+        })
+    }
+}
+
+/// `$POD_NAME` or the host name, with a random suffix per process.
+fn default_identity() -> String {
+    let host = ["POD_NAME", "HOSTNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|s| !s.trim().is_empty()))
+        .or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+        })
+        .unwrap_or_else(|| "octopus".to_owned());
+    // `RandomState` is seeded from the OS's randomness per process: enough to tell two
+    // incarnations of one pod apart.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let suffix =
+        std::collections::hash_map::RandomState::new().hash_one((nanos, std::process::id()));
+    format!("{host}_{:08x}", suffix & 0xffff_ffff)
 }
 
 /// Flags of `octopus gateway`.
@@ -187,6 +253,8 @@ pub struct HubRunArgs {
     slices: SliceArgs,
     #[command(flatten)]
     data_path: DataPathArgs,
+    #[command(flatten)]
+    lease: LeaseArgs,
     /// Address of the HTTP endpoint serving `/metrics`, `/healthz` and `/readyz`.
     #[arg(long, env = "OCTOPUS_METRICS_ADDR", default_value = DEFAULT_METRICS_ADDR)]
     metrics_addr: SocketAddr,
@@ -437,6 +505,7 @@ async fn hub(args: HubRunArgs) -> anyhow::Result<()> {
         requested: args.cluster_cidr,
         key_secret: args.wg_key_secret,
         metrics_addr: args.metrics_addr,
+        lease: args.lease.settings()?,
     };
     crate::controller::hub::run(config, shutdown).await
 }
@@ -684,6 +753,12 @@ mod tests {
         assert_eq!(run.slices.global_cidr, DEFAULT_GLOBAL_CIDR);
         assert_eq!(run.slices.slice_prefix, 16);
         assert_eq!(run.metrics_addr.to_string(), DEFAULT_METRICS_ADDR);
+        let lease = run.lease.settings().unwrap();
+        assert_eq!(lease.name, "octopus-hub");
+        assert_eq!(lease.namespace, "nauti-system");
+        assert_eq!(lease.duration, Duration::from_secs(15));
+        assert_eq!(lease.renew_interval, Duration::from_secs(5));
+        assert!(!lease.identity.is_empty());
 
         assert!(
             Args::try_parse_from(["octopus", "hub"]).is_err(),

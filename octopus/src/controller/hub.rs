@@ -14,13 +14,17 @@
 //!    and with `--wireguard-interface` apply it to the in-process device, routes and
 //!    forwarding ([`crate::gateway`]): the hub forwards between members.
 //!
-//! Members' certificate requests are approved by [`approval::run`] beside it.
+//! 7. with the tunnel, read its counters (also every 10 s between passes) into each member's
+//!    Peer status: `Ready`, `lastHandshake` ([`super::status`]), and the per-peer metrics.
+//!
+//! Members' certificate requests are approved by [`approval::run`] beside it. All of this runs
+//! only on the replica holding the Lease (`--lease-name`); the others wait for it.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
 use ipnet::IpNet;
@@ -28,6 +32,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use nauti_api::Peer;
 use nauti_api::conditions::{new_condition, set_condition};
+use nauti_api::daemon::election::{self, LeaseSettings};
 use nauti_api::daemon::{AbortOnDrop, start_endpoints};
 use nauti_api::peer::condition;
 use tokio::sync::Notify;
@@ -35,6 +40,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::metrics::{Metrics, ValidLabel};
 use super::publish::{OwnPeer, publish};
+use super::status::{self, StatusWriter};
 use super::{connect, local, next_pass, watch_peers};
 use crate::core::{LocalRole, SlicePolicy, TopologyPlan, plan_topology, review_peers};
 use crate::gateway::file::log_plan;
@@ -69,15 +75,63 @@ pub struct HubConfig {
     pub metrics_addr: SocketAddr,
     /// Run the tunnel here and apply the plan to it; `None` only logs the plan.
     pub gateway: Option<GatewayConfig>,
+    /// The Lease replicas elect their leader on.
+    pub lease: LeaseSettings,
 }
 
-/// Runs the hub until `shutdown`.
+/// Runs the hub until `shutdown`. Replicas elect a leader on the Lease; a standby only waits,
+/// and a leader that loses the lease stops (its pod restarts as a standby), so never two
+/// replicas write or run the tunnel at once.
 pub async fn run(config: HubConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let metrics = Arc::new(Metrics::new("no pass over the Peers yet"));
+    let metrics = Arc::new(Metrics::new("standby: waiting for the lease"));
     let _endpoints = start_endpoints(config.metrics_addr, metrics.clone(), shutdown.clone())
         .await
         .with_context(|| format!("serve --metrics-addr {}", config.metrics_addr))?;
     let client = connect(config.kubeconfig.as_deref()).await?;
+    let leader_metric = metrics.clone();
+    let (mut leader, lease_task) = election::spawn(
+        client.clone(),
+        config.lease.clone(),
+        Box::new(move |leading| {
+            leader_metric.leader.set(i64::from(leading));
+        }),
+        shutdown.clone(),
+    );
+    tracing::info!(identity = %config.lease.identity, lease = %config.lease.name, "waiting for the lease");
+    let led = tokio::select! {
+        led = leader.wait_for(|leading| *leading) => led.is_ok(),
+        () = shutdown.cancelled() => false,
+    };
+    let outcome = if led {
+        metrics.set_not_ready("no pass over the Peers yet");
+        let lost = async {
+            // Only a change to false ends this; an ended lease task counts as lost.
+            let _ = leader.wait_for(|leading| !*leading).await;
+        };
+        tokio::select! {
+            outcome = lead(&config, client, &metrics, &shutdown) => outcome,
+            () = lost => Err(anyhow::anyhow!(
+                "lost the lease {}: stopping so the new leader alone acts", config.lease.name
+            )),
+        }
+    } else {
+        Ok(())
+    };
+    shutdown.cancel();
+    // The lease task releases the lease (bounded) once it sees the cancellation.
+    if let Err(error) = lease_task.await {
+        tracing::warn!(%error, "the lease task ended abnormally");
+    }
+    outcome
+}
+
+/// What the leader runs: the tunnel, the approvals and the passes over the Peers.
+async fn lead(
+    config: &HubConfig,
+    client: kube::Client,
+    metrics: &Metrics,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
     let key =
         local::ensure_wireguard_key(client.clone(), &config.namespace, &config.key_secret).await?;
     let gateway = config
@@ -103,19 +157,27 @@ pub async fn run(config: HubConfig, shutdown: CancellationToken) -> anyhow::Resu
     let peers: Api<Peer> = Api::namespaced(client.clone(), &config.namespace);
     let notify = Arc::new(Notify::new());
     let _watch = watch_peers(peers.clone(), notify.clone());
+    let mut status_writer = StatusWriter::new();
     tracing::info!(cluster = %config.cluster_id, public_key = %key.public, "hub running");
+    let mut next_status = tokio::time::Instant::now();
     loop {
         metrics.syncs.inc();
         let outcome = pass(
             &client,
             &peers,
-            &config,
+            config,
             &own,
-            &metrics,
+            metrics,
             (gateway.as_ref(), &mut last_plan),
         );
         match outcome.await {
-            Ok(()) => metrics.set_ready(),
+            Ok(valid) => {
+                metrics.set_ready();
+                if let Some(gateway) = &gateway {
+                    report_tunnels(gateway, &peers, &valid, config, metrics, &mut status_writer)
+                        .await;
+                }
+            }
             Err(error) => {
                 metrics.sync_errors.inc();
                 tracing::warn!(
@@ -124,9 +186,58 @@ pub async fn run(config: HubConfig, shutdown: CancellationToken) -> anyhow::Resu
                 );
             }
         }
-        if !next_pass(&notify, &shutdown).await {
+        // With a tunnel, look at it every STATUS_INTERVAL even without a Peer change.
+        if gateway.is_some() {
+            next_status = tokio::time::Instant::now() + STATUS_INTERVAL;
+        }
+        let wait = async {
+            if gateway.is_some() {
+                tokio::time::sleep_until(next_status).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        let go_on = tokio::select! {
+            go_on = next_pass(&notify, shutdown) => go_on,
+            () = wait => true,
+        };
+        if !go_on {
             return Ok(());
         }
+    }
+}
+
+/// How often the hub reads the tunnel's counters into the Peers' status (each Peer is
+/// written only when that changes, paced by [`crate::core::WritePacing`]).
+const STATUS_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Reads the device, exports each member's tunnel as metrics and writes it into its Peer.
+async fn report_tunnels(
+    gateway: &Gateway<Device>,
+    peers: &Api<Peer>,
+    valid: &[Peer],
+    config: &HubConfig,
+    metrics: &Metrics,
+    writer: &mut StatusWriter,
+) {
+    let state = match gateway.state() {
+        Ok(state) => state,
+        Err(error) => {
+            tracing::warn!(%error, "cannot read the tunnel's counters");
+            return;
+        }
+    };
+    let members: Vec<Peer> = valid
+        .iter()
+        .filter(|p| p.metadata.name.as_deref() != Some(config.cluster_id.as_str()))
+        .cloned()
+        .collect();
+    let now = SystemTime::now();
+    let statuses = status::observe(&state, &members, now);
+    status::record_metrics(metrics, &statuses);
+    let failures = writer.write(peers, &members, &statuses, now).await;
+    if failures > 0 {
+        metrics.sync_errors.inc();
     }
 }
 
@@ -155,7 +266,7 @@ async fn pass(
     own: &OwnPeer,
     metrics: &Metrics,
     (gateway, last_plan): (Option<&Gateway<Device>>, &mut Option<TopologyPlan>),
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<Peer>> {
     publish(peers, own)
         .await
         .context("publish the hub's Peer")?;
@@ -279,7 +390,7 @@ async fn pass(
     }
     *last_plan = Some(plan);
     anyhow::ensure!(failures == 0, "{failures} step(s) failed");
-    Ok(())
+    Ok(valid)
 }
 
 /// A Peer is being deleted: its member leaves. Revoke the grants, then drop the finalizer.

@@ -29,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::metrics::{Metrics, ValidLabel};
 use super::publish::{OwnPeer, publish};
+use super::status;
 use super::{connect, local, next_pass, pause, watch_peers};
 use crate::core::{LocalRole, SlicePolicy, TopologyPlan, plan_topology, review_peers};
 use crate::gateway::file::log_plan;
@@ -382,6 +383,14 @@ async fn sync(
             .await
             .context("apply the WireGuard plan")?;
         log_applied(gateway.ifname(), &applied);
+        // This member's view of its tunnels, as metrics (the hub writes the Peers' status).
+        match gateway.state() {
+            Ok(state) => status::record_metrics(
+                metrics,
+                &status::observe(&state, &valid, std::time::SystemTime::now()),
+            ),
+            Err(error) => tracing::warn!(%error, "cannot read the tunnel's counters"),
+        }
     }
     seen.plan = Some(plan);
     Ok(())

@@ -18,6 +18,13 @@ pub struct ValidLabel {
     pub valid: String,
 }
 
+/// Label of the per-peer tunnel metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PeerLabel {
+    /// The Peer's name (its cluster ID).
+    pub peer: String,
+}
+
 /// What both modes report.
 pub struct Metrics {
     registry: Registry,
@@ -35,6 +42,16 @@ pub struct Metrics {
     pub wanted_routes: Gauge,
     /// When the member's credential on the hub expires, in seconds since the epoch.
     pub credential_expiry: Gauge,
+    /// 1 while this replica holds the lease (hub) and acts.
+    pub leader: Gauge,
+    /// 1 when the tunnel to the peer had a handshake within 3 minutes.
+    pub tunnel_ready: Family<PeerLabel, Gauge>,
+    /// The tunnel's last handshake, seconds since the epoch (absent before the first).
+    pub tunnel_last_handshake: Family<PeerLabel, Gauge>,
+    /// Bytes received from the peer through the tunnel.
+    pub tunnel_rx_bytes: Family<PeerLabel, Gauge>,
+    /// Bytes sent to the peer through the tunnel.
+    pub tunnel_tx_bytes: Family<PeerLabel, Gauge>,
     not_ready: Mutex<Option<String>>,
 }
 
@@ -82,8 +99,43 @@ impl Metrics {
             "When the member's certificate on the hub expires",
             credential_expiry.clone(),
         );
+        let leader = Gauge::default();
+        registry.register(
+            "leader",
+            "1 while this replica holds the lease and acts",
+            leader.clone(),
+        );
+        let tunnel_ready = Family::<PeerLabel, Gauge>::default();
+        let tunnel_last_handshake = Family::<PeerLabel, Gauge>::default();
+        let tunnel_rx_bytes = Family::<PeerLabel, Gauge>::default();
+        let tunnel_tx_bytes = Family::<PeerLabel, Gauge>::default();
+        registry.register(
+            "tunnel_ready",
+            "1 when the tunnel to the peer had a WireGuard handshake within 3 minutes",
+            tunnel_ready.clone(),
+        );
+        registry.register(
+            "tunnel_last_handshake_timestamp_seconds",
+            "The tunnel's last WireGuard handshake with the peer",
+            tunnel_last_handshake.clone(),
+        );
+        registry.register(
+            "tunnel_received_bytes",
+            "Bytes received from the peer through the tunnel since the device started",
+            tunnel_rx_bytes.clone(),
+        );
+        registry.register(
+            "tunnel_sent_bytes",
+            "Bytes sent to the peer through the tunnel since the device started",
+            tunnel_tx_bytes.clone(),
+        );
         Self {
             registry,
+            leader,
+            tunnel_ready,
+            tunnel_last_handshake,
+            tunnel_rx_bytes,
+            tunnel_tx_bytes,
             syncs,
             sync_errors,
             peers,
@@ -100,6 +152,43 @@ impl Metrics {
         if let Ok(mut guard) = self.not_ready.lock() {
             *guard = None;
         }
+    }
+
+    /// Forgets every peer's tunnel metrics (before recording the current ones).
+    pub fn clear_tunnels(&self) {
+        self.tunnel_ready.clear();
+        self.tunnel_last_handshake.clear();
+        self.tunnel_rx_bytes.clear();
+        self.tunnel_tx_bytes.clear();
+    }
+
+    /// Records one peer's tunnel.
+    pub fn record_tunnel(
+        &self,
+        peer: &str,
+        ready: bool,
+        last_handshake_secs: Option<u64>,
+        rx_bytes: u64,
+        tx_bytes: u64,
+    ) {
+        let label = PeerLabel {
+            peer: peer.to_owned(),
+        };
+        let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        self.tunnel_ready
+            .get_or_create(&label)
+            .set(i64::from(ready));
+        if let Some(secs) = last_handshake_secs {
+            self.tunnel_last_handshake
+                .get_or_create(&label)
+                .set(clamp(secs));
+        }
+        self.tunnel_rx_bytes
+            .get_or_create(&label)
+            .set(clamp(rx_bytes));
+        self.tunnel_tx_bytes
+            .get_or_create(&label)
+            .set(clamp(tx_bytes));
     }
 
     /// Not ready, for `reason`.

@@ -8,6 +8,7 @@
 //! - [`local`]: the key, credential and slice kept in the cluster octopus runs in.
 //! - [`publish`]: a cluster's own Peer on the hub.
 //! - [`metrics`]: `/metrics` and `/readyz`.
+//! - [`status`]: each peer's tunnel, as metrics and (hub) in its Peer's status.
 //! - [`services`]: multi-cluster services in a member: [`exports`] publishes this cluster's
 //!   ServiceExports on the hub, [`imports`] keeps every cluster's exports here.
 
@@ -19,6 +20,7 @@ pub mod member;
 pub mod metrics;
 pub mod publish;
 pub mod services;
+pub mod status;
 
 use std::path::Path;
 use std::sync::Arc;
