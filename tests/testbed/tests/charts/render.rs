@@ -363,3 +363,46 @@ fn every_container_script_parses() {
     // ovsdb-server NB and SB, northd, openvswitch, ovn-controller.
     assert_eq!(scripts, 5);
 }
+
+/// Installed into another namespace, a chart puts its objects there (or cluster-wide, or the
+/// bootstrap token and CoreDNS rights in kube-system) and names nauti-system nowhere but in the
+/// member's pointer to the hub's Peer namespace, which is the hub's to choose.
+#[test]
+fn a_release_in_another_namespace_stays_in_it() {
+    let dir = TestDir::new("charts-namespace").unwrap();
+    let helm = Helm::new(&dir);
+    let ca = write_ca(&dir);
+    for (chart, values) in [
+        (HUB_CHART, hub_good()[0].1.clone()),
+        (AGENT_CHART, agent_seed(Path::new(&ca), "cluster1")),
+    ] {
+        let mut args = vec![
+            "template",
+            "nauti-test",
+            chart,
+            "--namespace",
+            "nauti-other",
+        ];
+        args.extend(values.iter().map(String::as_str));
+        let objects = parse_documents(&helm.ok(&args));
+        assert!(objects.len() > 5);
+        for obj in &objects {
+            let namespace = obj["metadata"]["namespace"].as_str();
+            assert!(
+                matches!(namespace, None | Some("nauti-other" | "kube-system")),
+                "{chart}: {}",
+                key(obj)
+            );
+            let mut text = serde_json::to_string(obj).unwrap();
+            text = text.replace(
+                r#"{"name":"OCTOPUS_HUB_NAMESPACE","value":"nauti-system"}"#,
+                "",
+            );
+            assert!(
+                !text.contains("nauti-system"),
+                "{chart}: {} names nauti-system:\n{text}",
+                key(obj)
+            );
+        }
+    }
+}
