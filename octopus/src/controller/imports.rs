@@ -212,7 +212,9 @@ async fn pass(context: &SyncContext, stores: &Stores) -> anyhow::Result<()> {
         if !plan.contains_key(&key) || !present.contains(&key.namespace) {
             continue;
         }
-        let Some(name) = local_slice_name(&published.name_any()).map(str::to_owned) else {
+        let hub_name = published.name_any();
+        let Some(name) = local_slice_name(&hub_name, &key, &cluster).map(str::to_owned) else {
+            warn!(service = %key, %cluster, slice = %hub_name, "published slice has a name not laid out for its service; not imported");
             continue;
         };
         let allowed: Vec<IpNet> = cluster_slices.get(&cluster).copied().into_iter().collect();

@@ -24,6 +24,7 @@ use nauti_api::mcs::{
 use super::ServiceKey;
 use super::export::ServiceProperties;
 use super::merge::ClusterExport;
+use super::slices::is_slice_name_of;
 use crate::join::member_namespace;
 
 /// Label on the hub's objects naming the namespace of the exported Service (the hub namespace
@@ -53,9 +54,14 @@ pub fn hub_slice_name(key: &ServiceKey, slice: &str) -> String {
 }
 
 /// The name an EndpointSlice of the hub gets in a member: its hub name without the
-/// namespace. `None` for a name that is not laid out that way.
-pub fn local_slice_name(hub_name: &str) -> Option<&str> {
-    hub_name.split_once('.').map(|(_, rest)| rest)
+/// namespace. `None` for a name that is not laid out as `key`'s and `cluster`'s slices are,
+/// so that a member cannot aim a copy at another object (say, a Service's own slice).
+pub fn local_slice_name<'a>(hub_name: &'a str, key: &ServiceKey, cluster: &str) -> Option<&'a str> {
+    hub_name
+        .split_once('.')
+        .filter(|(namespace, _)| *namespace == key.namespace)
+        .map(|(_, rest)| rest)
+        .filter(|rest| is_slice_name_of(rest, key, cluster))
 }
 
 /// The labels of every object a member writes on the hub for `key`.
@@ -123,6 +129,10 @@ pub fn hub_import(
 /// One cluster's export as read back from its `ServiceImport` on the hub.
 pub fn hub_export(import: &ServiceImport) -> Option<(ServiceKey, ClusterExport)> {
     let (key, cluster) = hub_object_key(&import.metadata)?;
+    // One export per name and cluster: only the object named for the key counts.
+    if import.metadata.name.as_deref() != Some(hub_import_name(&key).as_str()) {
+        return None;
+    }
     let exported_at = import
         .metadata
         .annotations
@@ -201,6 +211,14 @@ mod tests {
             .insert(LABEL_SOURCE_CLUSTER.into(), "cluster-a".into());
         assert_eq!(hub_export(&forged), None);
 
+        let mut renamed = hub_import(&key, "cluster-a", at, &properties());
+        renamed.metadata.name = Some("default.other".into());
+        assert_eq!(
+            hub_export(&renamed),
+            None,
+            "a second object for the same name"
+        );
+
         let mut elsewhere = hub_import(&key, "cluster-a", at, &properties());
         elsewhere.metadata.namespace = Some("default".into());
         assert_eq!(hub_export(&elsewhere), None, "not a member namespace");
@@ -219,8 +237,15 @@ mod tests {
         let key = ServiceKey::new("apps", "web");
         let hub = hub_slice_name(&key, "web-east-ipv4");
         assert_eq!(hub, "apps.web-east-ipv4");
-        assert_eq!(local_slice_name(&hub), Some("web-east-ipv4"));
-        assert_eq!(local_slice_name("plain"), None);
+        assert_eq!(local_slice_name(&hub, &key, "east"), Some("web-east-ipv4"));
+        assert_eq!(local_slice_name("plain", &key, "east"), None);
+        // Another cluster's name, another namespace, or a Service's own slice: not copied.
+        assert_eq!(local_slice_name(&hub, &key, "west"), None);
+        assert_eq!(
+            local_slice_name("default.web-east-ipv4", &key, "east"),
+            None
+        );
+        assert_eq!(local_slice_name("apps.web-abcde", &key, "east"), None);
     }
 
     #[test]

@@ -80,6 +80,23 @@ pub fn slice_name(key: &ServiceKey, cluster: &str, family: &str, index: usize) -
     )
 }
 
+/// Whether `name` is one that [`slice_name`] gives for `key` and `cluster`: what a member
+/// publishes is copied only under such a name, never over another object's.
+pub fn is_slice_name_of(name: &str, key: &ServiceKey, cluster: &str) -> bool {
+    ["IPv4", "IPv6"].into_iter().any(|family| {
+        let suffix = format!("-{}", family.to_ascii_lowercase());
+        let index = match name.rsplit_once(&suffix) {
+            Some((_, "")) => Some(0),
+            Some((_, rest)) => rest
+                .strip_prefix('-')
+                .filter(|n| !n.starts_with('0'))
+                .and_then(|n| n.parse::<usize>().ok()),
+            None => None,
+        };
+        index.is_some_and(|index| slice_name(key, cluster, family, index) == name)
+    })
+}
+
 fn fnv32(text: &str) -> u32 {
     text.bytes().fold(0x811c_9dc5u32, |hash, byte| {
         (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
@@ -130,6 +147,29 @@ mod tests {
         assert_eq!(slices.len(), 1);
         assert_eq!(slices[0].name, "web-east-ipv4");
         assert!(slices[0].endpoints.is_empty());
+    }
+
+    #[test]
+    fn only_the_names_slice_name_gives_are_recognised() {
+        let key = ServiceKey::new("default", "web");
+        for (family, index) in [("IPv4", 0), ("IPv4", 2), ("IPv6", 0), ("IPv6", 11)] {
+            let name = slice_name(&key, "east", family, index);
+            assert!(is_slice_name_of(&name, &key, "east"), "{name}");
+            assert!(!is_slice_name_of(&name, &key, "west"), "{name}");
+        }
+        for other in [
+            "kubernetes",
+            "web-east",
+            "web-east-ipv4-01",
+            "web-east-ipv4-x",
+            "db-east-ipv4",
+        ] {
+            assert!(!is_slice_name_of(other, &key, "east"), "{other}");
+        }
+        let long = ServiceKey::new("default", "a".repeat(63));
+        let cluster = "c".repeat(200);
+        let shortened = slice_name(&long, &cluster, "IPv6", 7);
+        assert!(is_slice_name_of(&shortened, &long, &cluster));
     }
 
     #[test]
