@@ -764,6 +764,41 @@ async fn exports_reach_every_member_through_the_hub_and_go_away_on_unexport() {
         other => panic!("A deleted B's export: {other:?}"),
     }
 
+    // In its own cluster, octopus-member may not touch a Service's own EndpointSlice (the
+    // admission policy of deploy/rbac/octopus-member.yaml), only the ones it imports.
+    let as_member = nauti_testbed::kube_api::client_from(&a.kubeconfig)
+        .await
+        .unwrap();
+    let member_slices = Api::<EndpointSlice>::namespaced(as_member, NS);
+    let mut hijack = builtin_slice(SVC, &[]);
+    hijack.metadata.labels = None;
+    for attempt in [
+        member_slices
+            .patch(
+                "nginx-svc-x7k2p",
+                &PatchParams::apply("octopus").force(),
+                &Patch::Apply(&builtin_slice(SVC, &[])),
+            )
+            .await
+            .map(|_| ()),
+        member_slices
+            .delete("nginx-svc-x7k2p", &DeleteParams::default())
+            .await
+            .map(|_| ()),
+        member_slices
+            .create(&PostParams::default(), &{
+                hijack.metadata.name = Some("unlabelled".to_owned());
+                hijack
+            })
+            .await
+            .map(|_| ()),
+    ] {
+        match attempt {
+            Err(kube::Error::Api(status)) => assert_eq!(status.code, 403, "{status:?}"),
+            other => panic!("octopus-member wrote a slice it does not import: {other:?}"),
+        }
+    }
+
     // 5. The hub's API server freezes (connections stay open, nothing answers). B keeps its
     // import and A's endpoints; a pod that A adds meanwhile reaches B once the hub is back.
     let outage = Frozen::stop(hub.api.pids()[0]);
