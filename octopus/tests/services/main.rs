@@ -655,6 +655,28 @@ async fn exports_reach_every_member_through_the_hub_and_go_away_on_unexport() {
         "the oldest wins"
     );
 
+    // A headless Service is imported as Headless, with no clusterset IP.
+    Api::<Service>::namespaced(a.admin.clone(), NS)
+        .create(
+            &PostParams::default(),
+            &service("db", &[("pg", 5432)], true),
+        )
+        .await
+        .unwrap();
+    export(&a.admin, "db").await;
+    let headless = eventually("the headless import in B", || async {
+        import_of(&b, "db").await
+    })
+    .await;
+    assert_eq!(headless.spec.type_, ServiceImportType::Headless);
+    assert!(headless.spec.ips.is_empty(), "{:?}", headless.spec.ips);
+    assert_eq!(ports_of(&headless), [("pg".into(), 5432, "TCP".into())]);
+    unexport(&a.admin, "db").await;
+    within("the headless import removed", REMOVAL_BOUND, || async {
+        import_of(&b, "db").await.is_none().then_some(())
+    })
+    .await;
+
     // 3. Invalid exports: an ExternalName Service, and no Service at all.
     let external = Service {
         metadata: ObjectMeta {
