@@ -1,5 +1,6 @@
 //! The clusterset IP of an exported name: one address of the block set aside for clusterset
-//! IPs, the same in every member because the hub picks it once and publishes it.
+//! IPs. Each member picks it for its own import (see [`super::import`]); the pick depends only
+//! on the name and the addresses already taken, so members that see the same exports agree.
 //!
 //! The pick starts at a hash of the name, so that a name exported again after it went away
 //! usually gets its old address back, and moves to the next free address on a collision.
