@@ -5,8 +5,9 @@
 //! `deploy/rbac/octopus-member.yaml` in each member, with only those rights. Tokens come from
 //! `octopus hub issue-token`.
 //!
-//! One test, in steps that build on each other: join and slices, an overlapping request, a
-//! restart that keeps key and credential, leaving and joining again.
+//! One test, in steps that build on each other: join and slices with two hub replicas (only
+//! the Lease holder acts; killed, the standby takes over), an overlapping request, a restart
+//! that keeps key and credential, leaving and joining again.
 
 #![allow(
     clippy::unwrap_used,
@@ -21,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::rbac::v1::Role;
@@ -227,6 +229,46 @@ fn http_get(log: &Path, path: &str) -> String {
     answer
 }
 
+/// Lease timing of the hub replicas: short, so the takeover fits the test.
+const HUB_LEASE: Duration = Duration::from_secs(4);
+const HUB_RENEW: Duration = Duration::from_secs(1);
+
+/// Hub replica `n` (identity `hub-<n>`), on the default Lease.
+fn run_hub(dir: &TestDir, hub: &Hub, n: u8) -> Daemon {
+    let identity = format!("hub-{n}");
+    let lease = format!("{}s", HUB_LEASE.as_secs());
+    let renew = format!("{}s", HUB_RENEW.as_secs());
+    octopus(
+        dir,
+        &format!("octopus-{identity}"),
+        &[
+            "hub",
+            "--kubeconfig",
+            hub.kubeconfig.to_str().unwrap(),
+            "--cluster-id",
+            HUB_ID,
+            "--endpoint",
+            "198.18.0.1",
+            "--lease-identity",
+            &identity,
+            "--lease-duration",
+            &lease,
+            "--lease-renew-interval",
+            &renew,
+        ],
+    )
+}
+
+/// Who holds the hub's Lease now.
+async fn lease_holder(hub: &Hub) -> Option<String> {
+    Api::<Lease>::namespaced(hub.admin.clone(), "nauti-system")
+        .get_opt("octopus-hub")
+        .await
+        .unwrap()?
+        .spec?
+        .holder_identity
+}
+
 async fn peer(hub: &Hub, name: &str) -> Option<Peer> {
     Api::<Peer>::namespaced(hub.admin.clone(), DEFAULT_PEER_NAMESPACE)
         .get_opt(name)
@@ -299,19 +341,14 @@ async fn hub_and_members_join_get_slices_restart_and_leave() {
     let dir = TestDir::new("octopus-control").unwrap();
     let hub_bed = start_hub(&dir).await;
     let hub = &hub_bed;
-    let _hub_octopus = octopus(
-        &dir,
-        "octopus-hub",
-        &[
-            "hub",
-            "--kubeconfig",
-            hub.kubeconfig.to_str().unwrap(),
-            "--cluster-id",
-            HUB_ID,
-            "--endpoint",
-            "198.18.0.1",
-        ],
-    );
+    // Two hub replicas on one Lease: only the holder acts.
+    let mut hub_replicas = [run_hub(&dir, hub, 1), run_hub(&dir, hub, 2)];
+    let leader = eventually("a hub leader", || async move { lease_holder(hub).await }).await;
+    let (leading, standby) = match leader.as_str() {
+        "hub-1" => (0, 1),
+        "hub-2" => (1, 0),
+        other => panic!("unexpected lease holder {other:?}"),
+    };
     let a = start_member(&dir, "cluster-a").await;
     let b = start_member(&dir, "cluster-b").await;
 
@@ -462,6 +499,49 @@ async fn hub_and_members_join_get_slices_restart_and_leave() {
         .unwrap();
     eventually("the stranger's Peer released", || async move {
         peer(hub, "stranger").await.is_none().then_some(())
+    })
+    .await;
+
+    // The standby made no pass, approved nothing, wrote nothing; the leader did.
+    let standby_log = dir.log(&format!("octopus-hub-{}", standby + 1));
+    let leader_log = dir.log(&format!("octopus-hub-{}", leading + 1));
+    let standby_metrics = http_get(&standby_log, "/metrics");
+    assert!(
+        standby_metrics.contains("nauti_octopus_leader 0")
+            && standby_metrics.contains("nauti_octopus_syncs_total 0"),
+        "{standby_metrics}"
+    );
+    let standby_text = std::fs::read_to_string(&standby_log).unwrap();
+    assert!(!standby_text.contains("Peer valid"), "{standby_text}");
+    assert!(!standby_text.contains("approved"), "{standby_text}");
+    assert!(http_get(&leader_log, "/metrics").contains("nauti_octopus_leader 1"));
+    let leader_text = std::fs::read_to_string(&leader_log).unwrap();
+    assert!(
+        leader_text.contains("member certificate approved") && leader_text.contains("Peer valid"),
+        "the leader approved and judged the members"
+    );
+
+    // The leader dies without releasing the lease: the standby takes over once it expires.
+    hub_replicas[leading].kill();
+    let killed = Instant::now();
+    let next = format!("hub-{}", standby + 1);
+    let next = &next;
+    eventually("the standby holds the lease", || async move {
+        (lease_holder(hub).await.as_deref() == Some(next.as_str())).then_some(())
+    })
+    .await;
+    let takeover = killed.elapsed();
+    eprintln!("standby took the lease {takeover:?} after the leader was killed");
+    assert!(
+        takeover < HUB_LEASE + HUB_RENEW * 2 + Duration::from_secs(1),
+        "takeover took {takeover:?} for a {HUB_LEASE:?} lease"
+    );
+    let standby_log = &standby_log;
+    eventually("the new leader's first pass", || async move {
+        let metrics = http_get(standby_log, "/metrics");
+        (metrics.contains("nauti_octopus_leader 1")
+            && !metrics.contains("nauti_octopus_syncs_total 0"))
+        .then_some(())
     })
     .await;
 
