@@ -16,6 +16,7 @@ pub mod coredns;
 pub mod dns;
 pub mod kube;
 pub mod metrics;
+pub mod udp;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
@@ -78,9 +79,9 @@ pub async fn run(args: Args) -> Result<(), CrossdnsError> {
     run_with(args, shutdown).await
 }
 
-/// `count` UDP sockets on `addr` (one per CPU for 0), sharing it with SO_REUSEPORT: hickory
-/// receives and sends on each socket from one task, so a single socket caps the answers per
-/// second at what one core does, whatever the number of workers.
+/// `count` UDP sockets on `addr` (one per CPU for 0), sharing it with SO_REUSEPORT: each is
+/// served by one task ([`udp::serve`]), so a single socket would cap the answers per second at
+/// what one core does.
 fn udp_sockets(addr: SocketAddr, count: usize) -> std::io::Result<Vec<UdpSocket>> {
     let count = match count {
         0 => std::thread::available_parallelism().map_or(1, usize::from),
@@ -139,14 +140,12 @@ pub async fn run_with(args: Args, shutdown: CancellationToken) -> Result<(), Cro
     // Listen before the first sync: until then queries get SERVFAIL, not silence.
     let udp = udp_sockets(args.dns_addr, args.udp_sockets).map_err(bind)?;
     let tcp = TcpListener::bind(args.dns_addr).await.map_err(bind)?;
-    let mut server = Server::new(Handler::new(
-        index.clone(),
-        metrics.clone(),
-        args.max_udp_payload,
-    ));
+    let handler = Handler::new(index.clone(), metrics.clone(), args.max_udp_payload);
+    let mut udp_tasks = tokio::task::JoinSet::new();
     for socket in udp {
-        server.register_socket(socket);
+        udp_tasks.spawn(udp::serve(socket, handler.clone(), shutdown.clone()));
     }
+    let mut server = Server::new(handler);
     server.register_listener(
         tcp,
         Duration::from_secs(args.tcp_idle_seconds.max(1)),
@@ -161,6 +160,7 @@ pub async fn run_with(args: Args, shutdown: CancellationToken) -> Result<(), Cro
     if let Err(error) = server.shutdown_gracefully().await {
         warn!(%error, "the DNS server stopped with an error");
     }
+    udp_tasks.join_all().await;
     info!("stopped");
     Ok(())
 }
