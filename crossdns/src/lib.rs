@@ -6,7 +6,8 @@
 //! every cluster) and `clusterset.local`, as KEP-1645's DNS specification describes it.
 //!
 //! ```text
-//!   ServiceImport / EndpointSlice watches ──► kube (views) ──► core::Index ◄── dns::Handler ◄── UDP/TCP
+//!   ServiceImport / EndpointSlice watches ──► kube (views) ──► core::Index ◄── dns::Handler ◄── udp (per socket)
+//!                                                                                          ◄── TCP (hickory)
 //!                                                                  └──► metrics ──► /metrics /readyz
 //! ```
 
