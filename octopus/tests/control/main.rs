@@ -37,8 +37,11 @@ use nauti_octopus::hub::assign::{NO_SLICE, assigned_slice};
 use nauti_octopus::join::credential::bootstrap_client;
 use nauti_octopus::join::csr::{CsrError, request_certificate};
 use nauti_octopus::join::{BootstrapToken, Credential, member_namespace};
+use nauti_testbed::forward::Forward;
 use nauti_testbed::kube_api::repo_crds;
-use nauti_testbed::{Daemon, KubeApi, KubeApiOptions, TestDir, require_root};
+use nauti_testbed::names::unique;
+use nauti_testbed::process::wait_until;
+use nauti_testbed::{Daemon, KubeApi, KubeApiOptions, Netns, TestDir, require_root};
 
 const HUB_SA: &str = "system:serviceaccount:nauti-system:octopus-hub";
 const MEMBER_SA: &str = "system:serviceaccount:nauti-system:octopus-member";
@@ -664,4 +667,193 @@ async fn hub_and_members_join_get_slices_restart_and_leave() {
         rejoined.cert_pem, credential_a.cert_pem,
         "a new certificate"
     );
+}
+
+/// Removes a file when dropped, also when the test fails.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn uapi_socket(ifname: &str) -> PathBuf {
+    PathBuf::from(format!("/var/run/wireguard/{ifname}.sock"))
+}
+
+/// `octopus <args>` inside `ns`, its log under `name`.
+fn octopus_in(dir: &TestDir, ns: &Netns, name: &str, args: &[&str]) -> Daemon {
+    let mut cmd = ns.command(env!("CARGO_BIN_EXE_octopus"));
+    cmd.args(["--log", "info,nauti_octopus=debug"])
+        .args(args)
+        .args(["--metrics-addr", "127.0.0.1:0"]);
+    Daemon::spawn(name, cmd, &dir.log(name)).unwrap()
+}
+
+fn port_of(url: &str) -> u16 {
+    url.rsplit(':').next().unwrap().parse().unwrap()
+}
+
+/// A gauge's value for `peer` in a Prometheus text page.
+fn peer_gauge(metrics: &str, name: &str, peer: &str) -> Option<i64> {
+    let prefix = format!("{name}{{peer=\"{peer}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map(|v| v.trim().parse().unwrap())
+}
+
+/// The hub and a member each run the tunnel (`--wireguard-interface`) in a network namespace
+/// of their own, joined by a veth (their API servers reached through loopback forwards): the
+/// member dials the hub, and the hub records the tunnel in the member's Peer status.
+#[tokio::test]
+async fn the_hub_writes_the_members_tunnel_into_its_peer_status() {
+    require_root!();
+    let dir = TestDir::new("octopus-status").unwrap();
+    let hub_bed = start_hub(&dir).await;
+    let hub = &hub_bed;
+    let member = start_member(&dir, "cluster-a").await;
+    let hub_ns = Netns::new("octh").unwrap();
+    let member_ns = Netns::new("octa").unwrap();
+    hub_ns.veth_to("wan0", &member_ns, "wan0").unwrap();
+    hub_ns.add_addr("wan0", "198.18.0.1/24").unwrap();
+    member_ns.add_addr("wan0", "198.18.0.11/24").unwrap();
+    let hub_port = port_of(&hub.api.url());
+    let _forwards = [
+        Forward::start(&hub_ns, hub_port).unwrap(),
+        Forward::start(&member_ns, hub_port).unwrap(),
+        Forward::start(&member_ns, port_of(&member._api.url())).unwrap(),
+    ];
+    let hub_if = unique("wgh");
+    let member_if = unique("wga");
+    // The UAPI sockets are machine-wide files the stopped processes leave behind.
+    let _sockets = [&hub_if, &member_if].map(|i| RemoveOnDrop(uapi_socket(i)));
+    let (token, _) = issue_token(&dir, hub, "status");
+    let _hub_octopus = octopus_in(
+        &dir,
+        &hub_ns,
+        "octopus-hub",
+        &[
+            "hub",
+            "--kubeconfig",
+            hub.kubeconfig.to_str().unwrap(),
+            "--cluster-id",
+            HUB_ID,
+            "--endpoint",
+            "198.18.0.1",
+            "--wireguard-interface",
+            &hub_if,
+        ],
+    );
+    let hub_url = hub.api.url();
+    let _member_octopus = octopus_in(
+        &dir,
+        &member_ns,
+        "octopus-cluster-a",
+        &[
+            "member",
+            "--kubeconfig",
+            member.kubeconfig.to_str().unwrap(),
+            "--hub-url",
+            &hub_url,
+            "--hub-ca-file",
+            hub.ca_file.to_str().unwrap(),
+            "--token-file",
+            token.to_str().unwrap(),
+            "--cluster-id",
+            member.id,
+            "--wireguard-interface",
+            &member_if,
+        ],
+    );
+    let started = Instant::now();
+    // Traffic through the tunnel, both ways: the member pings an address of the hub's slice
+    // from one of its own.
+    let member_slice = slice_of(hub, member.id).await;
+    let hub_slice = slice_of(hub, HUB_ID).await;
+    let member_addr = member_slice.hosts().next().unwrap().to_string();
+    let hub_addr = hub_slice.hosts().next().unwrap().to_string();
+    member_ns
+        .add_addr("lo", &format!("{member_addr}/32"))
+        .unwrap();
+    hub_ns.add_addr("lo", &format!("{hub_addr}/32")).unwrap();
+    let pinged = wait_until(Duration::from_secs(60), || {
+        member_ns
+            .exec("ping", &["-c1", "-W1", "-I", &member_addr, &hub_addr])
+            .is_ok()
+    });
+    assert!(
+        pinged,
+        "{member_addr} cannot ping {hub_addr} through the tunnel"
+    );
+    eprintln!(
+        "ping through the tunnel {:?} after the start",
+        started.elapsed()
+    );
+    let ready = eventually("Ready=True in the member's Peer", || async move {
+        let p = peer(hub, member.id).await?;
+        let ready = p.status.as_ref()?.condition(condition::READY)?.clone();
+        (ready.status == "True").then_some((p, ready))
+    })
+    .await;
+    eprintln!("Ready=True {:?} after the start", started.elapsed());
+    let (p, ready) = ready;
+    assert_eq!(ready.reason, "Connected", "{}", ready.message);
+    assert!(ready.message.contains("ago"), "{}", ready.message);
+    assert!(
+        !ready.message.contains(" 0 B received"),
+        "{}",
+        ready.message
+    );
+    let handshake = p.status.as_ref().unwrap().last_handshake.clone().unwrap();
+    let age = jiff::Timestamp::now().duration_since(handshake.0);
+    assert!(
+        age < jiff::SignedDuration::from_secs(60),
+        "a recent handshake: {age:#}"
+    );
+    assert_eq!(
+        p.status.as_ref().unwrap().latency_ms,
+        None,
+        "latency is not measured"
+    );
+    // The hub's metrics carry the same tunnel, bytes in both directions.
+    let hub_log = dir.log("octopus-hub");
+    let hub_log = &hub_log;
+    let hub_ns = &hub_ns;
+    let metrics = eventually("the ping's bytes in the hub's metrics", || async move {
+        let log = hub_log.clone();
+        let metrics = hub_ns.run_in(move || http_get(&log, "/metrics")).unwrap();
+        let moved = [
+            "nauti_octopus_tunnel_received_bytes",
+            "nauti_octopus_tunnel_sent_bytes",
+        ]
+        .iter()
+        .all(|name| peer_gauge(&metrics, name, member.id).unwrap_or_default() > 0);
+        moved.then_some(metrics)
+    })
+    .await;
+    assert_eq!(
+        peer_gauge(&metrics, "nauti_octopus_tunnel_ready", member.id),
+        Some(1),
+        "{metrics}"
+    );
+    let handshake_metric = peer_gauge(
+        &metrics,
+        "nauti_octopus_tunnel_last_handshake_timestamp_seconds",
+        member.id,
+    );
+    assert!(handshake_metric.unwrap_or_default() > 0, "{metrics}");
+    // And the member's view of the hub.
+    let member_log = dir.log("octopus-cluster-a");
+    let member_log = &member_log;
+    let member_ns = &member_ns;
+    eventually("the member's tunnel metrics", || async move {
+        let log = member_log.clone();
+        let metrics = member_ns
+            .run_in(move || http_get(&log, "/metrics"))
+            .unwrap();
+        (peer_gauge(&metrics, "nauti_octopus_tunnel_ready", HUB_ID) == Some(1)).then_some(())
+    })
+    .await;
 }
