@@ -191,3 +191,110 @@ async fn write_one(api: &Api<Peer>, peer: &Peer, wanted: &TunnelStatus) -> Resul
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use nauti_api::peer::PeerStatus;
+    use nauti_api::testutil::mk_peer;
+
+    use super::*;
+    use crate::core::DevicePeer;
+    use crate::core::tunnel::reason;
+    use crate::wg::PeerState;
+
+    fn at(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    fn key(byte: u8) -> PublicKey {
+        PublicKey([byte; 32])
+    }
+
+    fn peer_with_key(name: &str, byte: u8, recorded: Option<i64>) -> Peer {
+        let mut peer = mk_peer(name, ["10.113.0.0/16".parse().unwrap()]);
+        peer.spec.public_key = key(byte).to_string();
+        peer.status = recorded.map(|secs| PeerStatus {
+            last_handshake: Some(Time(jiff::Timestamp::from_second(secs).unwrap())),
+            ..PeerStatus::default()
+        });
+        peer
+    }
+
+    fn device(peers: Vec<(u8, Option<u64>, u64)>) -> DeviceState {
+        DeviceState {
+            public_key: key(0),
+            listen_port: 51820,
+            peers: peers
+                .into_iter()
+                .map(|(byte, handshake, bytes)| PeerState {
+                    config: DevicePeer {
+                        public_key: key(byte),
+                        endpoint: None,
+                        allowed_ips: Vec::new(),
+                        keepalive: None,
+                    },
+                    last_handshake: handshake.map(at),
+                    rx_bytes: bytes,
+                    tx_bytes: bytes,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn peers_are_matched_to_the_device_by_public_key() {
+        let state = device(vec![(2, Some(990), 100), (1, None, 0)]);
+        let peers = [
+            peer_with_key("a", 1, None),
+            peer_with_key("b", 2, None),
+            peer_with_key("not-on-device", 3, None),
+        ];
+        let statuses = observe(&state, &peers, at(1000));
+        let names: Vec<&str> = statuses.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            ["a", "b"],
+            "a Peer without a device peer is not reported"
+        );
+        assert_eq!(statuses[0].1.reason, reason::NEVER_CONNECTED);
+        assert_eq!(statuses[1].1.reason, reason::CONNECTED);
+        assert_eq!(statuses[1].1.rx_bytes, 100);
+    }
+
+    #[test]
+    fn the_recorded_handshake_survives_a_device_restart() {
+        let state = device(vec![(1, None, 0)]);
+        let peers = [peer_with_key("a", 1, Some(400))];
+        let statuses = observe(&state, &peers, at(1000));
+        assert_eq!(statuses[0].1.reason, reason::NOT_ANSWERING);
+        assert_eq!(statuses[0].1.last_handshake, Some(at(400)));
+    }
+
+    #[test]
+    fn the_stored_ready_condition_counts_as_written() {
+        let mut peer = peer_with_key("a", 1, Some(990));
+        let wanted = tunnel_status(
+            &TunnelSample {
+                last_handshake: Some(at(990)),
+                rx_bytes: 0,
+                tx_bytes: 0,
+            },
+            None,
+            at(1000),
+        );
+        peer.status.as_mut().unwrap().conditions.push(new_condition(
+            condition::READY,
+            Some(true),
+            reason::CONNECTED,
+            wanted.message.clone(),
+            None,
+            Time(jiff::Timestamp::now()),
+        ));
+        let written = as_written(&peer).unwrap();
+        assert!(
+            !should_write(&wanted, Some(&written), at(1000), WritePacing::default()),
+            "a restarted hub does not rewrite what is already stored"
+        );
+    }
+}
