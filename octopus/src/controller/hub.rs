@@ -110,9 +110,15 @@ pub async fn run(config: HubConfig, shutdown: CancellationToken) -> anyhow::Resu
         };
         tokio::select! {
             outcome = lead(&config, client, &metrics, &shutdown) => outcome,
-            () = lost => Err(anyhow::anyhow!(
-                "lost the lease {}: stopping so the new leader alone acts", config.lease.name
-            )),
+            // On shutdown the lease task steps down first, then releases: not a loss.
+            () = lost => if shutdown.is_cancelled() {
+                Ok(())
+            } else {
+                Err(anyhow::anyhow!(
+                    "lost the lease {}: stopping so the new leader alone acts",
+                    config.lease.name
+                ))
+            },
         }
     } else {
         Ok(())
