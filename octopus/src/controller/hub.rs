@@ -14,8 +14,9 @@
 //!    and with `--wireguard-interface` apply it to the in-process device, routes and
 //!    forwarding ([`crate::gateway`]): the hub forwards between members.
 //!
-//! 7. with the tunnel, read its counters (also every 10 s between passes) into each member's
-//!    Peer status: `Ready`, `lastHandshake` ([`super::status`]), and the per-peer metrics.
+//! 7. with the tunnel (passes then come at least every 10 s), read its counters into each
+//!    member's Peer status: `Ready`, `lastHandshake` ([`super::status`]), each Peer written
+//!    only when that changes, and into the per-peer metrics. `latencyMs` stays unset.
 //!
 //! Members' certificate requests are approved by [`approval::run`] beside it. All of this runs
 //! only on the replica holding the Lease (`--lease-name`); the others wait for it.
