@@ -1,6 +1,5 @@
 //! The `octopus` command line: flags (with environment twins) and what each subcommand runs.
 
-use std::hash::BuildHasher as _;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -12,7 +11,7 @@ use clap::{Parser, Subcommand};
 use ipnet::IpNet;
 use nauti_api::core::config::{DEFAULT_CLUSTER_PREFIX_LEN, DEFAULT_GLOBAL_CIDR};
 use nauti_api::core::wgkey::parse_wireguard_key;
-use nauti_api::daemon::election::{LeaseSetting, LeaseSettings};
+use nauti_api::daemon::election::{self, LeaseSetting, LeaseSettings};
 use nauti_api::daemon::{LogArgs, shutdown_on_signals};
 use nauti_api::peer::{DEFAULT_PEER_NAMESPACE, DEFAULT_WIREGUARD_PORT};
 
@@ -113,7 +112,9 @@ pub struct LeaseArgs {
 
 impl LeaseArgs {
     fn settings(self) -> anyhow::Result<LeaseSettings> {
-        let identity = self.lease_identity.unwrap_or_else(default_identity);
+        let identity = self
+            .lease_identity
+            .unwrap_or_else(|| election::default_identity("octopus"));
         LeaseSettings::new(
             &self.lease_name,
             &self.lease_namespace,
@@ -130,28 +131,6 @@ impl LeaseArgs {
             anyhow::anyhow!("{flag}: {}", e.reason)
         })
     }
-}
-
-/// `$POD_NAME` or the host name, with a random suffix per process.
-fn default_identity() -> String {
-    let host = ["POD_NAME", "HOSTNAME"]
-        .iter()
-        .find_map(|v| std::env::var(v).ok().filter(|s| !s.trim().is_empty()))
-        .or_else(|| {
-            std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .ok()
-                .map(|s| s.trim().to_owned())
-                .filter(|s| !s.is_empty())
-        })
-        .unwrap_or_else(|| "octopus".to_owned());
-    // `RandomState` is seeded from the OS's randomness per process: enough to tell two
-    // incarnations of one pod apart.
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let suffix =
-        std::collections::hash_map::RandomState::new().hash_one((nanos, std::process::id()));
-    format!("{host}_{:08x}", suffix & 0xffff_ffff)
 }
 
 /// Flags of `octopus gateway`.

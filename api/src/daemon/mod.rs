@@ -1,6 +1,6 @@
 //! What every Nauti daemon shares: log setup ([`LogArgs`]), shutdown on SIGTERM/SIGINT
 //! ([`shutdown_on_signals`]), the `/metrics`, `/healthz`, `/readyz` endpoint ([`serve`]) and
-//! leader election on a Lease ([`election`]).
+//! leader election on a Lease ([`election`]); caches of watched objects ([`watch`]).
 //!
 //! Only built with the `daemon` feature, so that crates using the shared types alone do not pull
 //! in an HTTP server.
@@ -9,6 +9,7 @@ pub mod election;
 mod endpoints;
 mod logging;
 mod signals;
+pub mod watch;
 
 pub use endpoints::{Health, ListenerLimits, serve, serve_with_limits, start_endpoints};
 pub use logging::{LogArgs, LogError, LogFormat, LogSink, SinkWriter};

@@ -1,7 +1,6 @@
 //! The `nauti-ovnmaster` command line: flags (each with an environment twin), their checks, and
 //! logging. The binary parses [`Args`] and hands them to [`super::run`].
 
-use std::hash::BuildHasher;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -14,7 +13,7 @@ use nauti_api::daemon::LogArgs;
 use super::MasterError;
 use super::core::ClusterNetwork;
 use crate::client::{Endpoint, TlsArgs, TlsError, TlsFiles};
-use nauti_api::daemon::election::{LeaseSetting, LeaseSettings};
+use nauti_api::daemon::election::{self, LeaseSetting, LeaseSettings};
 
 /// The cluster controller of Nauti: the cluster's logical switch and gateway port in the OVN
 /// northbound database, a block of the cluster subnet for each Node, and garbage collection
@@ -135,7 +134,10 @@ impl Args {
             }
             .into());
         }
-        let identity = self.lease_identity.clone().unwrap_or_else(default_identity);
+        let identity = self
+            .lease_identity
+            .clone()
+            .unwrap_or_else(|| election::default_identity("nauti-ovnmaster"));
         let lease = LeaseSettings::new(
             &self.lease_name,
             &self.lease_namespace,
@@ -174,29 +176,6 @@ impl Args {
         self.log.init()?;
         Ok(())
     }
-}
-
-/// `$POD_NAME` (set from the downward API), else `$HOSTNAME`, else the kernel's host name,
-/// followed by a random suffix.
-fn default_identity() -> String {
-    let host = ["POD_NAME", "HOSTNAME"]
-        .iter()
-        .find_map(|v| std::env::var(v).ok().filter(|s| !s.trim().is_empty()))
-        .or_else(|| {
-            std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .ok()
-                .map(|s| s.trim().to_owned())
-                .filter(|s| !s.is_empty())
-        })
-        .unwrap_or_else(|| "nauti-ovnmaster".to_owned());
-    // `RandomState` is seeded from the OS's randomness per process: enough to tell two
-    // incarnations of one pod apart without another dependency.
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let suffix =
-        std::collections::hash_map::RandomState::new().hash_one((nanos, std::process::id()));
-    format!("{host}_{:08x}", suffix & 0xffff_ffff)
 }
 
 /// Parses `90s`, `1500ms`, `2m`, `1h` or a bare number of seconds.
@@ -364,6 +343,9 @@ mod tests {
 
     #[test]
     fn identities_differ_between_incarnations() {
-        assert_ne!(default_identity(), default_identity());
+        assert_ne!(
+            election::default_identity("x"),
+            election::default_identity("x")
+        );
     }
 }

@@ -8,20 +8,19 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, ObjectReference, Pod};
 use kube::api::{Api, Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::PartialObjectMeta;
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::Store;
+use kube::runtime::watcher;
 use serde_json::json;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, info_span, warn};
 
 use super::MasterError;
 use super::core::{NodeView, PodKey};
+use nauti_api::daemon::watch::spawn_store;
 use nauti_api::keys::NODE_CIDR;
 
 /// Field manager of our patches (shows up in `managedFields`).
@@ -85,52 +84,22 @@ pub fn spawn_watches(
     shutdown: &CancellationToken,
 ) -> Caches {
     Caches {
-        nodes: spawn_watch::<Node>(Api::all(client.clone()), "nodes", &changed, shutdown),
-        pods: spawn_watch::<Pod>(Api::all(client.clone()), "pods", &changed, shutdown),
-    }
-}
-
-fn spawn_watch<K>(
-    api: Api<PartialObjectMeta<K>>,
-    what: &'static str,
-    changed: &Arc<Notify>,
-    shutdown: &CancellationToken,
-) -> Store<PartialObjectMeta<K>>
-where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + std::fmt::Debug
-        + k8s_openapi::serde::de::DeserializeOwned
-        + Send
-        + Sync
-        + 'static,
-{
-    let (store, writer) = reflector::store();
-    let stream = reflector::reflector(
-        writer,
         // An `Api` of `PartialObjectMeta` makes metadata-only requests.
-        watcher(api, watcher::Config::default()).default_backoff(),
-    );
-    let changed = changed.clone();
-    let shutdown = shutdown.clone();
-    tokio::spawn(
-        async move {
-            let mut stream = std::pin::pin!(stream);
-            loop {
-                let next = tokio::select! {
-                    () = shutdown.cancelled() => return,
-                    next = stream.next() => next,
-                };
-                match next {
-                    Some(Ok(_)) => changed.notify_one(),
-                    Some(Err(error)) => warn!(%error, "watch failed; retrying with backoff"),
-                    None => return,
-                }
-            }
-        }
-        .instrument(info_span!("watch", resource = what)),
-    );
-    store
+        nodes: spawn_store(
+            Api::<PartialObjectMeta<Node>>::all(client.clone()),
+            watcher::Config::default(),
+            "nodes",
+            &changed,
+            shutdown,
+        ),
+        pods: spawn_store(
+            Api::<PartialObjectMeta<Pod>>::all(client.clone()),
+            watcher::Config::default(),
+            "pods",
+            &changed,
+            shutdown,
+        ),
+    }
 }
 
 /// The Nodes as block assignment sees them, oldest first (then by name), so that of two nodes

@@ -115,6 +115,31 @@ impl LeaseSettings {
     }
 }
 
+/// A holder identity for this process: `$POD_NAME` (set from the downward API), else
+/// `$HOSTNAME`, else the kernel's host name, else `fallback`; followed by a random suffix, so that
+/// two incarnations of one pod are told apart.
+pub fn default_identity(fallback: &str) -> String {
+    use std::hash::BuildHasher as _;
+    let host = ["POD_NAME", "HOSTNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|s| !s.trim().is_empty()))
+        .or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+        })
+        .unwrap_or_else(|| fallback.to_owned());
+    // `RandomState` is seeded from the OS's randomness per process: enough to tell two
+    // incarnations of one pod apart without another dependency.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let suffix =
+        std::collections::hash_map::RandomState::new().hash_one((nanos, std::process::id()));
+    format!("{host}_{:08x}", suffix & 0xffff_ffff)
+}
+
 fn identity_is_empty(identity: &str) -> bool {
     identity.trim().is_empty()
 }
