@@ -41,12 +41,13 @@ pub mod condition {
     pub const READY: &str = "Ready";
     /// The spec passed [`PeerSpec::validate`](super::PeerSpec::validate) on the hub.
     pub const VALID: &str = "Valid";
-    /// Reason for `Ready=True`.
-    pub const REASON_HANDSHAKE_RECENT: &str = "HandshakeRecent";
-    /// Reason for `Ready=False` when no handshake happened within WireGuard's reject window.
-    pub const REASON_HANDSHAKE_STALE: &str = "HandshakeStale";
-    /// Reason for `Ready=Unknown` before the first handshake.
-    pub const REASON_PENDING: &str = "Pending";
+    /// Reason for `Ready=True`: a handshake within the last 3 minutes (WireGuard rekeys every 2
+    /// minutes on a live tunnel).
+    pub const REASON_CONNECTED: &str = "Connected";
+    /// Reason for `Ready=False` when the hub's gateway never completed a handshake with the peer.
+    pub const REASON_NEVER_CONNECTED: &str = "NeverConnected";
+    /// Reason for `Ready=False` when there was a handshake, but none for longer than that.
+    pub const REASON_NOT_ANSWERING: &str = "NotAnswering";
     /// Reason for `Valid=True`.
     pub const REASON_VALID: &str = "Valid";
     /// Reason for `Valid=False`; the message carries the [`PeerError`](super::PeerError) text.

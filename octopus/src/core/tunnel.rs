@@ -14,14 +14,17 @@ use std::time::{Duration, SystemTime};
 /// on a live tunnel, so one missed rekey plus slack.
 pub const HANDSHAKE_FRESH: Duration = Duration::from_secs(180);
 
-/// Reasons of the `Ready` condition the hub sets from the tunnel.
+/// Reasons of the `Ready` condition the hub sets from the tunnel (the Peer contract of
+/// `nauti_api::peer::condition`).
 pub mod reason {
+    use nauti_api::peer::condition;
+
     /// A handshake within [`HANDSHAKE_FRESH`](super::HANDSHAKE_FRESH).
-    pub const CONNECTED: &str = "Connected";
+    pub const CONNECTED: &str = condition::REASON_CONNECTED;
     /// The device never completed a handshake with the peer.
-    pub const NEVER_CONNECTED: &str = "NeverConnected";
+    pub const NEVER_CONNECTED: &str = condition::REASON_NEVER_CONNECTED;
     /// There was a handshake, but none for longer than [`HANDSHAKE_FRESH`](super::HANDSHAKE_FRESH).
-    pub const NOT_ANSWERING: &str = "NotAnswering";
+    pub const NOT_ANSWERING: &str = condition::REASON_NOT_ANSWERING;
 }
 
 /// What the device says about one peer at one moment.
