@@ -12,7 +12,7 @@
 //!   schema   database schemas, type checks       ├─ monitors → Cache (update / update2)
 //!   ops      operations, conditions, results     ├─ reconnect with backoff, monitors re-sent
 //!   cache    monitor notifications → rows        └─ unix:, tcp:, ssl: (TLS, client certificate)
-//!   nb, vswitch  wanted rows → operations       Northbound / OpenVswitch: ensure / remove
+//!   nb, lb, vswitch  wanted rows → operations   Northbound / OpenVswitch: ensure / remove
 //! ```
 
 pub mod client;
@@ -25,6 +25,7 @@ pub use client::{
 };
 pub use core::cache::Cache;
 pub use core::error::{ErrorKind, ServerError};
+pub use core::lb::{LbProtocol, LoadBalancer};
 pub use core::nb::{LogicalSwitch, LogicalSwitchPort};
 pub use core::ops::{Condition, Function, Mutation, Mutator, Operation, OperationResult};
 pub use core::schema::DatabaseSchema;

@@ -13,6 +13,7 @@
 //! - `ssl:` remotes speak TLS with a client certificate ([`tls`]); every reconnect is a new
 //!   handshake with the files read again.
 
+mod lb;
 mod monitor;
 mod nb;
 mod session;

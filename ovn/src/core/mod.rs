@@ -6,6 +6,7 @@
 pub mod cache;
 pub mod error;
 pub mod framing;
+pub mod lb;
 pub mod nb;
 pub mod ops;
 pub mod rpc;

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod bad_input;
+mod load_balancer;
 mod monitor;
 mod plumbing;
 mod reconnect;
