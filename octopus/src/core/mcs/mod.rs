@@ -12,10 +12,12 @@
 //! - [`hub`]: how exports are laid out on the hub and read back, trusting only the namespace
 //!   for the exporting cluster.
 //! - [`import`]: every member's imports from all exports: merged, with clusterset IPs.
+//! - [`lb`]: the OVN load balancers that make an import's clusterset IP reach its endpoints.
 
 pub mod export;
 pub mod hub;
 pub mod import;
+pub mod lb;
 pub mod local;
 pub mod merge;
 pub mod slices;
@@ -26,6 +28,7 @@ pub use export::{
     ServiceProperties, SkipReason, VerifiedPorts, plan_export,
 };
 pub use import::{PlannedImport, admitted, plan_imports};
+pub use lb::{LB_OWNER, load_balancer_name, load_balancer_names, plan_load_balancers};
 pub use merge::{ClusterExport, Conflict, MergedImport, merge_exports};
 pub use slices::{ExportedSlice, MAX_ENDPOINTS_PER_SLICE, cut_slices, slice_name};
 pub use vip::{VipError, allocate_vip};
