@@ -106,6 +106,15 @@ impl Northbound {
         Ok(found)
     }
 
+    /// The names of every load balancer owned by `owner`, sorted, without duplicates.
+    pub async fn list_owned_load_balancers(&self, owner: &str) -> Result<Vec<String>, Error> {
+        let results = self
+            .client()
+            .transact(DB, lb::read_owned_load_balancers(owner))
+            .await?;
+        lb::parse_load_balancer_names(&results).map_err(Error::from)
+    }
+
     /// Every load balancer row with this name, ours or not.
     pub async fn get_load_balancers_named(&self, name: &str) -> Result<Vec<LoadBalancer>, Error> {
         let results = self

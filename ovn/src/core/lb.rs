@@ -329,6 +329,24 @@ pub fn parse_load_balancer_uuids(results: &[OperationResult]) -> Result<Vec<Uuid
     Ok(out)
 }
 
+/// Reads the names of every row owned by `owner`.
+pub fn read_owned_load_balancers(owner: &str) -> Vec<Operation> {
+    vec![Operation::select(
+        LOAD_BALANCER,
+        vec![owned_by(owner)],
+        &["name"],
+    )]
+}
+
+/// Interprets the results of [`read_owned_load_balancers`]: sorted names, each once.
+pub fn parse_load_balancer_names(results: &[OperationResult]) -> Result<Vec<String>, PlanError> {
+    let names: std::collections::BTreeSet<String> = rows_of(results.first())?
+        .iter()
+        .map(|row| str_col(row, "name"))
+        .collect();
+    Ok(names.into_iter().collect())
+}
+
 /// Operations that detach the load balancers from every switch holding them and delete them.
 pub fn plan_remove_load_balancers(existing: &[Uuid]) -> Vec<Operation> {
     let mut ops = Vec::with_capacity(existing.len() * 2);

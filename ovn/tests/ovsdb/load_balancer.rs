@@ -93,6 +93,18 @@ async fn load_balancers_are_ensured_once_updated_and_removed_leaving_foreign_one
             .contains(&first)
     );
 
+    assert_eq!(
+        nb.list_owned_load_balancers(OWNER).await.unwrap(),
+        ["mcs_default_web_tcp"],
+        "the foreign row of the same name is not ours"
+    );
+    assert!(
+        nb.list_owned_load_balancers("someone-else")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
     // New backends: the same row, updated in place.
     let second = web(&["10.112.0.6:8080"]);
     nb.ensure_load_balancers("ls", std::slice::from_ref(&second))
@@ -128,6 +140,12 @@ async fn load_balancers_are_ensured_once_updated_and_removed_leaving_foreign_one
             .await
             .unwrap(),
         vec![foreign]
+    );
+    assert!(
+        nb.list_owned_load_balancers(OWNER)
+            .await
+            .unwrap()
+            .is_empty()
     );
 }
 
