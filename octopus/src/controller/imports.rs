@@ -9,6 +9,11 @@
 //! cluster's slice is never copied. The `Conflict` condition goes on this cluster's own
 //! ServiceExports.
 //!
+//! With `--ovn-nb`, each `ClusterSetIP` import's address is made to work on the cluster's
+//! logical switch: one OVN load balancer per protocol balances `clusterset-IP:port` over the
+//! ready endpoints copied here ([`plan_load_balancers`]); the ones no import wants any more are
+//! removed. Only load balancers carrying octopus's `nauti.io/owner` are ever touched.
+//!
 //! While the hub cannot be reached the watches keep what they last saw, so nothing here is
 //! removed; a name goes away only when the hub no longer holds any export of it.
 
@@ -33,6 +38,7 @@ use nauti_api::mcs::{
     ServiceImportStatus, export_condition, import_condition,
 };
 use nauti_api::{Peer, ServiceImport};
+use nauti_ovn::{Client, ClientConfig, LoadBalancer, Northbound};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument as _, info, info_span, warn};
@@ -43,7 +49,9 @@ use super::services::{
     gone_is_fine, next_pass, spawn_store,
 };
 use crate::core::mcs::hub::{hub_export, hub_object_key, import_spec, local_slice_name};
-use crate::core::mcs::{PlannedImport, ServiceKey, admitted, plan_imports};
+use crate::core::mcs::{
+    LB_OWNER, PlannedImport, ServiceKey, admitted, plan_imports, plan_load_balancers,
+};
 use crate::hub::assign::assigned_slice;
 
 struct Stores {
@@ -70,6 +78,41 @@ impl Stores {
 
 fn managed_by_nauti() -> watcher::Config {
     watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}={MANAGED_BY_NAUTI}"))
+}
+
+/// The northbound database the clusterset IPs' load balancers go to, connected on first use
+/// (the client reconnects by itself afterwards).
+struct Balancers {
+    nb: Option<Northbound>,
+}
+
+impl Balancers {
+    /// The northbound database; `None` without `--ovn-nb`.
+    async fn connect(&mut self, context: &SyncContext) -> anyhow::Result<Option<&Northbound>> {
+        let Some(endpoint) = context.config.ovn_nb.clone() else {
+            return Ok(None);
+        };
+        if self.nb.is_none() {
+            let mut config = ClientConfig::new(endpoint.clone());
+            config.connect_timeout = std::time::Duration::from_secs(5);
+            config.tls = context.config.ovn_nb_tls.clone();
+            let client = Client::connect(config)
+                .await
+                .with_context(|| format!("connect to the OVN northbound database {endpoint}"))?;
+            info!(%endpoint, "connected to the OVN northbound database for clusterset IPs");
+            self.nb = Some(Northbound::new(client));
+        }
+        Ok(self.nb.as_ref())
+    }
+}
+
+/// The cluster's logical switch, named as `nauti-ovnmaster` names it unless configured.
+fn switch_name(context: &SyncContext) -> String {
+    context
+        .config
+        .logical_switch
+        .clone()
+        .unwrap_or_else(|| format!("nauti-{}", context.cluster_id))
 }
 
 /// Runs the import controller until `stop`.
@@ -134,8 +177,12 @@ pub async fn run(context: SyncContext, stop: CancellationToken) {
         return;
     }
     info!("importing the cluster set's services");
+    if context.config.ovn_nb.is_none() {
+        warn!("no --ovn-nb: clusterset IPs get no load balancer");
+    }
+    let mut balancers = Balancers { nb: None };
     loop {
-        let delay = match pass(&context, &stores).await {
+        let delay = match pass(&context, &stores, &mut balancers).await {
             Ok(()) => RESYNC,
             Err(error) => {
                 warn!(error = format!("{error:#}"), "import pass failed; retrying");
@@ -152,7 +199,11 @@ fn apply(manager: &str) -> PatchParams {
     PatchParams::apply(manager).force()
 }
 
-async fn pass(context: &SyncContext, stores: &Stores) -> anyhow::Result<()> {
+async fn pass(
+    context: &SyncContext,
+    stores: &Stores,
+    balancers: &mut Balancers,
+) -> anyhow::Result<()> {
     let exports = stores
         .hub_imports
         .state()
@@ -205,6 +256,7 @@ async fn pass(context: &SyncContext, stores: &Stores) -> anyhow::Result<()> {
         Api::namespaced(context.local.clone(), namespace)
     };
     let mut kept_slices = BTreeSet::new();
+    let mut imported: BTreeMap<ServiceKey, Vec<EndpointSlice>> = BTreeMap::new();
     for published in stores.hub_slices.state() {
         let Some((key, cluster)) = hub_object_key(&published.metadata) else {
             continue;
@@ -220,6 +272,10 @@ async fn pass(context: &SyncContext, stores: &Stores) -> anyhow::Result<()> {
         let allowed: Vec<IpNet> = cluster_slices.get(&cluster).copied().into_iter().collect();
         let wanted = local_slice(&key, &cluster, &name, &published, &allowed);
         kept_slices.insert((key.namespace.clone(), name.clone()));
+        imported
+            .entry(key.clone())
+            .or_default()
+            .push(wanted.clone());
         let current = stores
             .slices
             .get(&ObjectRef::new(&name).within(&key.namespace));
@@ -235,6 +291,26 @@ async fn pass(context: &SyncContext, stores: &Stores) -> anyhow::Result<()> {
                 }
             }
         }
+    }
+
+    // The clusterset IPs, balanced over what was just imported.
+    let wanted_balancers: Vec<LoadBalancer> = plan
+        .iter()
+        .filter(|(key, _)| present.contains(&key.namespace))
+        .flat_map(|(key, planned)| {
+            plan_load_balancers(
+                key,
+                &import_spec(&planned.merged.properties, &planned.ips),
+                imported.get(key).map_or(&[], Vec::as_slice),
+            )
+        })
+        .collect();
+    if let Err(error) = keep_load_balancers(context, balancers, &wanted_balancers).await {
+        failed += 1;
+        warn!(
+            error = format!("{error:#}"),
+            "clusterset IP load balancers not written; retried"
+        );
     }
 
     // What no cluster exports any more goes.
@@ -278,6 +354,39 @@ async fn pass(context: &SyncContext, stores: &Stores) -> anyhow::Result<()> {
         }
     }
     anyhow::ensure!(failed == 0, "{failed} writes failed");
+    Ok(())
+}
+
+/// Makes the switch's load balancers of octopus exactly `wanted`.
+async fn keep_load_balancers(
+    context: &SyncContext,
+    balancers: &mut Balancers,
+    wanted: &[LoadBalancer],
+) -> anyhow::Result<()> {
+    let Some(nb) = balancers.connect(context).await? else {
+        return Ok(());
+    };
+    let switch = switch_name(context);
+    nb.ensure_load_balancers(&switch, wanted)
+        .await
+        .with_context(|| format!("ensure load balancers on logical switch {switch}"))?;
+    let keep: BTreeSet<&str> = wanted.iter().map(|lb| lb.name.as_str()).collect();
+    let owned = nb
+        .list_owned_load_balancers(LB_OWNER)
+        .await
+        .context("list octopus's load balancers")?;
+    let stale: Vec<&str> = owned
+        .iter()
+        .map(String::as_str)
+        .filter(|name| !keep.contains(name))
+        .collect();
+    if !stale.is_empty() {
+        let removed = nb
+            .remove_load_balancers(LB_OWNER, &stale)
+            .await
+            .context("remove load balancers no import wants")?;
+        info!(removed, names = ?stale, "clusterset IP load balancers removed");
+    }
     Ok(())
 }
 
