@@ -89,15 +89,22 @@ impl DataPathArgs {
     }
 }
 
-/// Leader election among replicas: only the Lease holder acts.
+/// Lease `octopus hub` replicas elect their leader on, in the hub cluster.
+pub const DEFAULT_HUB_LEASE: &str = "octopus-hub";
+/// Lease `octopus member` replicas elect their leader on, in their own cluster.
+pub const DEFAULT_MEMBER_LEASE: &str = "octopus-member";
+
+/// Leader election among replicas (`octopus hub`, `octopus member`): only the Lease holder acts.
 #[derive(Debug, clap::Args)]
 pub struct LeaseArgs {
-    /// Name of the Lease replicas elect their leader on.
-    #[arg(long, env = "OCTOPUS_LEASE_NAME", default_value = "octopus-hub")]
-    lease_name: String,
-    /// Namespace of the Lease.
-    #[arg(long, env = "OCTOPUS_LEASE_NAMESPACE", default_value = DEFAULT_PEER_NAMESPACE)]
-    lease_namespace: String,
+    /// Name of the Lease replicas elect their leader on (default: `octopus-hub` for the hub,
+    /// `octopus-member` for a member; RBAC grants only these names).
+    #[arg(long, env = "OCTOPUS_LEASE_NAME")]
+    lease_name: Option<String>,
+    /// Namespace of the Lease (default: --namespace, where RBAC grants it; a member's Lease
+    /// is in its own cluster).
+    #[arg(long, env = "OCTOPUS_LEASE_NAMESPACE")]
+    lease_namespace: Option<String>,
     /// How long a leader's lease lasts without renewal (whole seconds, at least 1s).
     #[arg(long, env = "OCTOPUS_LEASE_DURATION", default_value = "15s")]
     lease_duration: jiff::SignedDuration,
@@ -111,13 +118,19 @@ pub struct LeaseArgs {
 }
 
 impl LeaseArgs {
-    fn settings(self) -> anyhow::Result<LeaseSettings> {
+    /// The settings, on the Lease `default_name` in `default_namespace` unless the flags name
+    /// others.
+    fn settings(
+        self,
+        default_name: &str,
+        default_namespace: &str,
+    ) -> anyhow::Result<LeaseSettings> {
         let identity = self
             .lease_identity
             .unwrap_or_else(|| election::default_identity("octopus"));
         LeaseSettings::new(
-            &self.lease_name,
-            &self.lease_namespace,
+            self.lease_name.as_deref().unwrap_or(default_name),
+            self.lease_namespace.as_deref().unwrap_or(default_namespace),
             identity,
             std_duration("--lease-duration", self.lease_duration)?,
             std_duration("--lease-renew-interval", self.lease_renew_interval)?,
@@ -333,6 +346,8 @@ pub struct MemberRunArgs {
     data_path: DataPathArgs,
     #[command(flatten)]
     services: ServicesArgs,
+    #[command(flatten)]
+    lease: LeaseArgs,
     /// Address of the HTTP endpoint serving `/metrics`, `/healthz` and `/readyz`.
     #[arg(long, env = "OCTOPUS_METRICS_ADDR", default_value = DEFAULT_METRICS_ADDR)]
     metrics_addr: SocketAddr,
@@ -473,6 +488,7 @@ fn cluster_id(value: Option<String>) -> anyhow::Result<String> {
 async fn hub(args: HubRunArgs) -> anyhow::Result<()> {
     let shutdown = shutdown_on_signals().context("install signal handlers")?;
     let policy = args.slices.policy()?;
+    let lease = args.lease.settings(DEFAULT_HUB_LEASE, &args.namespace)?;
     let config = HubConfig {
         kubeconfig: args.kubeconfig,
         namespace: args.namespace,
@@ -484,7 +500,7 @@ async fn hub(args: HubRunArgs) -> anyhow::Result<()> {
         requested: args.cluster_cidr,
         key_secret: args.wg_key_secret,
         metrics_addr: args.metrics_addr,
-        lease: args.lease.settings()?,
+        lease,
     };
     crate::controller::hub::run(config, shutdown).await
 }
@@ -581,6 +597,7 @@ async fn member(args: MemberRunArgs) -> anyhow::Result<()> {
         .context("the bootstrap token")?;
     let hub_ca_file = required(args.hub_ca_file, "--hub-ca-file")?;
     let policy = args.slices.policy()?;
+    let lease = args.lease.settings(DEFAULT_MEMBER_LEASE, &args.namespace)?;
     let config = MemberConfig {
         gateway: args.data_path.gateway(&policy)?,
         kubeconfig: args.kubeconfig,
@@ -600,6 +617,7 @@ async fn member(args: MemberRunArgs) -> anyhow::Result<()> {
         credential_lifetime: std_duration("--credential-lifetime", args.credential_lifetime)?,
         metrics_addr: args.metrics_addr,
         services: args.services.config()?,
+        lease,
     };
     let shutdown = shutdown_on_signals().context("install signal handlers")?;
     crate::controller::member::run(config, shutdown).await
@@ -732,7 +750,10 @@ mod tests {
         assert_eq!(run.slices.global_cidr, DEFAULT_GLOBAL_CIDR);
         assert_eq!(run.slices.slice_prefix, 16);
         assert_eq!(run.metrics_addr.to_string(), DEFAULT_METRICS_ADDR);
-        let lease = run.lease.settings().unwrap();
+        let lease = run
+            .lease
+            .settings(DEFAULT_HUB_LEASE, &run.namespace)
+            .unwrap();
         assert_eq!(lease.name, "octopus-hub");
         assert_eq!(lease.namespace, "nauti-system");
         assert_eq!(lease.duration, Duration::from_secs(15));
@@ -751,6 +772,40 @@ mod tests {
             Args::try_parse_from(["octopus", "member", "--cluster-id", "a"]).is_err(),
             "running needs the hub URL"
         );
+
+        let member = |extra: &[&str]| {
+            let mut argv = vec![
+                "octopus",
+                "member",
+                "--cluster-id",
+                "a",
+                "--hub-url",
+                "https://198.18.0.1:6443",
+                "--hub-ca-file",
+                "/dev/null",
+            ];
+            argv.extend_from_slice(extra);
+            let Command::Member(member_args) = Args::try_parse_from(argv).unwrap().command else {
+                panic!("not member");
+            };
+            let MemberArgs { action: None, run } = *member_args else {
+                panic!("not running the member");
+            };
+            run.lease
+                .settings(DEFAULT_MEMBER_LEASE, &run.namespace)
+                .unwrap()
+        };
+        let lease = member(&[]);
+        assert_eq!(lease.name, "octopus-member");
+        assert_eq!(lease.namespace, "nauti-system");
+        assert_eq!(lease.duration, Duration::from_secs(15));
+        let lease = member(&["--namespace", "gw-system", "--lease-duration", "9s"]);
+        assert_eq!(lease.name, "octopus-member");
+        assert_eq!(
+            lease.namespace, "gw-system",
+            "the Lease follows --namespace"
+        );
+        assert_eq!(lease.duration, Duration::from_secs(9));
     }
 
     #[test]

@@ -12,6 +12,12 @@
 //!    WireGuard device, routes and forwarding ([`crate::gateway`]) on every pass.
 //!
 //! The certificate is renewed two thirds into its life, under the member's own identity.
+//!
+//! Replicas elect a leader on a Lease in the member's own cluster (`--lease-name`, default
+//! `octopus-member`): only the holder reads the key, joins or renews, publishes, syncs services
+//! and runs the tunnel. A standby waits, its `/readyz` answering 503 with the holder's name;
+//! the key and credential Secrets are shared, so a standby that takes over keeps the cluster's
+//! public key and credential (no new join).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -20,8 +26,10 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use ipnet::IpNet;
+use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Api, DeleteParams, ListParams};
 use nauti_api::Peer;
+use nauti_api::daemon::election::{self, LeaseSettings};
 use nauti_api::daemon::start_endpoints;
 use nauti_api::peer::condition;
 use tokio::sync::Notify;
@@ -88,6 +96,8 @@ pub struct MemberConfig {
     pub gateway: Option<GatewayConfig>,
     /// Multi-cluster services: where the cluster's OVN northbound database is.
     pub services: super::services::ServicesConfig,
+    /// The Lease (in the member's own cluster) replicas elect their leader on.
+    pub lease: LeaseSettings,
 }
 
 #[derive(Default)]
@@ -97,13 +107,91 @@ struct Seen {
     plan: Option<TopologyPlan>,
 }
 
-/// Runs the member until `shutdown`.
+/// Runs the member until `shutdown`. Replicas elect a leader on the Lease; a standby only
+/// waits, and a leader that loses the lease stops (its pod restarts as a standby), so never
+/// two replicas publish or run the tunnel at once.
 pub async fn run(config: MemberConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let metrics = Arc::new(Metrics::new("not joined yet"));
+    let metrics = Arc::new(Metrics::new(&standby_reason(&config.lease.name, None)));
     let _endpoints = start_endpoints(config.metrics_addr, metrics.clone(), shutdown.clone())
         .await
         .with_context(|| format!("serve --metrics-addr {}", config.metrics_addr))?;
     let local_cluster = connect(config.kubeconfig.as_deref()).await?;
+    let leader_metric = metrics.clone();
+    let (mut leader, lease_task) = election::spawn(
+        local_cluster.clone(),
+        config.lease.clone(),
+        Box::new(move |leading| {
+            leader_metric.leader.set(i64::from(leading));
+        }),
+        shutdown.clone(),
+    );
+    tracing::info!(identity = %config.lease.identity, lease = %config.lease.name, "waiting for the lease");
+    let led = tokio::select! {
+        led = leader.wait_for(|leading| *leading) => led.is_ok(),
+        () = report_holder(&local_cluster, &config.lease, &metrics) => false,
+        () = shutdown.cancelled() => false,
+    };
+    let outcome = if led {
+        metrics.set_not_ready("not joined yet");
+        let lost = async {
+            // Only a change to false ends this; an ended lease task counts as lost.
+            let _ = leader.wait_for(|leading| !*leading).await;
+        };
+        tokio::select! {
+            outcome = lead(&config, local_cluster, &metrics, &shutdown) => outcome,
+            // On shutdown the lease task steps down first, then releases: not a loss.
+            () = lost => if shutdown.is_cancelled() {
+                Ok(())
+            } else {
+                Err(anyhow::anyhow!(
+                    "lost the lease {}: stopping so the new leader alone acts",
+                    config.lease.name
+                ))
+            },
+        }
+    } else {
+        Ok(())
+    };
+    shutdown.cancel();
+    // The lease task releases the lease (bounded) once it sees the cancellation.
+    if let Err(error) = lease_task.await {
+        tracing::warn!(%error, "the lease task ended abnormally");
+    }
+    outcome
+}
+
+/// Why a standby is not ready: it waits for the Lease, held by `holder` if anyone.
+fn standby_reason(lease: &str, holder: Option<&str>) -> String {
+    match holder.filter(|h| !h.is_empty()) {
+        Some(holder) => format!("standby: the lease {lease} is held by {holder}"),
+        None => format!("standby: waiting for the lease {lease}"),
+    }
+}
+
+/// While standing by, names the Lease's holder in `/readyz`, looking at every renew interval.
+async fn report_holder(local_cluster: &kube::Client, lease: &LeaseSettings, metrics: &Metrics) {
+    let leases: Api<Lease> = Api::namespaced(local_cluster.clone(), &lease.namespace);
+    loop {
+        match leases.get_opt(&lease.name).await {
+            Ok(current) => {
+                let holder = current
+                    .and_then(|l| l.spec)
+                    .and_then(|spec| spec.holder_identity);
+                metrics.set_not_ready(standby_reason(&lease.name, holder.as_deref()));
+            }
+            Err(error) => tracing::debug!(%error, "cannot read the lease's holder"),
+        }
+        tokio::time::sleep(lease.renew_interval).await;
+    }
+}
+
+/// What the leader runs: the key, the credential, the tunnel and the passes over the Peers.
+async fn lead(
+    config: &MemberConfig,
+    local_cluster: kube::Client,
+    metrics: &Metrics,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
     let key =
         local::ensure_wireguard_key(local_cluster.clone(), &config.namespace, &config.key_secret)
             .await?;
@@ -122,7 +210,7 @@ pub async fn run(config: MemberConfig, shutdown: CancellationToken) -> anyhow::R
         is_public: config.is_public,
         requested: config.requested,
     };
-    let Some(mut credential) = obtain_credential(&local_cluster, &config, &shutdown).await? else {
+    let Some(mut credential) = obtain_credential(&local_cluster, config, shutdown).await? else {
         return Ok(());
     };
     let mut seen = Seen::default();
@@ -144,7 +232,7 @@ pub async fn run(config: MemberConfig, shutdown: CancellationToken) -> anyhow::R
                 clusterset: config.policy.clusterset(),
                 config: config.services.clone(),
             },
-            &shutdown,
+            shutdown,
         );
         let renew_in =
             u64::try_from(validity.renew_at() - jiff::Timestamp::now().as_second()).unwrap_or(0);
@@ -156,9 +244,9 @@ pub async fn run(config: MemberConfig, shutdown: CancellationToken) -> anyhow::R
             let pass = sync(
                 &local_cluster,
                 &peers,
-                &config,
+                config,
                 &own,
-                &metrics,
+                metrics,
                 &mut seen,
                 gateway.as_ref(),
             );
@@ -173,7 +261,7 @@ pub async fn run(config: MemberConfig, shutdown: CancellationToken) -> anyhow::R
                 }
             }
             tokio::select! {
-                () = &mut renewal => match renew(&local_cluster, &hub, &config, &credential).await {
+                () = &mut renewal => match renew(&local_cluster, &hub, config, &credential).await {
                     Ok(renewed) => {
                         credential = renewed;
                         break;
@@ -183,7 +271,7 @@ pub async fn run(config: MemberConfig, shutdown: CancellationToken) -> anyhow::R
                         renewal.as_mut().reset(tokio::time::Instant::now() + RENEW_RETRY);
                     }
                 },
-                go = next_pass(&notify, &shutdown) => if !go { return Ok(()) },
+                go = next_pass(&notify, shutdown) => if !go { return Ok(()) },
             }
         }
     }
@@ -458,4 +546,23 @@ pub async fn leave(config: LeaveConfig) -> anyhow::Result<()> {
     local::delete_secret(local_cluster, &config.namespace, &config.credential_secret).await?;
     tracing::info!(cluster = %config.cluster_id, "left the cluster set");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::standby_reason;
+
+    #[test]
+    fn a_standby_names_the_lease_holder() {
+        assert_eq!(
+            standby_reason("octopus-member", Some("gw-0_1a2b3c4d")),
+            "standby: the lease octopus-member is held by gw-0_1a2b3c4d"
+        );
+        for free in [None, Some("")] {
+            assert_eq!(
+                standby_reason("octopus-member", free),
+                "standby: waiting for the lease octopus-member"
+            );
+        }
+    }
 }

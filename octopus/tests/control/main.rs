@@ -5,9 +5,10 @@
 //! `deploy/rbac/octopus-member.yaml` in each member, with only those rights. Tokens come from
 //! `octopus hub issue-token`.
 //!
-//! One test, in steps that build on each other: join and slices with two hub replicas (only
-//! the Lease holder acts; killed, the standby takes over), an overlapping request, a restart
-//! that keeps key and credential, leaving and joining again.
+//! One test, in steps that build on each other: join and slices with two hub replicas and two
+//! replicas of member A (only each Lease's holder acts; killed, the standby takes over, A's
+//! with the same key and credential), an overlapping request, a restart that keeps key and
+//! credential, leaving and joining again.
 
 #![allow(
     clippy::unwrap_used,
@@ -262,6 +263,54 @@ fn run_hub(dir: &TestDir, hub: &Hub, n: u8) -> Daemon {
     )
 }
 
+/// Member replica `n` (identity `<cluster-id>-<n>`, log `octopus-<identity>`), on the
+/// default Lease of the member's cluster, with the hub's short timing.
+fn run_member_replica(
+    dir: &TestDir,
+    hub: &Hub,
+    member: &Member,
+    token_file: &Path,
+    n: u8,
+) -> Daemon {
+    let identity = format!("{}-{n}", member.id);
+    let lease = format!("{}s", HUB_LEASE.as_secs());
+    let renew = format!("{}s", HUB_RENEW.as_secs());
+    let hub_url = hub.api.url();
+    octopus(
+        dir,
+        &format!("octopus-{identity}"),
+        &[
+            "member",
+            "--kubeconfig",
+            member.kubeconfig.to_str().unwrap(),
+            "--hub-url",
+            &hub_url,
+            "--hub-ca-file",
+            hub.ca_file.to_str().unwrap(),
+            "--token-file",
+            token_file.to_str().unwrap(),
+            "--cluster-id",
+            member.id,
+            "--lease-identity",
+            &identity,
+            "--lease-duration",
+            &lease,
+            "--lease-renew-interval",
+            &renew,
+        ],
+    )
+}
+
+/// Who holds the member's Lease (in its own cluster) now.
+async fn member_lease_holder(member: &Member) -> Option<String> {
+    Api::<Lease>::namespaced(member.admin.clone(), "nauti-system")
+        .get_opt("octopus-member")
+        .await
+        .unwrap()?
+        .spec?
+        .holder_identity
+}
+
 /// Who holds the hub's Lease now.
 async fn lease_holder(hub: &Hub) -> Option<String> {
     Api::<Lease>::namespaced(hub.admin.clone(), "nauti-system")
@@ -355,10 +404,14 @@ async fn hub_and_members_join_get_slices_restart_and_leave() {
     let a = start_member(&dir, "cluster-a").await;
     let b = start_member(&dir, "cluster-b").await;
 
-    // 1. Both members join with their own tokens and get distinct slices.
+    // 1. Both members join with their own tokens and get distinct slices; A runs as two
+    // replicas on its cluster's Lease.
     let (token_a, token_a_id) = issue_token(&dir, hub, "a");
     let (token_b, token_b_id) = issue_token(&dir, hub, "b");
-    let mut octopus_a = run_member(&dir, hub, &a, &token_a, &[]);
+    let mut a_replicas = [
+        run_member_replica(&dir, hub, &a, &token_a, 1),
+        run_member_replica(&dir, hub, &a, &token_a, 2),
+    ];
     let mut octopus_b = run_member(&dir, hub, &b, &token_b, &[]);
     let started = Instant::now();
     let slice_a = slice_of(hub, a.id).await;
@@ -394,10 +447,16 @@ async fn hub_and_members_join_get_slices_restart_and_leave() {
             member.id
         );
     }
+    let a_leader = eventually("a leader of A", || async { member_lease_holder(&a).await }).await;
+    let (a_leading, a_standby) = match a_leader.as_str() {
+        "cluster-a-1" => (0, 1),
+        "cluster-a-2" => (1, 0),
+        other => panic!("unexpected lease holder {other:?}"),
+    };
     // Each member's plan: one WireGuard peer (the hub, both members being behind NAT) carrying
     // the hub's slice and the other member's.
-    for member in [&a, &b] {
-        let log = dir.log(&format!("octopus-{}", member.id));
+    for log_name in [format!("octopus-{a_leader}"), format!("octopus-{}", b.id)] {
+        let log = dir.log(&log_name);
         let log = &log;
         eventually("the member's plan in its metrics", || async move {
             let metrics = http_get(log, "/metrics");
@@ -548,6 +607,94 @@ async fn hub_and_members_join_get_slices_restart_and_leave() {
     })
     .await;
 
+    // A's standby replica joined nothing, published nothing, and says who leads; the leader
+    // joined once.
+    let a_standby_id = format!("{}-{}", a.id, a_standby + 1);
+    let a_standby_log = dir.log(&format!("octopus-{a_standby_id}"));
+    let a_leader_log = dir.log(&format!("octopus-{a_leader}"));
+    let standby_metrics = http_get(&a_standby_log, "/metrics");
+    assert!(
+        standby_metrics.contains("nauti_octopus_leader 0")
+            && standby_metrics.contains("nauti_octopus_syncs_total 0")
+            && standby_metrics.contains("nauti_octopus_slice_assigned 0"),
+        "{standby_metrics}"
+    );
+    let a_standby_log = &a_standby_log;
+    let a_leader_name = &a_leader;
+    eventually("A's standby names the holder", || async move {
+        let ready = http_get(a_standby_log, "/readyz");
+        (ready.starts_with("HTTP/1.0 503") && ready.contains(&format!("held by {a_leader_name}")))
+            .then_some(())
+    })
+    .await;
+    let standby_text = std::fs::read_to_string(a_standby_log).unwrap();
+    for acted in [
+        "joined the hub",
+        "using the stored credential",
+        "member running",
+    ] {
+        assert!(!standby_text.contains(acted), "{acted}: {standby_text}");
+    }
+    assert!(http_get(&a_leader_log, "/metrics").contains("nauti_octopus_leader 1"));
+    assert!(
+        std::fs::read_to_string(&a_leader_log)
+            .unwrap()
+            .contains("joined the hub")
+    );
+    assert_eq!(member_csrs(hub, a.id).await, 1, "one join for two replicas");
+
+    // A's leader dies without releasing the lease: the standby takes over with the shared key
+    // and credential, so A's Peer stays valid with the same key and nothing joins again.
+    let key_a = peer(hub, a.id).await.unwrap().spec.public_key;
+    let credential_a_data = secret(&a, CREDENTIAL_SECRET).await.unwrap().data;
+    a_replicas[a_leading].kill();
+    let killed = Instant::now();
+    let a_standby_id = &a_standby_id;
+    eventually("A's standby holds the lease", || async {
+        (member_lease_holder(&a).await.as_deref() == Some(a_standby_id.as_str())).then_some(())
+    })
+    .await;
+    let takeover = killed.elapsed();
+    eprintln!("A's standby took the lease {takeover:?} after its leader was killed");
+    assert!(
+        takeover < HUB_LEASE + HUB_RENEW * 2 + Duration::from_secs(1),
+        "takeover took {takeover:?} for a {HUB_LEASE:?} lease"
+    );
+    eventually("A's new leader's first pass", || async move {
+        let metrics = http_get(a_standby_log, "/metrics");
+        (metrics.contains("nauti_octopus_leader 1")
+            && metrics.contains("nauti_octopus_slice_assigned 1")
+            && !metrics.contains("nauti_octopus_syncs_total 0"))
+        .then_some(())
+    })
+    .await;
+    eprintln!(
+        "A's new leader made its first pass {:?} after the kill",
+        killed.elapsed()
+    );
+    let ready = http_get(a_standby_log, "/readyz");
+    assert!(ready.starts_with("HTTP/1.0 200"), "{ready}");
+    let after = peer(hub, a.id).await.unwrap();
+    assert_eq!(
+        after.spec.public_key, key_a,
+        "the same key after the takeover"
+    );
+    let (status, reason, _) = valid_condition(&after);
+    assert_eq!((status.as_str(), reason.as_str()), ("True", "Valid"));
+    assert_eq!(assigned_slice(&after), Some(slice_a), "A keeps its slice");
+    assert_eq!(member_csrs(hub, a.id).await, 1, "no new join");
+    assert_eq!(
+        secret(&a, CREDENTIAL_SECRET).await.unwrap().data,
+        credential_a_data,
+        "the credential is reused"
+    );
+    let new_leader_text = std::fs::read_to_string(a_standby_log).unwrap();
+    assert!(
+        new_leader_text.contains("using the stored credential")
+            && !new_leader_text.contains("joined the hub"),
+        "{new_leader_text}"
+    );
+
     // 2. B restarts asking for A's slice; its token is spent. It keeps its key and credential
     // (no second join) and its Peer is refused, naming A, with no slice.
     let key_b = peer(hub, b.id).await.unwrap().spec.public_key;
@@ -600,7 +747,7 @@ async fn hub_and_members_join_get_slices_restart_and_leave() {
     let key_a = peer(hub, a.id).await.unwrap().spec.public_key;
     let credential_a =
         Credential::from_secret(&secret(&a, CREDENTIAL_SECRET).await.unwrap()).unwrap();
-    octopus_a.stop(Duration::from_secs(5));
+    a_replicas[a_standby].stop(Duration::from_secs(5));
     let started = Instant::now();
     octopus_once(&[
         "member",
