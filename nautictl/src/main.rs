@@ -1,6 +1,271 @@
-//! `nautictl`: not implemented yet; it says so and fails rather than pretending to work.
+//! `nautictl`: see and manage a Nauti cluster set from the hub.
 
-fn main() -> std::process::ExitCode {
-    eprintln!("nautictl: not implemented yet");
-    std::process::ExitCode::from(2)
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, DeleteParams, ListParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use nauti_api::peer::DEFAULT_PEER_NAMESPACE;
+use nauti_api::{Peer, ServiceImport};
+use nauti_octopus::hub::tokens::issue_token;
+use nauti_octopus::join::token::{ISSUER_LABEL, SECRET_NAMESPACE};
+use nautictl::{
+    DEFAULT_AGENT_CHART, OutputFormat, ShowReport, cluster_row, render_join_instructions,
+    render_show, render_tokens, service_rows, token_row,
+};
+
+/// How long to wait for the API server to accept a connection before calling it down.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "nautictl",
+    version,
+    about = "See and manage a Nauti cluster set from its hub.",
+    after_help = "Examples:\n  \
+        nautictl --context hub join-token create --ttl 2h\n  \
+        nautictl --kubeconfig hub.kubeconfig show -o json"
+)]
+struct Cli {
+    /// Kubeconfig file; $KUBECONFIG or ~/.kube/config when absent, as kubectl reads them.
+    #[arg(long, global = true)]
+    kubeconfig: Option<PathBuf>,
+    /// Context of the kubeconfig to use; its current context when absent.
+    #[arg(long, global = true)]
+    context: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Bootstrap tokens members join the hub with (run against the hub).
+    #[command(subcommand)]
+    JoinToken(JoinTokenCommand),
+    /// The clusters of the set (from their Peers) and the services they export.
+    #[command(after_help = "Examples:\n  \
+        nautictl --context hub show\n  \
+        nautictl --context hub show -o yaml")]
+    Show {
+        /// Output format.
+        #[arg(short, long, value_enum, default_value = "table")]
+        output: OutputFormat,
+        /// Namespace of the Peers on the hub.
+        #[arg(long, default_value = DEFAULT_PEER_NAMESPACE)]
+        namespace: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum JoinTokenCommand {
+    /// Issue a token and print how to install nauti-agent with it.
+    #[command(after_help = "Examples:\n  \
+        nautictl --context hub join-token create\n  \
+        nautictl --context hub join-token create --ttl 30m --hub-url https://hub.example:6443")]
+    Create {
+        /// How long the token is accepted (e.g. `24h`, `30m`).
+        #[arg(long, default_value = "24h")]
+        ttl: jiff::SignedDuration,
+        /// The hub API URL members use; the kubeconfig's server when absent.
+        #[arg(long)]
+        hub_url: Option<String>,
+        /// Namespace of Nauti on the hub.
+        #[arg(long, default_value = DEFAULT_PEER_NAMESPACE)]
+        namespace: String,
+        /// The nauti-agent chart the printed `helm install` line names.
+        #[arg(long, default_value = DEFAULT_AGENT_CHART)]
+        agent_chart: String,
+    },
+    /// List the tokens not used yet (never their secret half).
+    #[command(after_help = "Examples:\n  nautictl --context hub join-token list")]
+    List,
+    /// Delete a token by its ID (the part before the dot).
+    #[command(after_help = "Examples:\n  nautictl --context hub join-token delete re51os")]
+    Delete {
+        /// The token's ID.
+        id: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("nautictl: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = load_config(cli.kubeconfig.as_ref(), cli.context.as_deref()).await?;
+    let server = config
+        .cluster_url
+        .to_string()
+        .trim_end_matches('/')
+        .to_owned();
+    let client = kube::Client::try_from(config).context("build the Kubernetes client")?;
+    let target = Target { client, server };
+    match cli.command {
+        Command::JoinToken(JoinTokenCommand::Create {
+            ttl,
+            hub_url,
+            namespace,
+            agent_chart,
+        }) => token_create(&target, ttl, hub_url, &namespace, &agent_chart).await,
+        Command::JoinToken(JoinTokenCommand::List) => token_list(&target).await,
+        Command::JoinToken(JoinTokenCommand::Delete { id }) => token_delete(&target, &id).await,
+        Command::Show { output, namespace } => show(&target, output, &namespace).await,
+    }
+}
+
+/// Writes a command's result to stdout.
+fn emit(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(text.as_bytes())
+        .context("write to stdout")?;
+    stdout.flush().context("write to stdout")
+}
+
+/// The hub's client and the URL it talks to, for error messages.
+struct Target {
+    client: kube::Client,
+    server: String,
+}
+
+impl Target {
+    fn unreachable(&self, what: &str) -> String {
+        format!("{what} on the API server {}", self.server)
+    }
+}
+
+async fn load_config(
+    path: Option<&PathBuf>,
+    context: Option<&str>,
+) -> anyhow::Result<kube::Config> {
+    let (file, source) = match path {
+        Some(path) => (
+            Kubeconfig::read_from(path)
+                .with_context(|| format!("bad kubeconfig {}", path.display()))?,
+            path.display().to_string(),
+        ),
+        None => (
+            Kubeconfig::read().context("no kubeconfig: pass --kubeconfig or set KUBECONFIG")?,
+            "the default kubeconfig".to_owned(),
+        ),
+    };
+    if let Some(name) = context
+        && !file.contexts.iter().any(|c| c.name == name)
+    {
+        let known: Vec<&str> = file.contexts.iter().map(|c| c.name.as_str()).collect();
+        bail!(
+            "unknown context {name:?} in {source} (it has: {})",
+            known.join(", ")
+        );
+    }
+    let options = KubeConfigOptions {
+        context: context.map(str::to_owned),
+        ..KubeConfigOptions::default()
+    };
+    let mut config = kube::Config::from_custom_kubeconfig(file, &options)
+        .await
+        .with_context(|| format!("bad kubeconfig {source}"))?;
+    config.connect_timeout = Some(CONNECT_TIMEOUT);
+    Ok(config)
+}
+
+async fn token_create(
+    target: &Target,
+    ttl: jiff::SignedDuration,
+    hub_url: Option<String>,
+    namespace: &str,
+    agent_chart: &str,
+) -> anyhow::Result<()> {
+    if !ttl.is_positive() {
+        bail!("--ttl {ttl:#} must be positive");
+    }
+    let ttl = Duration::try_from(ttl).with_context(|| format!("--ttl {ttl:#} is out of range"))?;
+    let token = issue_token(target.client.clone(), ttl)
+        .await
+        .with_context(|| target.unreachable("issue a bootstrap token"))?;
+    // Read the stored Secret back: the expiry printed is the one the hub enforces.
+    let secrets: Api<Secret> = Api::namespaced(target.client.clone(), SECRET_NAMESPACE);
+    let stored = secrets
+        .get(&token.secret_name())
+        .await
+        .with_context(|| target.unreachable("read back the token Secret"))?;
+    let row = token_row(&stored)?;
+    let hub_url = hub_url.unwrap_or_else(|| target.server.clone());
+    emit(&render_join_instructions(
+        &token.to_string(),
+        row.expiration,
+        &hub_url,
+        namespace,
+        agent_chart,
+    ))
+}
+
+async fn token_list(target: &Target) -> anyhow::Result<()> {
+    let secrets: Api<Secret> = Api::namespaced(target.client.clone(), SECRET_NAMESPACE);
+    let list = secrets
+        .list(&ListParams::default().labels(&format!("{ISSUER_LABEL}=true")))
+        .await
+        .with_context(|| target.unreachable("list the bootstrap-token Secrets"))?;
+    let mut rows = Vec::new();
+    for secret in &list.items {
+        rows.push(token_row(secret)?);
+    }
+    rows.sort_by(|a, b| a.expiration.cmp(&b.expiration).then(a.id.cmp(&b.id)));
+    emit(&render_tokens(&rows, jiff::Timestamp::now()))
+}
+
+async fn token_delete(target: &Target, id: &str) -> anyhow::Result<()> {
+    // A whole token parses only with a valid ID; reuse that check with a dummy secret half.
+    let probe = format!("{id}.0000000000000000");
+    let token: nauti_octopus::join::BootstrapToken = probe
+        .parse()
+        .with_context(|| format!("{id:?} is not a token ID (6 characters of [a-z0-9])"))?;
+    let secrets: Api<Secret> = Api::namespaced(target.client.clone(), SECRET_NAMESPACE);
+    let name = token.secret_name();
+    let secret = match secrets.get_opt(&name).await {
+        Ok(Some(secret)) => secret,
+        Ok(None) => bail!("no token {id} (no Secret {SECRET_NAMESPACE}/{name})"),
+        Err(e) => return Err(e).with_context(|| target.unreachable("read the token Secret")),
+    };
+    // Only Nauti's tokens: kubeadm's or another tool's bootstrap tokens are not ours to delete.
+    token_row(&secret).with_context(|| format!("refusing to delete {SECRET_NAMESPACE}/{name}"))?;
+    secrets
+        .delete(&name, &DeleteParams::default())
+        .await
+        .with_context(|| target.unreachable("delete the token Secret"))?;
+    emit(&format!("token {id} deleted\n"))
+}
+
+async fn show(target: &Target, output: OutputFormat, namespace: &str) -> anyhow::Result<()> {
+    let peers: Api<Peer> = Api::namespaced(target.client.clone(), namespace);
+    let mut peers = peers
+        .list(&ListParams::default())
+        .await
+        .with_context(|| target.unreachable(&format!("list the Peers in {namespace}")))?
+        .items;
+    peers.sort_by(|a, b| a.spec.cluster_id.cmp(&b.spec.cluster_id));
+    let imports: Api<ServiceImport> = Api::all(target.client.clone());
+    let imports = imports
+        .list(&ListParams::default())
+        .await
+        .with_context(|| target.unreachable("list the ServiceImports"))?
+        .items;
+    let report = ShowReport {
+        clusters: peers.iter().map(cluster_row).collect(),
+        services: service_rows(&imports),
+    };
+    emit(&render_show(&report, output, jiff::Timestamp::now())?)
 }
