@@ -364,6 +364,16 @@ impl KubeApi {
         Ok(kcm)
     }
 
+    /// `kubectl apply -f <repo>/<file>` as the administrator (e.g. `deploy/rbac/...yaml`);
+    /// returns kubectl's stdout.
+    pub fn apply_repo_file(&self, file: &str) -> Result<String> {
+        let path = crate::repo_root().join(file);
+        run(Command::new(peers::bin("kubectl")?)
+            .arg(format!("--kubeconfig={}", self.kubeconfig().display()))
+            .args(["apply", "-f"])
+            .arg(&path))
+    }
+
     /// Process IDs of kube-apiserver and etcd (to check that nothing outlives the guard).
     pub fn pids(&self) -> Vec<u32> {
         vec![self.apiserver.pid(), self._etcd.pid()]
