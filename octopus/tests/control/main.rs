@@ -18,7 +18,6 @@
 )]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
@@ -39,44 +38,18 @@ use nauti_octopus::join::credential::bootstrap_client;
 use nauti_octopus::join::csr::{CsrError, request_certificate};
 use nauti_octopus::join::{BootstrapToken, Credential, member_namespace};
 use nauti_testbed::forward::Forward;
-use nauti_testbed::kube_api::repo_crds;
 use nauti_testbed::names::unique;
 use nauti_testbed::process::wait_until;
-use nauti_testbed::{Daemon, KubeApi, KubeApiOptions, Netns, TestDir, require_root};
+use nauti_testbed::{Daemon, KubeApi, Netns, TestDir, require_root};
 
-const HUB_SA: &str = "system:serviceaccount:nauti-system:octopus-hub";
-const MEMBER_SA: &str = "system:serviceaccount:nauti-system:octopus-member";
-const SA_GROUPS: [&str; 2] = [
-    "system:serviceaccounts",
-    "system:serviceaccounts:nauti-system",
-];
+#[path = "../support/mod.rs"]
+mod support;
+use support::{
+    Hub, MemberApi, WAIT, issued_token, octopus, octopus_once, poll, start_hub, start_member_api,
+    write_token,
+};
+
 const HUB_ID: &str = "hub";
-/// Every wait is bounded by this.
-const WAIT: Duration = Duration::from_secs(90);
-
-fn kubectl_apply(api: &KubeApi, file: &str) {
-    let path = nauti_testbed::repo_root().join(file);
-    let out = Command::new(nauti_testbed::peers::bin("kubectl").unwrap())
-        .arg(format!("--kubeconfig={}", api.kubeconfig().display()))
-        .args(["apply", "-f"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "kubectl apply {file}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-struct Hub {
-    api: KubeApi,
-    _kcm: Daemon,
-    /// octopus hub's own kubeconfig (its ServiceAccount, nothing more).
-    kubeconfig: PathBuf,
-    admin: kube::Client,
-    ca_file: PathBuf,
-}
 
 struct Member {
     id: &'static str,
@@ -86,59 +59,12 @@ struct Member {
     admin: kube::Client,
 }
 
-fn octopus(dir: &TestDir, name: &str, args: &[&str]) -> Daemon {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_octopus"));
-    cmd.args(["--log", "info,nauti_octopus=debug"])
-        .args(args)
-        .args(["--metrics-addr", "127.0.0.1:0"]);
-    Daemon::spawn(name, cmd, &dir.log(name)).unwrap()
-}
-
-/// Runs a one-shot `octopus` command; returns stdout, panics with stderr on failure.
-fn octopus_once(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_octopus"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "octopus {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-async fn start_hub(dir: &TestDir) -> Hub {
-    let api = KubeApi::start_with(
-        dir,
-        KubeApiOptions {
-            bootstrap_token_auth: true,
-        },
-    )
-    .await
-    .unwrap();
-    let kcm = api
-        .start_controller_manager(&["csrsigning", "tokencleaner", "namespace"])
-        .unwrap();
-    api.install_crds(&repo_crds()).await.unwrap();
-    kubectl_apply(&api, "deploy/rbac/octopus-hub.yaml");
-    let kubeconfig = api.kubeconfig_for(HUB_SA, &SA_GROUPS).unwrap();
-    let admin = api.client().await.unwrap();
-    let ca_file = dir.path().join("hub-ca.pem");
-    Hub {
+async fn start_member(dir: &TestDir, id: &'static str) -> Member {
+    let MemberApi {
         api,
-        _kcm: kcm,
         kubeconfig,
         admin,
-        ca_file,
-    }
-}
-
-async fn start_member(dir: &TestDir, id: &'static str) -> Member {
-    let api = KubeApi::start(dir).await.unwrap();
-    kubectl_apply(&api, "deploy/rbac/octopus-member.yaml");
-    let kubeconfig = api.kubeconfig_for(MEMBER_SA, &SA_GROUPS).unwrap();
-    let admin = api.client().await.unwrap();
+    } = start_member_api(dir, false).await;
     Member {
         id,
         _api: api,
@@ -149,24 +75,13 @@ async fn start_member(dir: &TestDir, id: &'static str) -> Member {
 
 /// A token from `octopus hub issue-token`, written to a file; returns (file, token id).
 fn issue_token(dir: &TestDir, hub: &Hub, name: &str) -> (PathBuf, String) {
-    let out = octopus_once(&[
-        "hub",
-        "issue-token",
-        "--kubeconfig",
-        hub.kubeconfig.to_str().unwrap(),
-        "--ttl",
-        "1h",
-    ]);
-    let issued: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let issued = issued_token(hub);
     let token = issued["token"].as_str().unwrap();
     assert_eq!(issued["hubURL"].as_str().unwrap(), hub.api.url());
     let ca = issued["hubCA"].as_str().unwrap();
     assert!(ca.contains("BEGIN CERTIFICATE"), "{ca}");
-    std::fs::write(&hub.ca_file, ca).unwrap();
-    let file = dir.path().join(format!("{name}.token"));
-    std::fs::write(&file, token).unwrap();
     let id = token.split('.').next().unwrap().to_owned();
-    (file, id)
+    (write_token(dir, hub, name, &issued), id)
 }
 
 fn run_member(
@@ -176,38 +91,24 @@ fn run_member(
     token_file: &Path,
     extra: &[&str],
 ) -> Daemon {
-    let hub_url = hub.api.url();
-    let mut args = vec![
-        "member",
-        "--kubeconfig",
-        member.kubeconfig.to_str().unwrap(),
-        "--hub-url",
-        &hub_url,
-        "--hub-ca-file",
-        hub.ca_file.to_str().unwrap(),
-        "--token-file",
-        token_file.to_str().unwrap(),
-        "--cluster-id",
+    support::run_member(
+        dir,
+        hub,
+        &format!("octopus-{}", member.id),
         member.id,
-    ];
-    args.extend_from_slice(extra);
-    octopus(dir, &format!("octopus-{}", member.id), &args)
+        &member.kubeconfig,
+        token_file,
+        extra,
+    )
 }
 
 /// Polls `check` every 250 ms until it returns `Some`, at most [`WAIT`].
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+async fn eventually<T, F, Fut>(what: &str, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    poll(what, WAIT, Duration::from_millis(250), check).await
 }
 
 /// GET `path` from the metrics endpoint of the octopus whose log is `log` (the address of its
@@ -275,22 +176,14 @@ fn run_member_replica(
     let identity = format!("{}-{n}", member.id);
     let lease = format!("{}s", HUB_LEASE.as_secs());
     let renew = format!("{}s", HUB_RENEW.as_secs());
-    let hub_url = hub.api.url();
-    octopus(
+    support::run_member(
         dir,
+        hub,
         &format!("octopus-{identity}"),
+        member.id,
+        &member.kubeconfig,
+        token_file,
         &[
-            "member",
-            "--kubeconfig",
-            member.kubeconfig.to_str().unwrap(),
-            "--hub-url",
-            &hub_url,
-            "--hub-ca-file",
-            hub.ca_file.to_str().unwrap(),
-            "--token-file",
-            token_file.to_str().unwrap(),
-            "--cluster-id",
-            member.id,
             "--lease-identity",
             &identity,
             "--lease-duration",

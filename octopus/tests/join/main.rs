@@ -13,7 +13,6 @@
     reason = "test code: a failure here is a test failure"
 )]
 
-use std::process::Command;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
@@ -26,14 +25,12 @@ use nauti_octopus::hub::{approval, grants, tokens};
 use nauti_octopus::join::credential::bootstrap_client;
 use nauti_octopus::join::csr::{CsrError, request_certificate};
 use nauti_octopus::join::{BootstrapToken, Credential, member_namespace};
-use nauti_testbed::kube_api::repo_crds;
-use nauti_testbed::{Daemon, KubeApi, KubeApiOptions, TestDir, require_root};
+use nauti_testbed::{Daemon, KubeApi, TestDir, require_root};
 
-const HUB_SA: &str = "system:serviceaccount:nauti-system:octopus-hub";
-const SA_GROUPS: [&str; 2] = [
-    "system:serviceaccounts",
-    "system:serviceaccounts:nauti-system",
-];
+#[path = "../support/mod.rs"]
+mod support;
+use support::{HUB_SA, SA_GROUPS, start_hub_api};
+
 const LIFETIME: Duration = Duration::from_secs(3600);
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -43,31 +40,8 @@ struct Hub {
     octopus: kube::Client,
 }
 
-fn kubectl_apply(api: &KubeApi, file: &str) {
-    let path = nauti_testbed::repo_root().join(file);
-    let out = Command::new(nauti_testbed::peers::bin("kubectl").unwrap())
-        .arg(format!("--kubeconfig={}", api.kubeconfig().display()))
-        .args(["apply", "-f"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "kubectl apply {file}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 async fn start_hub(dir: &TestDir) -> Hub {
-    let options = KubeApiOptions {
-        bootstrap_token_auth: true,
-    };
-    let api = KubeApi::start_with(dir, options).await.unwrap();
-    let kcm = api
-        .start_controller_manager(&["csrsigning", "tokencleaner", "namespace"])
-        .unwrap();
-    api.install_crds(&repo_crds()).await.unwrap();
-    kubectl_apply(&api, "deploy/rbac/octopus-hub.yaml");
+    let (api, kcm) = start_hub_api(dir).await;
     let octopus = api.client_as(HUB_SA, &SA_GROUPS).await.unwrap();
     Hub {
         api,

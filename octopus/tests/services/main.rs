@@ -36,53 +36,19 @@ use nauti_octopus::controller::local::CREDENTIAL_SECRET;
 use nauti_octopus::hub::assign::assigned_slice;
 use nauti_octopus::join::{Credential, member_namespace};
 use nauti_ovn::{Client, Endpoint as OvnEndpoint, LogicalSwitch, LogicalSwitchPort, Northbound};
-use nauti_testbed::kube_api::repo_crds;
 use nauti_testbed::ovn::OvnCentral;
-use nauti_testbed::{Daemon, KubeApi, KubeApiOptions, TestDir, require_root};
+use nauti_testbed::{Daemon, KubeApi, TestDir, require_root};
 
-const HUB_SA: &str = "system:serviceaccount:nauti-system:octopus-hub";
-const MEMBER_SA: &str = "system:serviceaccount:nauti-system:octopus-member";
-const SA_GROUPS: [&str; 2] = [
-    "system:serviceaccounts",
-    "system:serviceaccounts:nauti-system",
-];
-/// Every wait is bounded by this.
-const WAIT: Duration = Duration::from_secs(90);
+#[path = "../support/mod.rs"]
+mod support;
+use support::{
+    Hub, MemberApi, WAIT, issued_token, octopus, poll, start_hub, start_member_api, write_token,
+};
+
 /// An unexport must be gone from the other members within this.
 const REMOVAL_BOUND: Duration = Duration::from_secs(10);
 const SVC: &str = "nginx-svc";
 const NS: &str = "default";
-
-fn kubectl_apply(api: &KubeApi, file: &str) {
-    let path = nauti_testbed::repo_root().join(file);
-    let out = Command::new(nauti_testbed::peers::bin("kubectl").unwrap())
-        .arg(format!("--kubeconfig={}", api.kubeconfig().display()))
-        .args(["apply", "-f"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "kubectl apply {file}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn octopus(dir: &TestDir, name: &str, args: &[&str]) -> Daemon {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_octopus"));
-    cmd.args(["--log", "info,nauti_octopus=debug"])
-        .args(args)
-        .args(["--metrics-addr", "127.0.0.1:0"]);
-    Daemon::spawn(name, cmd, &dir.log(name)).unwrap()
-}
-
-struct Hub {
-    api: KubeApi,
-    _kcm: Daemon,
-    kubeconfig: PathBuf,
-    admin: kube::Client,
-    ca_file: PathBuf,
-}
 
 struct Member {
     id: &'static str,
@@ -95,38 +61,12 @@ struct Member {
     _ovn_dir: TestDir,
 }
 
-async fn start_hub(dir: &TestDir) -> Hub {
-    let api = KubeApi::start_with(
-        dir,
-        KubeApiOptions {
-            bootstrap_token_auth: true,
-        },
-    )
-    .await
-    .unwrap();
-    let kcm = api
-        .start_controller_manager(&["csrsigning", "tokencleaner", "namespace"])
-        .unwrap();
-    api.install_crds(&repo_crds()).await.unwrap();
-    kubectl_apply(&api, "deploy/rbac/octopus-hub.yaml");
-    let kubeconfig = api.kubeconfig_for(HUB_SA, &SA_GROUPS).unwrap();
-    let admin = api.client().await.unwrap();
-    let ca_file = dir.path().join("hub-ca.pem");
-    Hub {
+async fn start_member(dir: &TestDir, id: &'static str) -> Member {
+    let MemberApi {
         api,
-        _kcm: kcm,
         kubeconfig,
         admin,
-        ca_file,
-    }
-}
-
-async fn start_member(dir: &TestDir, id: &'static str) -> Member {
-    let api = KubeApi::start(dir).await.unwrap();
-    api.install_crds(&repo_crds()).await.unwrap();
-    kubectl_apply(&api, "deploy/rbac/octopus-member.yaml");
-    let kubeconfig = api.kubeconfig_for(MEMBER_SA, &SA_GROUPS).unwrap();
-    let admin = api.client().await.unwrap();
+    } = start_member_api(dir, true).await;
     let ovn_dir = TestDir::new(&format!("octopus-services-ovn-{id}")).unwrap();
     let ovn = OvnCentral::start(&ovn_dir).unwrap();
     let nb = Northbound::new(
@@ -150,70 +90,29 @@ async fn start_member(dir: &TestDir, id: &'static str) -> Member {
 
 /// A token from `octopus hub issue-token`, written to a file.
 fn issue_token(dir: &TestDir, hub: &Hub, name: &str) -> PathBuf {
-    let out = Command::new(env!("CARGO_BIN_EXE_octopus"))
-        .args([
-            "hub",
-            "issue-token",
-            "--kubeconfig",
-            hub.kubeconfig.to_str().unwrap(),
-            "--ttl",
-            "1h",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let issued: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    std::fs::write(&hub.ca_file, issued["hubCA"].as_str().unwrap()).unwrap();
-    let file = dir.path().join(format!("{name}.token"));
-    std::fs::write(&file, issued["token"].as_str().unwrap()).unwrap();
-    file
+    write_token(dir, hub, name, &issued_token(hub))
 }
 
 fn run_member(dir: &TestDir, hub: &Hub, member: &Member, token_file: &Path) -> Daemon {
-    let hub_url = hub.api.url();
     let ovn_nb = member.ovn.nb_remote();
-    octopus(
+    support::run_member(
         dir,
+        hub,
         &format!("octopus-{}", member.id),
-        &[
-            "member",
-            "--kubeconfig",
-            member.kubeconfig.to_str().unwrap(),
-            "--hub-url",
-            &hub_url,
-            "--hub-ca-file",
-            hub.ca_file.to_str().unwrap(),
-            "--token-file",
-            token_file.to_str().unwrap(),
-            "--cluster-id",
-            member.id,
-            "--ovn-nb",
-            &ovn_nb,
-        ],
+        member.id,
+        &member.kubeconfig,
+        token_file,
+        &["--ovn-nb", &ovn_nb],
     )
 }
 
 /// Polls `check` every 100 ms until it returns `Some`, at most `bound`.
-async fn within<T, F, Fut>(what: &str, bound: Duration, mut check: F) -> T
+async fn within<T, F, Fut>(what: &str, bound: Duration, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + bound;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {bound:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    poll(what, bound, Duration::from_millis(100), check).await
 }
 
 async fn eventually<T, F, Fut>(what: &str, check: F) -> T
