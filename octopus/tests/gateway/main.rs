@@ -487,18 +487,6 @@ fn pods_reach_each_other_through_the_hub_across_nat_then_directly_once_both_are_
     eprintln!("hub counters grew by {hub_grew} bytes during the direct transfer");
 }
 
-/// Packets `link` in `ns` received.
-fn rx_packets(ns: &Netns, link: &str) -> u64 {
-    ns.exec(
-        "cat",
-        &[&format!("/sys/class/net/{link}/statistics/rx_packets")],
-    )
-    .unwrap()
-    .trim()
-    .parse()
-    .unwrap()
-}
-
 /// Random datagrams and WireGuard message types at their sizes, from a stranger on the WAN,
 /// until `stop` is set or `count` went out.
 fn send_garbage(from: IpAddr, target: SocketAddr, count: usize, stop: &AtomicBool) -> usize {
@@ -618,7 +606,7 @@ fn bad_peers_are_refused_by_review_and_a_garbage_flood_at_the_hub_does_not_stop_
         .unwrap()
     });
     let (hub_rx_a, _) = hub.transfer(a);
-    let wan_rx_before = rx_packets(&bed.hub, "wan0");
+    let wan_rx_before = bed.hub.rx_packets("wan0").unwrap();
     let started = Instant::now();
     let arrived = bed.pod_transfer(5003, BIG);
     let took = started.elapsed();
@@ -629,7 +617,7 @@ fn bad_peers_are_refused_by_review_and_a_garbage_flood_at_the_hub_does_not_stop_
         "A to B through the hub under a flood of {sent} garbage datagrams: {BIG} bytes in {took:?}"
     );
     assert!(sent >= 10_000, "only {sent} garbage datagrams went out");
-    let wan_rx = rx_packets(&bed.hub, "wan0") - wan_rx_before;
+    let wan_rx = bed.hub.rx_packets("wan0").unwrap() - wan_rx_before;
     assert!(
         wan_rx >= sent as u64,
         "the hub's namespace received {wan_rx} packets, fewer than the {sent} of the flood"

@@ -385,11 +385,11 @@ fn a_garbage_flood_at_the_port_neither_crashes_the_device_nor_stops_the_tunnel()
     let target: SocketAddr = format!("{}:{PORT}", UNDERLAY[0]).parse().unwrap();
     let device_key = key_bytes(&tunnel.a.keys.public);
     // First the random datagrams alone, so the counters of the device's side show they arrived.
-    let rx_before = rx_packets(ns_a, "ul0");
+    let rx_before = ns_a.rx_packets("ul0").unwrap();
     let rcvbuf_before = udp_rcvbuf_errors(ns_a);
     let sent = ns_b.run_in(move || send_garbage(target, 6000)).unwrap();
     assert_eq!(sent, 6000, "not every garbage datagram went out");
-    let arrived = rx_packets(ns_a, "ul0") - rx_before;
+    let arrived = ns_a.rx_packets("ul0").unwrap() - rx_before;
     assert!(
         arrived >= 6000,
         "only {arrived} packets of the flood reached the device's namespace"
@@ -467,18 +467,6 @@ fn send_garbage(target: SocketAddr, count: usize) -> usize {
         .enumerate()
         .filter(|(i, datagram)| sockets[i % 2].send_to(datagram, target).is_ok())
         .count()
-}
-
-/// Packets `link` in `ns` received.
-fn rx_packets(ns: &Netns, link: &str) -> u64 {
-    ns.exec(
-        "cat",
-        &[&format!("/sys/class/net/{link}/statistics/rx_packets")],
-    )
-    .unwrap()
-    .trim()
-    .parse()
-    .unwrap()
 }
 
 /// Datagrams a namespace's UDP sockets dropped for a full receive buffer.

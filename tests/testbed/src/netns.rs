@@ -82,6 +82,15 @@ impl Netns {
         Ok(())
     }
 
+    /// Packets `link` in this namespace has received (its `rx_packets` counter).
+    pub fn rx_packets(&self, link: &str) -> Result<u64> {
+        let counter = format!("/sys/class/net/{link}/statistics/rx_packets");
+        let text = self.exec("cat", &[&counter])?;
+        text.trim()
+            .parse()
+            .map_err(|e| Error::Other(format!("{counter} in {}: {text:?}: {e}", self.name)))
+    }
+
     /// True when `ping` from here reaches `addr` within `tries` one-second attempts.
     pub fn ping(&self, addr: &str, tries: u32) -> bool {
         (0..tries).any(|_| self.exec("ping", &["-c", "1", "-W", "1", addr]).is_ok())
