@@ -353,9 +353,11 @@ async fn hub_and_members_join_get_slices_restart_and_leave() {
         let log = &log;
         eventually("the member's plan in its metrics", || async move {
             let metrics = http_get(log, "/metrics");
+            // The plan is in the metrics during the pass; readiness follows when it ends.
             (metrics.contains("nauti_octopus_slice_assigned 1")
                 && metrics.contains("nauti_octopus_wanted_peers 1")
-                && metrics.contains("nauti_octopus_wanted_routes 2"))
+                && metrics.contains("nauti_octopus_wanted_routes 2")
+                && http_get(log, "/readyz").starts_with("HTTP/1.0 200"))
             .then_some(())
         })
         .await;
@@ -553,11 +555,13 @@ async fn hub_and_members_join_get_slices_restart_and_leave() {
         takeover < HUB_LEASE + HUB_RENEW * 2 + Duration::from_secs(1),
         "takeover took {takeover:?} for a {HUB_LEASE:?} lease"
     );
+    // `syncs_total` counts a pass when it starts and readiness follows when it ends: wait for both.
     eventually("A's new leader's first pass", || async move {
         let metrics = http_get(a_standby_log, "/metrics");
         (metrics.contains("nauti_octopus_leader 1")
             && metrics.contains("nauti_octopus_slice_assigned 1")
-            && !metrics.contains("nauti_octopus_syncs_total 0"))
+            && !metrics.contains("nauti_octopus_syncs_total 0")
+            && http_get(a_standby_log, "/readyz").starts_with("HTTP/1.0 200"))
         .then_some(())
     })
     .await;
