@@ -95,6 +95,9 @@ pub(super) struct Inner {
     pub reconciling: Steps,
     /// Why the last attempt to serve the node's block failed, until one succeeds.
     pub network_error: SyncMutex<Option<String>>,
+    /// One reconciliation at a time, from its plan to its last action: two overlapping ones
+    /// would plan the same missing pod and plumb it twice at once.
+    pub reconcile_serial: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for NautiHandler {
@@ -167,6 +170,7 @@ impl NautiHandler {
                 reconcile_now: Notify::new(),
                 reconciling: Steps::default(),
                 network_error: SyncMutex::default(),
+                reconcile_serial: tokio::sync::Mutex::new(()),
             }),
         };
         let weak = Arc::downgrade(&handler.inner);

@@ -222,6 +222,7 @@ impl NautiHandler {
         &self,
         planned: Option<oneshot::Sender<()>>,
     ) -> Result<(), PlumbError> {
+        let _serial = self.inner.reconcile_serial.lock().await;
         let started = Instant::now();
         let (plan, pods) = {
             let _exclusive = self.inner.gate.write().await;
