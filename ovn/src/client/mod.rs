@@ -16,6 +16,7 @@
 mod lb;
 mod monitor;
 mod nb;
+mod router;
 mod session;
 pub mod tls;
 mod vswitch;

@@ -9,6 +9,7 @@ pub mod framing;
 pub mod lb;
 pub mod nb;
 pub mod ops;
+pub mod router;
 pub mod rpc;
 pub mod schema;
 pub mod value;

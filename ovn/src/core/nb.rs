@@ -36,6 +36,17 @@ pub enum PlanError {
         /// How many rows.
         count: usize,
     },
+    /// The logical router does not exist.
+    #[error("logical router {0:?} does not exist")]
+    NoSuchRouter(String),
+    /// Several logical routers carry the name.
+    #[error("{count} logical routers are named {name:?}")]
+    DuplicateRouter {
+        /// Router name.
+        name: String,
+        /// How many rows.
+        count: usize,
+    },
     /// The bridge a port belongs to does not exist.
     #[error("bridge {0:?} does not exist")]
     NoSuchBridge(String),

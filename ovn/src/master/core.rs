@@ -3,7 +3,8 @@
 //! decision is reproducible in a unit test.
 //!
 //! ```text
-//!   NetworkConfig ──► ClusterNetwork ──► desired switch + CNF port rows   (ovsdb adapter writes)
+//!   NetworkConfig ──► ClusterNetwork ──► desired switch, gateway router and its port rows
+//!                                         (ovsdb adapter writes)
 //!   Node annotations ──► plan_node_blocks ──► blocks to write             (kube adapter patches)
 //!   ports + live pods + now ──► GcTracker ──► ports to remove            (ovsdb adapter deletes)
 //! ```
@@ -19,6 +20,7 @@ use nauti_ipam::core::carve_node_block;
 
 use crate::core::nb::{LOGICAL_SWITCH_PORT, LogicalSwitch, LogicalSwitchPort, plan_remove_ports};
 use crate::core::ops::{Condition, Operation};
+use crate::core::router::RouterPort;
 use crate::core::value::{Row, Uuid, Value};
 
 use nauti_api::core::port::external_ids;
@@ -40,7 +42,7 @@ pub const NAMESPACE_KEY: &str = external_ids::NAMESPACE;
 pub const UID_KEY: &str = external_ids::UID;
 /// Pod port `external_ids`: the node whose block holds the port's address.
 pub const NODE_KEY: &str = external_ids::NODE;
-/// The logical switch port that reserves the gateway address for the CNF pod.
+/// The switch port of the gateway router (which holds the gateway address).
 pub const CNF_PORT: &str = "nauti-cnf";
 
 /// Settings that keep the controller from starting.
@@ -105,17 +107,53 @@ impl ClusterNetwork {
             .with_external_id(CLUSTER_KEY, &self.cluster_id)
     }
 
-    /// The gateway port as wanted. It has an address (so OVN answers ARP for the gateway and no
-    /// pod can claim it) but no port security: the CNF forwards traffic from other clusters,
-    /// whose source addresses are not its own.
+    /// The distributed router that holds the gateway address: named after the switch.
+    pub fn router(&self) -> String {
+        gateway_router(&self.switch)
+    }
+
+    /// The router's `external_ids`.
+    pub fn router_external_ids(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            (OWNER_KEY.to_owned(), OWNER_CNF.to_owned()),
+            (CLUSTER_KEY.to_owned(), self.cluster_id.clone()),
+        ])
+    }
+
+    /// The router's port on the switch: the gateway address with its derived MAC, so the pods'
+    /// neighbour entries for the gateway stay right whichever CNF pod is active.
+    pub fn desired_router_port(&self) -> RouterPort {
+        let prefix = self.subnet.prefix_len();
+        RouterPort::new(
+            gateway_router_port(&self.switch),
+            MacAddr::from_ip(self.gateway).to_string(),
+            format!("{}/{prefix}", self.gateway),
+        )
+        .with_external_id(OWNER_KEY, OWNER_CNF)
+        .with_external_id(CLUSTER_KEY, &self.cluster_id)
+    }
+
+    /// The switch's side of the router port. The active CNF pod sets the router's route to the
+    /// global network through its own address (see `nauti_ovn::core::router`).
     pub fn desired_cnf_port(&self) -> LogicalSwitchPort {
-        let mac = MacAddr::from_ip(self.gateway);
         let mut port = LogicalSwitchPort::new(CNF_PORT)
+            .with_kind("router")
+            .with_option("router-port", gateway_router_port(&self.switch))
             .with_external_id(OWNER_KEY, OWNER_CNF)
             .with_external_id(CLUSTER_KEY, &self.cluster_id);
-        port.addresses = vec![format!("{mac} {}", self.gateway)];
+        port.addresses = vec!["router".to_owned()];
         port
     }
+}
+
+/// The name of the gateway router of the switch `switch`.
+pub fn gateway_router(switch: &str) -> String {
+    format!("{switch}-gw")
+}
+
+/// The name of the gateway router's port on the switch `switch`.
+pub fn gateway_router_port(switch: &str) -> String {
+    format!("{switch}-gw-port")
 }
 
 // === node blocks ===

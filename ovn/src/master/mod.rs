@@ -366,6 +366,13 @@ async fn reconcile(ctx: &Context, gc: &mut GcTracker) -> Result<bool, ReconcileE
         .ensure_logical_switch(&ctx.network.desired_switch())
         .await?;
     ctx.nb
+        .ensure_logical_router(
+            &ctx.network.router(),
+            &ctx.network.router_external_ids(),
+            &[ctx.network.desired_router_port()],
+        )
+        .await?;
+    ctx.nb
         .ensure_logical_switch_port(&ctx.network.switch, &ctx.network.desired_cnf_port())
         .await?;
     // Blocks and collection are independent: one failing does not hold the other back.

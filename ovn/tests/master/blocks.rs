@@ -65,7 +65,32 @@ async fn nodes_get_disjoint_blocks_and_the_switch_reserves_the_gateway() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(cnf.addresses, vec!["0a:58:0a:71:00:01 10.113.0.1"]);
+    assert_eq!(cnf.kind, "router");
+    assert_eq!(cnf.addresses, vec!["router"]);
+    // The gateway address is the router port's, with its derived MAC.
+    let router_port = cnf.options.get("router-port").cloned().unwrap();
+    let rows = nb
+        .client()
+        .transact(
+            nauti_ovn::core::nb::DB,
+            vec![nauti_ovn::Operation::select(
+                "Logical_Router_Port",
+                vec![nauti_ovn::Condition::eq("name", router_port.as_str())],
+                &[],
+            )],
+        )
+        .await
+        .unwrap();
+    let row = nauti_ovn::core::router::RouterPort::from_row(&rows[0].rows.as_ref().unwrap()[0]);
+    assert_eq!(row.mac, "0a:58:0a:71:00:01");
+    assert_eq!(row.networks, vec!["10.113.0.1/16"]);
+    assert!(
+        nb.list_static_routes(&format!("{SWITCH}-gw"))
+            .await
+            .unwrap()
+            .is_empty(),
+        "no route before a CNF pod sets one"
+    );
     assert_eq!(
         cnf.external_ids.get("nauti.io/owner").map(String::as_str),
         Some("cnf")

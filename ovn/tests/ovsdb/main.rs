@@ -8,6 +8,7 @@ mod load_balancer;
 mod monitor;
 mod plumbing;
 mod reconnect;
+mod router;
 mod tls;
 mod transact;
 mod typed;

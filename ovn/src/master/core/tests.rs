@@ -56,16 +56,26 @@ fn the_switch_carries_the_subnet_and_excludes_the_gateway() {
 }
 
 #[test]
-fn the_cnf_port_holds_the_gateway_with_its_derived_mac_and_no_port_security() {
-    let port = mk_network("10.113.0.0/16", 24).desired_cnf_port();
+fn the_gateway_address_is_on_a_router_port_with_its_derived_mac_behind_a_router_type_switch_port() {
+    let network = mk_network("10.113.0.0/16", 24);
+    let router_port = network.desired_router_port();
+    assert_eq!(router_port.mac, "0a:58:0a:71:00:01");
+    assert_eq!(router_port.networks, vec!["10.113.0.1/16"]);
+    let port = network.desired_cnf_port();
     assert_eq!(port.name, CNF_PORT);
-    assert_eq!(port.kind, "");
-    assert_eq!(port.addresses, vec!["0a:58:0a:71:00:01 10.113.0.1"]);
+    assert_eq!(port.kind, "router");
+    assert_eq!(port.addresses, vec!["router"]);
+    assert_eq!(
+        port.options.get("router-port"),
+        Some(&router_port.name),
+        "the switch port must name the router port"
+    );
     assert!(port.port_security.is_empty());
     assert_eq!(
         port.external_ids.get(OWNER_KEY).map(String::as_str),
         Some(OWNER_CNF)
     );
+    assert_eq!(network.router(), format!("{}-gw", network.switch));
 }
 
 #[test]
