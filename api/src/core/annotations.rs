@@ -40,6 +40,9 @@ pub mod keys {
     pub const ALLOCATED: &str = "nauti.io/allocated";
     /// Pod opt-out: `"false"` keeps Nauti away from the pod. Written by users, never by Nauti.
     pub const ENABLED: &str = "nauti.io/enabled";
+    /// `"true"` on a CNF (gateway) pod: it forwards packets of other clusters, so its port has no
+    /// port security. Honoured only in the namespaces `nauti-nri` trusts with it.
+    pub const FORWARDER: &str = "nauti.io/forwarder";
     /// On a Node: the canonical CIDR of the node's address block, written by `nauti-ovnmaster`.
     pub const NODE_CIDR: &str = "nauti.io/node-cidr";
 
@@ -362,6 +365,12 @@ pub fn pod_enabled(annotations: &BTreeMap<String, String>) -> Result<bool, Annot
         None => Ok(true),
         Some(v) => parse_bool(keys::ENABLED, v),
     }
+}
+
+/// Whether the pod asks to forward other addresses' packets (`nauti.io/forwarder: "true"`).
+/// Anything else, also a malformed value, keeps port security: the safe side.
+pub fn pod_forwards(annotations: &BTreeMap<String, String>) -> bool {
+    annotations.get(keys::FORWARDER).map(String::as_str) == Some("true")
 }
 
 /// The node's address block from its `nauti.io/node-cidr` annotation; `Ok(None)` while

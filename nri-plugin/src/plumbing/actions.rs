@@ -129,6 +129,7 @@ mod tests {
             mtu: 1382,
             tx_checksum_offload: false,
             integration_bridge: "br-int".into(),
+            forwarder_namespaces: ["nauti-system".to_owned()].into(),
         }
     }
 

@@ -38,6 +38,8 @@ pub struct NodeNetwork {
     pub tx_checksum_offload: bool,
     /// The OVS integration bridge.
     pub integration_bridge: String,
+    /// Namespaces whose pods may be forwarders (`nauti.io/forwarder: "true"`, the CNF pods).
+    pub forwarder_namespaces: BTreeSet<String>,
 }
 
 /// Which pods get no second NIC, besides host-network ones.
@@ -86,6 +88,14 @@ pub struct PodPlan {
     pub network: PodNetwork,
 }
 
+/// Whether the pod's port goes without port security: it asks to forward (the CNF) and its
+/// namespace is trusted with that. Elsewhere the annotation is ignored: any pod could otherwise
+/// send with forged source addresses.
+pub fn is_forwarder(pod: &PodSandbox, node: &NodeNetwork) -> bool {
+    nauti_api::core::annotations::pod_forwards(&pod.annotations)
+        && node.forwarder_namespaces.contains(&pod.namespace)
+}
+
 /// The plan for `pod` with address `ip` (allocated from the node block) on the port `lsp_name`
 /// (see [`port_name_for`]).
 pub fn pod_plan(pod: &PodSandbox, ip: IpAddr, lsp_name: &str, node: &NodeNetwork) -> PodPlan {
@@ -98,6 +108,10 @@ pub fn pod_plan(pod: &PodSandbox, ip: IpAddr, lsp_name: &str, node: &NodeNetwork
         .with_external_id(external_ids::NODE, &node.node)
         .with_external_id(external_ids::SANDBOX, &pod.id)
         .with_external_id(external_ids::OWNER, external_ids::OWNER_POD);
+    let mut lsp = lsp;
+    if is_forwarder(pod, node) {
+        lsp.port_security.clear();
+    }
     let host_ifname = host_ifname(&pod.id);
     // The prefix of the whole cluster subnet: every pod of the cluster is an on-link neighbour.
     let address =
@@ -206,6 +220,7 @@ pub fn node_network(
         mtu: settings.mtu,
         tx_checksum_offload: settings.tx_checksum_offload,
         integration_bridge: settings.integration_bridge.clone(),
+        forwarder_namespaces: settings.forwarder_namespaces.clone(),
     })
 }
 

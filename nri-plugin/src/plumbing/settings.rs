@@ -70,6 +70,15 @@ pub struct PlumbingArgs {
     /// Namespaces whose pods get no second NIC (comma-separated).
     #[arg(long, env = "NAUTI_OPT_OUT_NAMESPACES", value_delimiter = ',')]
     pub opt_out_namespaces: Vec<String>,
+    /// Namespaces whose pods may ask (`nauti.io/forwarder: "true"`) for a port without port
+    /// security: where the CNF (gateway) pods run (comma-separated).
+    #[arg(
+        long,
+        env = "NAUTI_FORWARDER_NAMESPACES",
+        value_delimiter = ',',
+        default_value = "nauti-system"
+    )]
+    pub forwarder_namespaces: Vec<String>,
     /// What happens to a pod whose NIC cannot be plumbed.
     #[arg(long, env = "NAUTI_FAILURE_POLICY", value_enum, default_value = "fail")]
     pub failure_policy: FailurePolicy,
@@ -95,6 +104,7 @@ pub struct PlumbingSettings {
     pub mtu: u32,
     pub tx_checksum_offload: bool,
     pub opt_out_namespaces: BTreeSet<String>,
+    pub forwarder_namespaces: BTreeSet<String>,
     pub failure_policy: FailurePolicy,
     pub reconcile_interval: std::time::Duration,
 }
@@ -202,6 +212,11 @@ impl PlumbingArgs {
             mtu: u32::from(mtu),
             tx_checksum_offload: self.tx_checksum_offload,
             opt_out_namespaces: self.opt_out_namespaces.into_iter().collect(),
+            forwarder_namespaces: self
+                .forwarder_namespaces
+                .into_iter()
+                .filter(|ns| !ns.is_empty())
+                .collect(),
             failure_policy: self.failure_policy,
             reconcile_interval: std::time::Duration::from_millis(
                 self.reconcile_interval_ms.max(100),

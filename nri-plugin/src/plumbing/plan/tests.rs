@@ -17,6 +17,7 @@ fn mk_node() -> NodeNetwork {
         mtu: 1382,
         tx_checksum_offload: false,
         integration_bridge: "br-int".into(),
+        forwarder_namespaces: ["nauti-system".to_owned()].into(),
     }
 }
 
@@ -214,4 +215,28 @@ fn a_port_without_a_parsable_address_gives_no_allocation() {
     let lsp = LogicalSwitchPort::new("x").with_address("0a:58:0a:70:01:05", &["not-an-ip"]);
     assert_eq!(port_address(&lsp), None);
     assert_eq!(port_address(&LogicalSwitchPort::new("y")), None);
+}
+
+#[test]
+fn a_forwarder_in_a_trusted_namespace_gets_a_port_without_port_security_and_nowhere_else() {
+    let node = mk_node();
+    let ip = "10.112.1.9".parse().unwrap();
+    let mut cnf = mk_pod(SANDBOX_A, "nauti-system", "octopus-member-x");
+    cnf.annotations
+        .insert("nauti.io/forwarder".into(), "true".into());
+    let plan = pod_plan(&cnf, ip, "nauti-system_octopus-member-x", &node);
+    assert!(plan.lsp.port_security.is_empty(), "{:?}", plan.lsp);
+    assert_eq!(plan.lsp.addresses, vec!["0a:58:0a:70:01:09 10.112.1.9"]);
+
+    // The same annotation in another namespace, or a value other than "true": port security.
+    let mut forged = mk_pod(SANDBOX_B, "default", "sneaky");
+    forged
+        .annotations
+        .insert("nauti.io/forwarder".into(), "true".into());
+    let plan = pod_plan(&forged, ip, "default_sneaky", &node);
+    assert_eq!(plan.lsp.port_security, vec!["0a:58:0a:70:01:09 10.112.1.9"]);
+    cnf.annotations
+        .insert("nauti.io/forwarder".into(), "yes".into());
+    let plan = pod_plan(&cnf, ip, "nauti-system_octopus-member-x", &node);
+    assert_eq!(plan.lsp.port_security.len(), 1);
 }
