@@ -31,9 +31,15 @@ pub struct Args {
     #[arg(long, env = "NAUTI_UDP_SOCKETS", default_value_t = 0)]
     pub udp_sockets: usize,
 
-    /// A TCP connection that sends no query for this many seconds is closed.
+    /// A TCP connection that sends no whole query for this many seconds (after the previous
+    /// answer), or does not take an answer within it, is closed.
     #[arg(long, env = "NAUTI_TCP_IDLE_SECONDS", default_value_t = 5)]
     pub tcp_idle_seconds: u64,
+
+    /// TCP connections held at once; one more is closed as soon as it is accepted. Each holds
+    /// at most one query (4 KiB) and one answer in memory.
+    #[arg(long, env = "NAUTI_MAX_TCP_CONNECTIONS", default_value_t = 256)]
+    pub max_tcp_connections: usize,
 
     /// Address of the HTTP endpoint serving `/metrics`, `/healthz` and `/readyz`.
     #[arg(long, env = "NAUTI_METRICS_ADDR", default_value = "0.0.0.0:9465")]
@@ -139,6 +145,8 @@ mod tests {
         assert_eq!(args.log.log, "info,hickory_server=warn");
         assert_eq!(args.dns_addr.port(), 53);
         assert_eq!(args.max_udp_payload, 1232);
+        assert_eq!(args.max_tcp_connections, 256);
+        assert_eq!(args.tcp_idle_seconds, 5);
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //!
 //! ```text
 //!   ServiceImport / EndpointSlice watches ──► kube (views) ──► core::Index ◄── dns::Handler ◄── udp (per socket)
-//!                                                                                          ◄── TCP (hickory)
+//!                                                                                          ◄── tcp (bounded)
 //!                                                                  └──► metrics ──► /metrics /readyz
 //! ```
 
@@ -17,13 +17,13 @@ pub mod coredns;
 pub mod dns;
 pub mod kube;
 pub mod metrics;
+pub mod tcp;
 pub mod udp;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use hickory_server::Server;
 use nauti_api::daemon::{shutdown_on_signals, start_endpoints};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio_util::sync::CancellationToken;
@@ -33,9 +33,6 @@ pub use self::cli::{Args, Command};
 use self::core::Index;
 use self::dns::Handler;
 use self::metrics::Metrics;
-
-/// Bytes buffered per TCP connection for responses not yet written.
-const TCP_RESPONSE_BUFFER: usize = 64;
 
 /// Why crossdns cannot start or had to stop.
 #[derive(Debug, thiserror::Error)]
@@ -146,20 +143,26 @@ pub async fn run_with(args: Args, shutdown: CancellationToken) -> Result<(), Cro
     for socket in udp {
         udp_tasks.spawn(udp::serve(socket, handler.clone(), shutdown.clone()));
     }
-    let mut server = Server::new(handler);
-    server.register_listener(
+    let limits = tcp::TcpLimits {
+        max_connections: args.max_tcp_connections.max(1),
+        idle: Duration::from_secs(args.tcp_idle_seconds.max(1)),
+        max_query: tcp::MAX_TCP_QUERY,
+    };
+    let tcp_task = tokio::spawn(tcp::serve(
         tcp,
-        Duration::from_secs(args.tcp_idle_seconds.max(1)),
-        TCP_RESPONSE_BUFFER,
-    );
+        handler,
+        metrics.clone(),
+        limits,
+        shutdown.clone(),
+    ));
     info!(addr = %args.dns_addr, "answering DNS over UDP and TCP");
 
     let client = kube::connect(args.kubeconfig.as_deref()).await?;
     kube::spawn_watches(&client, &index, &metrics, &shutdown);
 
     shutdown.cancelled().await;
-    if let Err(error) = server.shutdown_gracefully().await {
-        warn!(%error, "the DNS server stopped with an error");
+    if let Err(error) = tcp_task.await {
+        warn!(%error, "the TCP listener stopped with an error");
     }
     udp_tasks.join_all().await;
     info!("stopped");

@@ -24,6 +24,13 @@ pub struct QueryLabels {
     pub rcode: &'static str,
 }
 
+/// Labels of a closed TCP connection.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClosedLabels {
+    /// Why: `peer`, `timeout` or `bad_length` (see `tcp::Closed`).
+    pub reason: &'static str,
+}
+
 /// crossdns's metrics and readiness flag.
 pub struct Metrics {
     registry: Registry,
@@ -35,6 +42,12 @@ pub struct Metrics {
     pub records: Gauge,
     /// Watch errors (the watch retries with backoff).
     pub watch_errors: Counter,
+    /// TCP connections open now.
+    pub tcp_connections: Gauge,
+    /// TCP connections closed as soon as accepted because `--max-tcp-connections` were open.
+    pub tcp_refused: Counter,
+    /// TCP connections closed, by reason.
+    pub tcp_closed: Family<ClosedLabels, Counter>,
     synced: AtomicBool,
 }
 
@@ -75,12 +88,33 @@ impl Metrics {
             "Errors of the ServiceImport and EndpointSlice watches",
             watch_errors.clone(),
         );
+        let tcp_connections = Gauge::default();
+        let tcp_refused = Counter::default();
+        let tcp_closed = Family::<ClosedLabels, Counter>::default();
+        registry.register(
+            "tcp_connections",
+            "TCP connections open now",
+            tcp_connections.clone(),
+        );
+        registry.register(
+            "tcp_refused",
+            "TCP connections closed at once because the most allowed were open",
+            tcp_refused.clone(),
+        );
+        registry.register(
+            "tcp_closed",
+            "TCP connections closed, by reason (peer, timeout, bad_length)",
+            tcp_closed.clone(),
+        );
         Self {
             registry,
             queries,
             latency,
             records,
             watch_errors,
+            tcp_connections,
+            tcp_refused,
+            tcp_closed,
             synced: AtomicBool::new(false),
         }
     }
@@ -92,6 +126,13 @@ impl Metrics {
             .get_or_create(&QueryLabels { qtype, rcode })
             .inc();
         self.latency.observe(took.as_secs_f64());
+    }
+
+    /// Counts one closed TCP connection.
+    pub fn tcp_closed(&self, reason: &'static str) {
+        self.tcp_closed
+            .get_or_create(&ClosedLabels { reason })
+            .inc();
     }
 
     /// Records that the index holds a full list.
@@ -128,8 +169,14 @@ mod tests {
         let m = Metrics::new();
         m.answered("A", "NXDomain", Duration::from_micros(3));
         m.records.set(12);
+        m.tcp_connections.set(3);
+        m.tcp_refused.inc();
+        m.tcp_closed("timeout");
         let text = m.render();
         for line in [
+            "nauti_crossdns_tcp_connections 3",
+            "nauti_crossdns_tcp_refused_total 1",
+            "nauti_crossdns_tcp_closed_total{reason=\"timeout\"} 1",
             "nauti_crossdns_queries_total{qtype=\"A\",rcode=\"NXDomain\"} 1",
             "nauti_crossdns_answer_latency_seconds_count 1",
             "nauti_crossdns_records 12",

@@ -1,7 +1,7 @@
 //! DNS over UDP without a task or a channel per query: each socket's task receives a datagram,
 //! has the [`Handler`] work out the answer and sends it, all in line. hickory's own UDP loop
 //! spawns a task per request and hands every response back to the receiving task through a
-//! channel, and those wake-ups cost more than the answer itself (TCP stays with hickory).
+//! channel, and those wake-ups cost more than the answer itself (TCP has its own bounded loop, [`crate::tcp`]).
 //!
 //! What hickory's server does before its handler runs is kept: a datagram shorter than a
 //! header is dropped, one that does not decode gets FORMERR with its id, responses are never

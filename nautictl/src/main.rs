@@ -1,11 +1,13 @@
 //! `nautictl`: see and manage a Nauti cluster set from the hub.
 
+mod clean_cmd;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, ListParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -28,7 +30,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
     about = "See and manage a Nauti cluster set from its hub.",
     after_help = "Examples:\n  \
         nautictl --context hub join-token create --ttl 2h\n  \
-        nautictl --kubeconfig hub.kubeconfig show -o json"
+        nautictl --kubeconfig hub.kubeconfig show -o json\n  \
+        nautictl --context east clean --dry-run\n  \
+        source <(nautictl completion bash)"
 )]
 struct Cli {
     /// Kubeconfig file; $KUBECONFIG or ~/.kube/config when absent, as kubectl reads them.
@@ -57,6 +61,28 @@ enum Command {
         /// Namespace of the Peers on the hub.
         #[arg(long, default_value = DEFAULT_PEER_NAMESPACE)]
         namespace: String,
+    },
+    /// Remove Nauti's traces from one cluster (safe to run again).
+    ///
+    /// Removes Nauti's annotations on every pod and Node, the CoreDNS block crossdns wired,
+    /// and (with --ovn-nb) Nauti's OVN logical switches, ports and load balancers. Annotations
+    /// of others, `nauti.io/enabled` (the user's opt-out) and OVN rows without Nauti's
+    /// external_ids stay. Node-local traces (OVS ports, veths, routes in pods) are not
+    /// touched: only each node's nauti-nri reaches them, and it removes them with its pods.
+    #[command(after_help = "Examples:\n  \
+        nautictl --context east clean --dry-run\n  \
+        nautictl --context east clean --ovn-nb tcp:10.0.0.5:6641\n  \
+        nautictl --kubeconfig east.kubeconfig clean --coredns-key Corefile.custom")]
+    Clean(clean_cmd::CleanArgs),
+    /// Print a shell completion script.
+    #[command(after_help = "Examples:\n  \
+        source <(nautictl completion bash)\n  \
+        nautictl completion zsh > \"${fpath[1]}/_nautictl\"\n  \
+        nautictl completion fish > ~/.config/fish/completions/nautictl.fish")]
+    Completion {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
     },
 }
 
@@ -104,6 +130,12 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Completion { shell } = cli.command {
+        // No cluster needed: the script comes from the command line's own definition.
+        let mut script = Vec::new();
+        clap_complete::generate(shell, &mut Cli::command(), "nautictl", &mut script);
+        return emit(&String::from_utf8_lossy(&script));
+    }
     let config = load_config(cli.kubeconfig.as_ref(), cli.context.as_deref()).await?;
     let server = config
         .cluster_url
@@ -122,11 +154,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::JoinToken(JoinTokenCommand::List) => token_list(&target).await,
         Command::JoinToken(JoinTokenCommand::Delete { id }) => token_delete(&target, &id).await,
         Command::Show { output, namespace } => show(&target, output, &namespace).await,
+        Command::Clean(args) => clean_cmd::clean(&target, &args).await,
+        // Answered above, before any kubeconfig is read.
+        Command::Completion { .. } => Ok(()),
     }
 }
 
 /// Writes a command's result to stdout.
-fn emit(text: &str) -> anyhow::Result<()> {
+pub(crate) fn emit(text: &str) -> anyhow::Result<()> {
     use std::io::Write;
     let mut stdout = std::io::stdout().lock();
     stdout
@@ -135,14 +170,14 @@ fn emit(text: &str) -> anyhow::Result<()> {
     stdout.flush().context("write to stdout")
 }
 
-/// The hub's client and the URL it talks to, for error messages.
-struct Target {
-    client: kube::Client,
+/// The cluster's client and the URL it talks to, for error messages.
+pub(crate) struct Target {
+    pub(crate) client: kube::Client,
     server: String,
 }
 
 impl Target {
-    fn unreachable(&self, what: &str) -> String {
+    pub(crate) fn unreachable(&self, what: &str) -> String {
         format!("{what} on the API server {}", self.server)
     }
 }
