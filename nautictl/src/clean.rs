@@ -12,10 +12,10 @@ use std::fmt;
 use nauti_api::core::port::external_ids;
 use nauti_api::keys;
 use nauti_crossdns::coredns::corefile::{self, BEGIN_MARKER, CorefileError, END_MARKER};
-use nauti_ovn::core::lb::LOAD_BALANCER;
-use nauti_ovn::core::lb::{OWNER_KEY as LB_OWNER_KEY, plan_remove_load_balancers};
+use nauti_ovn::core::lb::{LOAD_BALANCER, OWNER_KEY as LB_OWNER_KEY};
 use nauti_ovn::core::nb::{LOGICAL_SWITCH, LOGICAL_SWITCH_PORT, plan_remove_ports};
-use nauti_ovn::{Condition, Operation, OperationResult, Row, Uuid, Value};
+use nauti_ovn::core::router::{LOGICAL_ROUTER, LOGICAL_ROUTER_PORT};
+use nauti_ovn::{Atom, Condition, Mutation, Operation, OperationResult, Row, Uuid, Value};
 
 /// An object with annotations, as listed from the API server.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -48,10 +48,10 @@ pub struct NbRow {
     pub external_ids: BTreeMap<String, String>,
 }
 
-/// A logical switch and the ports it holds.
+/// A logical switch or router and the ports it holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NbSwitch {
-    /// The switch row.
+    /// The switch's (or router's) row.
     pub row: NbRow,
     /// `ports`.
     pub ports: Vec<Uuid>,
@@ -66,6 +66,10 @@ pub struct NbSnapshot {
     pub ports: Vec<NbRow>,
     /// `Load_Balancer`.
     pub load_balancers: Vec<NbRow>,
+    /// `Logical_Router` (the cluster's gateway router).
+    pub routers: Vec<NbSwitch>,
+    /// `Logical_Router_Port`.
+    pub router_ports: Vec<NbRow>,
 }
 
 /// Everything `clean` read from one cluster.
@@ -104,6 +108,14 @@ pub enum Removal {
     LoadBalancer { name: String, uuid: Uuid },
     /// A logical switch Nauti made for its cluster.
     LogicalSwitch { name: String, uuid: Uuid },
+    /// A port on a logical router: Nauti's own, or any port of a router that is Nauti's.
+    LogicalRouterPort {
+        name: String,
+        uuid: Uuid,
+        router: Option<String>,
+    },
+    /// The gateway router Nauti made for its cluster (its static routes go with it).
+    LogicalRouter { name: String, uuid: Uuid },
 }
 
 impl Removal {
@@ -111,7 +123,11 @@ impl Removal {
     pub fn is_northbound(&self) -> bool {
         matches!(
             self,
-            Self::LogicalSwitchPort { .. } | Self::LoadBalancer { .. } | Self::LogicalSwitch { .. }
+            Self::LogicalSwitchPort { .. }
+                | Self::LoadBalancer { .. }
+                | Self::LogicalSwitch { .. }
+                | Self::LogicalRouterPort { .. }
+                | Self::LogicalRouter { .. }
         )
     }
 }
@@ -139,6 +155,13 @@ impl fmt::Display for Removal {
             Self::LogicalSwitchPort { name, .. } => write!(f, "Logical_Switch_Port {name}"),
             Self::LoadBalancer { name, .. } => write!(f, "Load_Balancer {name}"),
             Self::LogicalSwitch { name, .. } => write!(f, "Logical_Switch {name}"),
+            Self::LogicalRouterPort {
+                name,
+                router: Some(router),
+                ..
+            } => write!(f, "Logical_Router_Port {name} (on router {router})"),
+            Self::LogicalRouterPort { name, .. } => write!(f, "Logical_Router_Port {name}"),
+            Self::LogicalRouter { name, .. } => write!(f, "Logical_Router {name}"),
         }
     }
 }
@@ -244,22 +267,19 @@ fn corefile_is_wired(seen: &CorefileSeen) -> Result<bool, PlanError> {
         })
 }
 
-fn plan_northbound(nb: &NbSnapshot) -> Vec<Removal> {
-    let nauti_switches: Vec<&NbSwitch> = nb
-        .switches
-        .iter()
-        .filter(|s| is_nauti_row(&s.row.external_ids))
-        .collect();
-    // Which switch holds a port, for the listing and to take every port of Nauti's switches.
+/// Nauti's ports, and every port of one of Nauti's switches or routers, sorted by name, with the
+/// name of whatever holds them.
+fn ports_to_remove<'a>(
+    holders: &'a [NbSwitch],
+    ports: &'a [NbRow],
+) -> Vec<(&'a NbRow, Option<String>)> {
     let mut holder: BTreeMap<&Uuid, &NbSwitch> = BTreeMap::new();
-    for switch in &nb.switches {
+    for switch in holders {
         for port in &switch.ports {
             holder.insert(port, switch);
         }
     }
-    let mut removals = Vec::new();
-    let mut ports: Vec<&NbRow> = nb
-        .ports
+    let mut chosen: Vec<(&NbRow, Option<String>)> = ports
         .iter()
         .filter(|port| {
             is_nauti_row(&port.external_ids)
@@ -267,13 +287,37 @@ fn plan_northbound(nb: &NbSnapshot) -> Vec<Removal> {
                     .get(&port.uuid)
                     .is_some_and(|s| is_nauti_row(&s.row.external_ids))
         })
+        .map(|port| (port, holder.get(&port.uuid).map(|s| s.row.name.clone())))
         .collect();
-    ports.sort_by(|a, b| a.name.cmp(&b.name).then(a.uuid.cmp(&b.uuid)));
-    for port in ports {
+    chosen.sort_by(|a, b| a.0.name.cmp(&b.0.name).then(a.0.uuid.cmp(&b.0.uuid)));
+    chosen
+}
+
+/// Nauti's switches or routers, sorted by name.
+fn nauti_rows(holders: &[NbSwitch]) -> Vec<&NbRow> {
+    let mut rows: Vec<&NbRow> = holders
+        .iter()
+        .map(|s| &s.row)
+        .filter(|row| is_nauti_row(&row.external_ids))
+        .collect();
+    rows.sort_by(|a, b| a.name.cmp(&b.name).then(a.uuid.cmp(&b.uuid)));
+    rows
+}
+
+fn plan_northbound(nb: &NbSnapshot) -> Vec<Removal> {
+    let mut removals = Vec::new();
+    for (port, switch) in ports_to_remove(&nb.switches, &nb.ports) {
         removals.push(Removal::LogicalSwitchPort {
             name: port.name.clone(),
             uuid: port.uuid.clone(),
-            switch: holder.get(&port.uuid).map(|s| s.row.name.clone()),
+            switch,
+        });
+    }
+    for (port, router) in ports_to_remove(&nb.routers, &nb.router_ports) {
+        removals.push(Removal::LogicalRouterPort {
+            name: port.name.clone(),
+            uuid: port.uuid.clone(),
+            router,
         });
     }
     let mut load_balancers: Vec<&NbRow> = nb
@@ -288,32 +332,32 @@ fn plan_northbound(nb: &NbSnapshot) -> Vec<Removal> {
             uuid: lb.uuid.clone(),
         });
     }
-    let mut switches = nauti_switches;
-    switches.sort_by(|a, b| a.row.name.cmp(&b.row.name));
-    for switch in switches {
+    for switch in nauti_rows(&nb.switches) {
         removals.push(Removal::LogicalSwitch {
-            name: switch.row.name.clone(),
-            uuid: switch.row.uuid.clone(),
+            name: switch.name.clone(),
+            uuid: switch.uuid.clone(),
+        });
+    }
+    for router in nauti_rows(&nb.routers) {
+        removals.push(Removal::LogicalRouter {
+            name: router.name.clone(),
+            uuid: router.uuid.clone(),
         });
     }
     removals
 }
 
-/// The read `clean` makes of the northbound database, in one transaction: switches, ports and
-/// load balancers, with only the columns [`parse_northbound`] needs.
+/// The read `clean` makes of the northbound database, in one transaction: switches, routers,
+/// their ports and load balancers, with only the columns [`parse_northbound`] needs.
 pub fn read_northbound() -> Vec<Operation> {
+    let holders = ["_uuid", "name", "external_ids", "ports"];
+    let rows = ["_uuid", "name", "external_ids"];
     vec![
-        Operation::select(
-            LOGICAL_SWITCH,
-            vec![],
-            &["_uuid", "name", "external_ids", "ports"],
-        ),
-        Operation::select(
-            LOGICAL_SWITCH_PORT,
-            vec![],
-            &["_uuid", "name", "external_ids"],
-        ),
-        Operation::select(LOAD_BALANCER, vec![], &["_uuid", "name", "external_ids"]),
+        Operation::select(LOGICAL_SWITCH, vec![], &holders),
+        Operation::select(LOGICAL_SWITCH_PORT, vec![], &rows),
+        Operation::select(LOAD_BALANCER, vec![], &rows),
+        Operation::select(LOGICAL_ROUTER, vec![], &holders),
+        Operation::select(LOGICAL_ROUTER_PORT, vec![], &rows),
     ]
 }
 
@@ -357,33 +401,74 @@ pub fn parse_northbound(results: &[OperationResult]) -> Result<NbSnapshot, PlanE
     for row in rows(2, LOAD_BALANCER)? {
         snapshot.load_balancers.push(nb_row(row, LOAD_BALANCER)?);
     }
+    for row in rows(3, LOGICAL_ROUTER)? {
+        snapshot.routers.push(NbSwitch {
+            row: nb_row(row, LOGICAL_ROUTER)?,
+            ports: row.get("ports").map(Value::uuids).unwrap_or_default(),
+        });
+    }
+    for row in rows(4, LOGICAL_ROUTER_PORT)? {
+        snapshot
+            .router_ports
+            .push(nb_row(row, LOGICAL_ROUTER_PORT)?);
+    }
     Ok(snapshot)
 }
 
 /// One transaction deleting the northbound rows among `removals`: ports and load balancers are
-/// detached from every switch that holds them before they go, switches last. Rows already gone
-/// match nothing, so the transaction is safe to repeat.
+/// detached from every switch and router that holds them before they go, switches and routers
+/// last. Rows already gone match nothing, so the transaction is safe to repeat.
 pub fn northbound_ops(removals: &[Removal]) -> Vec<Operation> {
-    let mut ports = Vec::new();
-    let mut load_balancers = Vec::new();
-    let mut switches = Vec::new();
+    let mut ops = Vec::new();
+    let mut holders = Vec::new();
     for removal in removals {
         match removal {
-            Removal::LogicalSwitchPort { uuid, .. } => ports.push(uuid.clone()),
-            Removal::LoadBalancer { uuid, .. } => load_balancers.push(uuid.clone()),
-            Removal::LogicalSwitch { uuid, .. } => switches.push(uuid.clone()),
+            Removal::LogicalSwitchPort { uuid, .. } => {
+                ops.extend(plan_remove_ports(std::slice::from_ref(uuid)));
+            }
+            Removal::LogicalRouterPort { uuid, .. } => ops.extend(detach_and_delete(
+                LOGICAL_ROUTER_PORT,
+                uuid,
+                &[(LOGICAL_ROUTER, "ports")],
+            )),
+            Removal::LoadBalancer { uuid, .. } => ops.extend(detach_and_delete(
+                LOAD_BALANCER,
+                uuid,
+                &[
+                    (LOGICAL_SWITCH, "load_balancer"),
+                    (LOGICAL_ROUTER, "load_balancer"),
+                ],
+            )),
+            Removal::LogicalSwitch { uuid, .. } => holders.push((LOGICAL_SWITCH, uuid)),
+            Removal::LogicalRouter { uuid, .. } => holders.push((LOGICAL_ROUTER, uuid)),
             Removal::PodAnnotations { .. }
             | Removal::NodeAnnotations { .. }
             | Removal::CorednsBlock { .. } => {}
         }
     }
-    let mut ops = plan_remove_ports(&ports);
-    ops.extend(plan_remove_load_balancers(&load_balancers));
     ops.extend(
-        switches
-            .iter()
-            .map(|uuid| Operation::delete(LOGICAL_SWITCH, vec![Condition::uuid(uuid)])),
+        holders
+            .into_iter()
+            .map(|(table, uuid)| Operation::delete(table, vec![Condition::uuid(uuid)])),
     );
+    ops
+}
+
+/// Takes `uuid` out of `column` of every row of each `(table, column)` that holds it, then
+/// deletes it from `table`: a strong reference left behind would fail the transaction.
+fn detach_and_delete(table: &str, uuid: &Uuid, holders: &[(&str, &str)]) -> Vec<Operation> {
+    let atom = Value::Atom(Atom::Uuid(uuid.clone()));
+    let mut ops: Vec<Operation> = holders
+        .iter()
+        .map(|(holder, column)| {
+            Operation::mutate(
+                holder,
+                vec![Condition::includes(column, atom.clone())],
+                vec![Mutation::delete(column, atom.clone())],
+            )
+        })
+        .collect();
+    ops.push(Operation::delete(table, vec![Condition::uuid(uuid)]));
     ops
 }
 

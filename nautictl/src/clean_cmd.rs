@@ -231,7 +231,9 @@ async fn apply(
         }
         Removal::LogicalSwitchPort { .. }
         | Removal::LoadBalancer { .. }
-        | Removal::LogicalSwitch { .. } => {
+        | Removal::LogicalSwitch { .. }
+        | Removal::LogicalRouterPort { .. }
+        | Removal::LogicalRouter { .. } => {
             bail!("a northbound row goes in the northbound transaction")
         }
     };

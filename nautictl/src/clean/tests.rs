@@ -42,7 +42,7 @@ fn row(n: u8, name: &str, ids: &[(&str, &str)]) -> NbRow {
 
 /// Nauti's switch with a pod port, the gateway port and a port an operator added; a foreign
 /// switch with a Nauti pod port (moved there by hand) and a port of its own; octopus's load
-/// balancer and a foreign one.
+/// balancer and a foreign one; Nauti's gateway router with its port and an operator's router.
 fn northbound() -> NbSnapshot {
     NbSnapshot {
         switches: vec![
@@ -65,6 +65,24 @@ fn northbound() -> NbSnapshot {
         load_balancers: vec![
             row(20, "mcs_shop_cart_tcp", &[("nauti.io/owner", "octopus")]),
             row(21, "operator-lb", &[]),
+        ],
+        routers: vec![
+            NbSwitch {
+                row: row(
+                    30,
+                    "nauti-east-gw",
+                    &[("nauti.io/owner", "cnf"), ("nauti.io/cluster", "east")],
+                ),
+                ports: vec![uuid(31)],
+            },
+            NbSwitch {
+                row: row(32, "operator-lr", &[]),
+                ports: vec![uuid(33)],
+            },
+        ],
+        router_ports: vec![
+            row(31, "nauti-east-gw-port", &[("nauti.io/owner", "cnf")]),
+            row(33, "operator-lrp", &[]),
         ],
     }
 }
@@ -142,12 +160,14 @@ fn the_plan_lists_every_trace_one_line_per_object_in_removal_order() {
             "Logical_Switch_Port default_moved (on switch operator-ls)",
             "Logical_Switch_Port default_web-0 (on switch nauti-east)",
             "Logical_Switch_Port nauti-cnf (on switch nauti-east)",
+            "Logical_Router_Port nauti-east-gw-port (on router nauti-east-gw)",
             "Load_Balancer mcs_shop_cart_tcp",
             "Logical_Switch nauti-east",
+            "Logical_Router nauti-east-gw",
         ]
     );
     let northbound: Vec<&Removal> = removals.iter().filter(|r| r.is_northbound()).collect();
-    assert_eq!(northbound.len(), 6);
+    assert_eq!(northbound.len(), 8);
 }
 
 #[test]
@@ -170,6 +190,11 @@ fn a_clean_cluster_plans_nothing() {
             }],
             ports: vec![row(14, "operator-port", &[])],
             load_balancers: vec![row(21, "operator-lb", &[])],
+            routers: vec![NbSwitch {
+                row: row(32, "operator-lr", &[]),
+                ports: vec![uuid(33)],
+            }],
+            router_ports: vec![row(33, "operator-lrp", &[])],
         }),
     };
     assert_eq!(plan(&observed).unwrap(), []);
@@ -227,14 +252,18 @@ fn northbound_ops_detach_before_they_delete_and_take_switches_last() {
         ]);
     }
     want.extend([
+        ("mutate", "Logical_Router"),
+        ("delete", "Logical_Router_Port"),
         ("mutate", "Logical_Switch"),
+        ("mutate", "Logical_Router"),
         ("delete", "Load_Balancer"),
         ("delete", "Logical_Switch"),
+        ("delete", "Logical_Router"),
     ]);
     assert_eq!(tables, want);
-    // The load balancer is detached by its UUID, from whichever switch holds it.
-    let Operation::Mutate { mutations, .. } = &ops[8] else {
-        panic!("{:?}", ops[8]);
+    // The load balancer is detached by its UUID, from whichever switch or router holds it.
+    let Operation::Mutate { mutations, .. } = &ops[10] else {
+        panic!("{:?}", ops[10]);
     };
     assert_eq!(mutations[0].column, "load_balancer");
     assert_eq!(mutations[0].mutator, Mutator::Delete);
@@ -272,16 +301,37 @@ fn the_northbound_read_parses_into_a_snapshot() {
             Value::string_map([("nauti.io/owner", "pod")]),
         ),
     ]);
-    let snapshot =
-        parse_northbound(&[result(vec![switch]), result(vec![port]), result(vec![])]).unwrap();
+    let router = Row::from([
+        ("_uuid".to_owned(), Value::Atom(Atom::Uuid(uuid(30)))),
+        ("name".to_owned(), Value::from("nauti-east-gw")),
+        ("ports".to_owned(), Value::uuid_set([uuid(31), uuid(32)])),
+    ]);
+    let empty = || result(vec![]);
+    let snapshot = parse_northbound(&[
+        result(vec![switch]),
+        result(vec![port]),
+        empty(),
+        result(vec![router]),
+        empty(),
+    ])
+    .unwrap();
+    assert_eq!(snapshot.routers[0].ports, [uuid(31), uuid(32)]);
+    assert!(snapshot.routers[0].row.external_ids.is_empty());
     assert_eq!(snapshot.switches[0].row.name, "nauti-east");
     assert_eq!(snapshot.switches[0].ports, [uuid(10)]);
     assert_eq!(snapshot.ports[0].external_ids["nauti.io/owner"], "pod");
     assert!(snapshot.load_balancers.is_empty());
-    assert_eq!(read_northbound().len(), 3);
+    assert_eq!(read_northbound().len(), 5);
     assert!(parse_northbound(&[result(vec![])]).is_err());
     let without_uuid = Row::from([("name".to_owned(), Value::from("x"))]);
     assert!(
-        parse_northbound(&[result(vec![without_uuid]), result(vec![]), result(vec![])]).is_err()
+        parse_northbound(&[
+            result(vec![without_uuid]),
+            empty(),
+            empty(),
+            empty(),
+            empty()
+        ])
+        .is_err()
     );
 }

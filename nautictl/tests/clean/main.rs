@@ -23,6 +23,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, ListParams, PostParams};
 use nauti_api::keys;
 use nauti_crossdns::coredns::{self, CorefileLocation, Outcome};
+use nauti_ovn::core::router::{RouterPort, StaticRoute};
 use nauti_ovn::{
     Client, Endpoint, LbProtocol, LoadBalancer, LogicalSwitch, LogicalSwitchPort, Northbound,
 };
@@ -112,7 +113,11 @@ struct State {
     switches: Vec<String>,
     ports: Vec<String>,
     load_balancers: Vec<String>,
+    routers: Vec<String>,
+    router_ports: Vec<String>,
+    static_routes: String,
     operator_switch_lbs: String,
+    operator_router_lbs: String,
 }
 
 async fn state(client: &kube::Client, remote: &str) -> State {
@@ -160,7 +165,19 @@ async fn state(client: &kube::Client, remote: &str) -> State {
         switches: nb_rows(remote, "Logical_Switch"),
         ports: nb_rows(remote, "Logical_Switch_Port"),
         load_balancers: nb_rows(remote, "Load_Balancer"),
+        routers: nb_rows(remote, "Logical_Router"),
+        router_ports: nb_rows(remote, "Logical_Router_Port"),
+        static_routes: nbctl(
+            remote,
+            &[
+                "--bare",
+                "--columns=ip_prefix",
+                "list",
+                "Logical_Router_Static_Route",
+            ],
+        ),
         operator_switch_lbs: nbctl(remote, &["ls-lb-list", "operator-ls"]),
+        operator_router_lbs: nbctl(remote, &["lr-lb-list", "operator-lr"]),
     }
 }
 
@@ -307,6 +324,21 @@ async fn clean_removes_every_trace_of_nauti_and_nothing_else() {
     let lb = LoadBalancer::new("mcs_shop_cart_tcp", LbProtocol::Tcp, "octopus")
         .with_vip("10.127.0.10:80", ["10.112.0.6:8080"]);
     nb.ensure_load_balancers("nauti-east", &[lb]).await.unwrap();
+    let owned_by_cnf = BTreeMap::from([
+        ("nauti.io/owner".to_owned(), "cnf".to_owned()),
+        ("nauti.io/cluster".to_owned(), "east".to_owned()),
+    ]);
+    let gateway_port = RouterPort::new("nauti-east-gw-port", "0a:58:0a:70:00:01", "10.112.0.1/16")
+        .with_external_id("nauti.io/owner", "cnf");
+    nb.ensure_logical_router("nauti-east-gw", &owned_by_cnf, &[gateway_port])
+        .await
+        .unwrap();
+    nb.set_static_route(
+        "nauti-east-gw",
+        &StaticRoute::new("10.112.0.0/12", "10.112.0.2").with_external_id("nauti.io/owner", "cnf"),
+    )
+    .await
+    .unwrap();
     nbctl(
         &remote,
         &[
@@ -332,13 +364,47 @@ async fn clean_removes_every_trace_of_nauti_and_nothing_else() {
             "operator-lb",
         ],
     );
-    // Nauti's load balancer attached to the operator's switch too: clean must detach it.
+    nbctl(
+        &remote,
+        &[
+            "lr-add",
+            "operator-lr",
+            "--",
+            "lrp-add",
+            "operator-lr",
+            "operator-lrp",
+            "02:00:00:00:00:01",
+            "192.0.2.1/24",
+            "--",
+            "lr-route-add",
+            "operator-lr",
+            "198.51.100.0/24",
+            "192.0.2.254",
+            "--",
+            "lr-lb-add",
+            "operator-lr",
+            "operator-lb",
+        ],
+    );
+    // Nauti's load balancer attached to the operator's switch and router too: clean must
+    // detach it from both.
     nbctl(&remote, &["ls-lb-add", "operator-ls", "mcs_shop_cart_tcp"]);
+    nbctl(&remote, &["lr-lb-add", "operator-lr", "mcs_shop_cart_tcp"]);
     let before = state(&client, &remote).await;
     assert!(before.corefile.contains("# BEGIN nauti-crossdns"));
     assert_eq!(before.switches.len(), 2, "{before:?}");
     assert_eq!(before.ports.len(), 3, "{before:?}");
     assert_eq!(before.load_balancers.len(), 2, "{before:?}");
+    assert_eq!(before.routers.len(), 2, "{before:?}");
+    assert_eq!(before.router_ports.len(), 2, "{before:?}");
+    assert!(before.static_routes.contains("10.112.0.0/12"), "{before:?}");
+    // ovn-nbctl cuts names at 16 characters in these tables.
+    assert!(before.operator_switch_lbs.contains("mcs_shop_cart_tc"));
+    assert!(
+        before.operator_router_lbs.contains("mcs_shop_cart_tc"),
+        "{}",
+        before.operator_router_lbs
+    );
     let setup = started.elapsed();
 
     // Dry run: one line per object, nothing changed.
@@ -352,14 +418,16 @@ async fn clean_removes_every_trace_of_nauti_and_nothing_else() {
         "ConfigMap kube-system/coredns key Corefile block # BEGIN nauti-crossdns .. # END nauti-crossdns",
         "Logical_Switch_Port default_web-0 (on switch nauti-east)",
         "Logical_Switch_Port nauti-cnf (on switch nauti-east)",
+        "Logical_Router_Port nauti-east-gw-port (on router nauti-east-gw)",
         "Load_Balancer mcs_shop_cart_tcp",
         "Logical_Switch nauti-east",
+        "Logical_Router nauti-east-gw",
     ]
     .into_iter()
     .map(str::to_owned)
     .collect();
     assert_eq!(listed, want);
-    assert!(String::from_utf8_lossy(&dry.stderr).contains("8 object(s) would be cleaned"));
+    assert!(String::from_utf8_lossy(&dry.stderr).contains("10 object(s) would be cleaned"));
     assert_eq!(
         state(&client, &remote).await,
         before,
@@ -393,9 +461,18 @@ async fn clean_removes_every_trace_of_nauti_and_nothing_else() {
     assert_eq!(after.switches, ["operator-ls,{team=infra}"]);
     assert_eq!(after.ports, ["operator-port,{}"]);
     assert_eq!(after.load_balancers, ["operator-lb,{}"]);
+    assert_eq!(after.routers, ["operator-lr,{}"]);
+    assert_eq!(after.router_ports, ["operator-lrp,{}"]);
+    assert_eq!(after.static_routes.trim(), "198.51.100.0/24");
+    assert!(
+        after.operator_router_lbs.contains("operator-lb")
+            && !after.operator_router_lbs.contains("mcs_shop_cart_tc"),
+        "{}",
+        after.operator_router_lbs
+    );
     assert!(
         after.operator_switch_lbs.contains("operator-lb")
-            && !after.operator_switch_lbs.contains("mcs_shop_cart_tcp"),
+            && !after.operator_switch_lbs.contains("mcs_shop_cart_tc"),
         "{}",
         after.operator_switch_lbs
     );
@@ -418,6 +495,8 @@ async fn clean_removes_every_trace_of_nauti_and_nothing_else() {
         .iter()
         .chain(&scan.ports)
         .chain(&scan.load_balancers)
+        .chain(&scan.routers)
+        .chain(&scan.router_ports)
     {
         assert!(!row.contains("nauti.io/"), "{row}");
     }
