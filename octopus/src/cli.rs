@@ -15,6 +15,7 @@ use nauti_api::daemon::election::{self, LeaseSetting, LeaseSettings};
 use nauti_api::daemon::{LogArgs, shutdown_on_signals};
 use nauti_api::peer::{DEFAULT_PEER_NAMESPACE, DEFAULT_WIREGUARD_PORT};
 
+use crate::controller::claim::ClaimConfig;
 use crate::controller::hub::HubConfig;
 use crate::controller::local::{CREDENTIAL_SECRET, WIREGUARD_KEY_SECRET};
 use crate::controller::member::{LeaveConfig, MemberConfig};
@@ -344,6 +345,10 @@ pub struct MemberRunArgs {
     credential_lifetime: jiff::SignedDuration,
     #[command(flatten)]
     data_path: DataPathArgs,
+    /// With --wireguard-interface and --ovn-nb, this pod's NIC on the cluster's logical switch:
+    /// the leader makes its address the next hop of the cluster's gateway router.
+    #[arg(long, env = "OCTOPUS_POD_INTERFACE", default_value = "eth-nauti")]
+    pod_interface: String,
     #[command(flatten)]
     services: ServicesArgs,
     #[command(flatten)]
@@ -598,15 +603,33 @@ async fn member(args: MemberRunArgs) -> anyhow::Result<()> {
     let hub_ca_file = required(args.hub_ca_file, "--hub-ca-file")?;
     let policy = args.slices.policy()?;
     let lease = args.lease.settings(DEFAULT_MEMBER_LEASE, &args.namespace)?;
+    let gateway = args.data_path.gateway(&policy)?;
+    let services = args.services.config()?;
+    let cluster_id = cluster_id(args.cluster_id)?;
+    let claim = match (&gateway, &services.ovn_nb) {
+        (Some(_), Some(nb)) => Some(ClaimConfig {
+            nb: nb.clone(),
+            tls: services.ovn_nb_tls.clone(),
+            logical_switch: services
+                .logical_switch
+                .clone()
+                .unwrap_or_else(|| format!("nauti-{cluster_id}")),
+            pod_interface: args.pod_interface,
+            global: policy.global(),
+            pod_name: lease.identity.clone(),
+        }),
+        _ => None,
+    };
     let config = MemberConfig {
-        gateway: args.data_path.gateway(&policy)?,
+        gateway,
+        claim,
         kubeconfig: args.kubeconfig,
         namespace: args.namespace,
         hub_url: required(args.hub_url, "--hub-url")?,
         hub_ca_pem: read_text(&hub_ca_file)?,
         hub_namespace: args.hub_namespace,
         token,
-        cluster_id: cluster_id(args.cluster_id)?,
+        cluster_id,
         credential_secret: args.credential_secret,
         key_secret: args.wg_key_secret,
         endpoint: args.endpoint,
@@ -616,7 +639,7 @@ async fn member(args: MemberRunArgs) -> anyhow::Result<()> {
         policy,
         credential_lifetime: std_duration("--credential-lifetime", args.credential_lifetime)?,
         metrics_addr: args.metrics_addr,
-        services: args.services.config()?,
+        services,
         lease,
     };
     let shutdown = shutdown_on_signals().context("install signal handlers")?;

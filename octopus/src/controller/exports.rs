@@ -9,7 +9,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use ipnet::IpNet;
@@ -26,14 +25,15 @@ use nauti_api::conditions::{new_condition, set_condition};
 use nauti_api::mcs::{
     LABEL_MANAGED_BY, MANAGED_BY_NAUTI, ServiceExport, ServiceExportStatus, export_condition,
 };
-use nauti_ovn::{Client, ClientConfig, Northbound};
+use nauti_ovn::Northbound;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument as _, debug, info, info_span, warn};
 
 use super::local::{CLUSTER_CONFIGMAP, CLUSTER_SUBNET_KEY};
 use super::services::{
-    FIELD_MANAGER, RESYNC, RETRY, SyncContext, all_ready, gone_is_fine, next_pass, spawn_store,
+    FIELD_MANAGER, RESYNC, RETRY, SyncContext, all_ready, connect_nb, gone_is_fine, next_pass,
+    spawn_store,
 };
 use crate::core::mcs::hub::{hub_import, hub_labels, hub_object_key, hub_slice_name};
 use crate::core::mcs::local::{
@@ -68,7 +68,7 @@ pub async fn run(context: SyncContext, stop: CancellationToken) {
         warn!("no --ovn-nb: this cluster's ServiceExports are not published");
         return;
     };
-    let Some(nb) = connect_nb(&context, endpoint, &stop).await else {
+    let Some(nb) = connect_nb(endpoint, context.config.ovn_nb_tls.clone(), &stop).await else {
         return;
     };
     let changed = Arc::new(Notify::new());
@@ -146,37 +146,6 @@ fn switch_name(context: &SyncContext) -> String {
         .logical_switch
         .clone()
         .unwrap_or_else(|| format!("nauti-{}", context.cluster_id))
-}
-
-async fn connect_nb(
-    context: &SyncContext,
-    endpoint: nauti_ovn::Endpoint,
-    stop: &CancellationToken,
-) -> Option<Northbound> {
-    let mut delay = Duration::from_millis(200);
-    loop {
-        let mut config = ClientConfig::new(endpoint.clone());
-        config.connect_timeout = Duration::from_secs(5);
-        config.tls = context.config.ovn_nb_tls.clone();
-        let attempt = tokio::select! {
-            () = stop.cancelled() => return None,
-            attempt = Client::connect(config) => attempt,
-        };
-        match attempt {
-            Ok(client) => {
-                info!(%endpoint, "connected to the OVN northbound database");
-                return Some(Northbound::new(client));
-            }
-            Err(error) => {
-                warn!(%error, %endpoint, "cannot reach the OVN northbound database; retrying");
-            }
-        }
-        tokio::select! {
-            () = stop.cancelled() => return None,
-            () = tokio::time::sleep(delay) => {}
-        }
-        delay = (delay * 2).min(Duration::from_secs(10));
-    }
 }
 
 /// This cluster's slices, from the ConfigMap the member writes once the hub assigned one.

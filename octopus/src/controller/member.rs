@@ -35,6 +35,7 @@ use nauti_api::peer::condition;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use super::claim::GatewayClaim;
 use super::metrics::{Metrics, ValidLabel};
 use super::publish::{OwnPeer, publish};
 use super::status;
@@ -94,6 +95,8 @@ pub struct MemberConfig {
     pub metrics_addr: SocketAddr,
     /// Run the tunnel here and apply the plan to it; `None` only logs the plan.
     pub gateway: Option<GatewayConfig>,
+    /// With the tunnel: make this pod the cluster's gateway (the route of its gateway router).
+    pub claim: Option<super::claim::ClaimConfig>,
     /// Multi-cluster services: where the cluster's OVN northbound database is.
     pub services: super::services::ServicesConfig,
     /// The Lease (in the member's own cluster) replicas elect their leader on.
@@ -201,6 +204,10 @@ async fn lead(
         .map(|gw| Gateway::start_userspace(gw, key.private, config.port))
         .transpose()
         .context("start the WireGuard gateway")?;
+    // Traffic needs the route before anything from the hub: a takeover during a hub outage
+    // still moves it.
+    let mut claim = config.claim.clone().map(GatewayClaim::new);
+    assert_claim(claim.as_mut(), shutdown).await;
     let own = OwnPeer {
         cluster_id: config.cluster_id.clone(),
         endpoint: config.endpoint.clone(),
@@ -241,6 +248,7 @@ async fn lead(
         tracing::info!(cluster = %config.cluster_id, public_key = %key.public, renew_in_secs = renew_in, "member running");
         loop {
             metrics.syncs.inc();
+            assert_claim(claim.as_mut(), shutdown).await;
             let pass = sync(
                 &local_cluster,
                 &peers,
@@ -274,6 +282,16 @@ async fn lead(
                 go = next_pass(&notify, shutdown) => if !go { return Ok(()) },
             }
         }
+    }
+}
+
+/// Sets the gateway route through this pod when it runs the tunnel; a failure is logged and
+/// retried on the next pass.
+async fn assert_claim(claim: Option<&mut GatewayClaim>, shutdown: &CancellationToken) {
+    if let Some(claim) = claim
+        && let Err(error) = claim.assert(shutdown).await
+    {
+        tracing::warn!(%error, "cannot make this pod the cluster's gateway; retrying");
     }
 }
 

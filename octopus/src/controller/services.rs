@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use ipnet::IpNet;
-use nauti_ovn::{Endpoint, TlsFiles};
+use nauti_ovn::{Client, ClientConfig, Endpoint, Northbound, TlsFiles};
 use tokio::sync::Notify;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tracing::{Instrument as _, info_span};
@@ -97,6 +97,39 @@ pub async fn next_pass(changed: &Notify, delay: Duration, stop: &CancellationTok
         }
         () = tokio::time::sleep(delay) => true,
         () = stop.cancelled() => false,
+    }
+}
+
+/// A northbound client of `endpoint`, connecting again with backoff until it answers; `None` on
+/// `stop`.
+pub async fn connect_nb(
+    endpoint: Endpoint,
+    tls: Option<TlsFiles>,
+    stop: &CancellationToken,
+) -> Option<Northbound> {
+    let mut delay = Duration::from_millis(200);
+    loop {
+        let mut config = ClientConfig::new(endpoint.clone());
+        config.connect_timeout = Duration::from_secs(5);
+        config.tls = tls.clone();
+        let attempt = tokio::select! {
+            () = stop.cancelled() => return None,
+            attempt = Client::connect(config) => attempt,
+        };
+        match attempt {
+            Ok(client) => {
+                tracing::info!(%endpoint, "connected to the OVN northbound database");
+                return Some(Northbound::new(client));
+            }
+            Err(error) => {
+                tracing::warn!(%error, %endpoint, "cannot reach the OVN northbound database; retrying");
+            }
+        }
+        tokio::select! {
+            () = stop.cancelled() => return None,
+            () = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(Duration::from_secs(10));
     }
 }
 

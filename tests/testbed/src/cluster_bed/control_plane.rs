@@ -111,6 +111,8 @@ impl ControlPlane {
             .arg("--authorization-mode=Node,RBAC")
             .arg("--enable-admission-plugins=NodeRestriction")
             .arg("--allow-privileged=true")
+            // As in kubeadm clusters: members join a hub with a bootstrap token.
+            .arg("--enable-bootstrap-token-auth")
             .arg("--kubelet-preferred-address-types=InternalIP")
             .arg(format!(
                 "--kubelet-client-certificate={}",
@@ -170,6 +172,9 @@ impl ControlPlane {
                 p("sa.key")
             ))
             .arg(format!("--root-ca-file={}", p("ca.crt")))
+            // Signs approved client certificate requests (members' credentials on a hub).
+            .arg(format!("--cluster-signing-cert-file={}", p("ca.crt")))
+            .arg(format!("--cluster-signing-key-file={}", p("ca.key")))
             .arg(format!(
                 "--service-cluster-ip-range={}",
                 plan.service_cidr()

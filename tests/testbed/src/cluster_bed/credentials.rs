@@ -33,6 +33,8 @@ impl Credentials {
             ca,
         };
         write(&creds.path("ca.crt"), &creds.ca.cert_pem)?;
+        // kube-controller-manager signs approved certificate requests with it.
+        write(&creds.path("ca.key"), &creds.ca.key_pem())?;
         let (sa_private, sa_public) = crate::pki::key_pair_pem()?;
         write(&creds.path("sa.key"), &sa_private)?;
         write(&creds.path("sa.pub"), &sa_public)?;

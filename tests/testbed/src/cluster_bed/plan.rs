@@ -17,6 +17,11 @@ pub const WAN_CIDR: &str = "198.18.0.0/24";
 /// The port kube-apiserver listens on in its control-plane namespace (and, for a public cluster,
 /// on the router's public address).
 pub const APISERVER_PORT: u16 = 6443;
+/// The WireGuard port a public router forwards to its first node (where a gateway pod listens
+/// on a `hostPort`), as a cloud load balancer in front of the hub's gateway would.
+pub const WIREGUARD_PORT: u16 = 51820;
+/// Index of a cluster's first node (`<cluster>-n0`).
+pub const FIRST_NODE: u8 = 0;
 /// The cluster's DNS domain.
 pub const CLUSTER_DOMAIN: &str = "cluster.local";
 
@@ -102,6 +107,10 @@ pub fn router_ruleset(plan: &ClusterPlan, public: bool) -> String {
         prerouting.push(format!(
             "iifname \"wan0\" ip daddr {wan_ip} tcp dport {APISERVER_PORT} dnat to {cp}:{APISERVER_PORT}"
         ));
+        prerouting.push(format!(
+            "iifname \"wan0\" ip daddr {wan_ip} udp dport {WIREGUARD_PORT} dnat to {}:{WIREGUARD_PORT}",
+            plan.node_ip(FIRST_NODE)
+        ));
     } else {
         postrouting.push("oifname \"wan0\" masquerade".to_owned());
     }
@@ -176,6 +185,7 @@ mod tests {
         let rules = router_ruleset(&ClusterPlan::new(0).unwrap(), true);
         assert!(rules.contains("iifname \"wan0\" ip daddr 198.19.0.0/24 accept"));
         assert!(rules.contains("dnat to 198.19.0.2:6443"));
+        assert!(rules.contains("udp dport 51820 dnat to 198.19.0.10:51820"));
         assert!(!rules.contains("oifname \"wan0\" masquerade\n"));
         assert!(rules.contains("ip saddr 10.32.0.0/16 masquerade"));
     }

@@ -1,0 +1,130 @@
+//! Two member clusters behind NAT and a hub, each a real Kubernetes cluster (ClusterBed): the
+//! members join with a token the hub issued, and a pod in one member reaches a pod in the
+//! other by its `nauti.io/ip_address`, through both members' CNF pods and the hub's.
+//!
+//! In each member `nauti-ovnmaster` and `nauti-nri` (one per node) run as processes beside the
+//! cluster, as their DaemonSet and Deployment would; octopus runs as pods (the hub's gateway and
+//! each member's CNF), from this build's binary mounted into the bed's tools image.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod cluster;
+
+use std::time::Duration;
+
+use nauti_testbed::cluster_bed::{ClusterBed, ClusterSpec};
+use nauti_testbed::require_root;
+
+use cluster::{Member, deploy_hub, issue_token, pod_address, tunnel_bytes};
+
+/// 64 MiB, the issue's transfer.
+const TRANSFER: u64 = 64 << 20;
+
+#[test]
+fn pods_in_two_members_behind_nat_talk_through_both_gateways_and_the_hub() {
+    require_root!();
+    let bed = ClusterBed::start(
+        "xc",
+        &[
+            ClusterSpec::hub("hub", 1),
+            ClusterSpec::member("east", 1),
+            ClusterSpec::member("west", 1),
+        ],
+    )
+    .unwrap();
+    let hub = bed.cluster("hub").unwrap();
+    deploy_hub(hub);
+    let token = issue_token(hub);
+
+    let east = Member::start(&bed, "east", "10.113.0.0/16", &token);
+    let west = Member::start(&bed, "west", "10.114.0.0/16", &token);
+    east.wait_gateway_ready();
+    west.wait_gateway_ready();
+
+    // A server in west that counts what it receives, a client in east.
+    west.run_pod(
+        "server",
+        &[
+            "sh",
+            "-c",
+            "/usr/bin/nc.openbsd -l 5001 | wc -c > /tmp/received; sleep 3600",
+        ],
+    );
+    east.run_pod("client", &["sleep", "3600"]);
+    let server_ip = pod_address(west.cluster(), "server");
+    let client_ip = pod_address(east.cluster(), "client");
+    assert!(
+        server_ip.starts_with("10.114.") && client_ip.starts_with("10.113."),
+        "addresses outside the slices: client {client_ip}, server {server_ip}"
+    );
+
+    let before = (
+        tunnel_bytes(hub, "east", "received"),
+        tunnel_bytes(hub, "west", "sent"),
+    );
+    // The tunnels come up with the first packets (members dial out): a bounded wait.
+    let mut pinged = String::new();
+    for _ in 0..30 {
+        match east.exec(
+            "client",
+            &["busybox", "ping", "-c", "3", "-W", "2", &server_ip],
+        ) {
+            Ok(out) if out.contains(" 0% packet loss") => {
+                pinged = out;
+                break;
+            }
+            Ok(out) | Err(out) => pinged = out,
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    assert!(
+        pinged.contains(" 0% packet loss"),
+        "east's client cannot ping west's server at {server_ip}:\n{pinged}\n{}",
+        east.diagnostics()
+    );
+
+    east.exec(
+        "client",
+        &[
+            "sh",
+            "-c",
+            &format!("head -c {TRANSFER} /dev/zero | /usr/bin/nc.openbsd -N {server_ip} 5001"),
+        ],
+    )
+    .unwrap_or_else(|e| panic!("the transfer failed: {e}"));
+    let mut received = String::new();
+    for _ in 0..30 {
+        received = west
+            .exec("server", &["cat", "/tmp/received"])
+            .unwrap_or_default();
+        if !received.trim().is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    assert_eq!(
+        received.trim(),
+        TRANSFER.to_string(),
+        "west's server did not receive the whole stream"
+    );
+
+    // Through the hub: its tunnel from east and its tunnel to west both carried the stream
+    // (the hub reads its device's counters on every pass: a bounded wait).
+    let mut after = before;
+    for _ in 0..60 {
+        after = (
+            tunnel_bytes(hub, "east", "received"),
+            tunnel_bytes(hub, "west", "sent"),
+        );
+        if after.0.saturating_sub(before.0) >= TRANSFER
+            && after.1.saturating_sub(before.1) >= TRANSFER
+        {
+            return;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    panic!(
+        "the hub's tunnels did not carry the stream: from east {} -> {}, to west {} -> {}",
+        before.0, after.0, before.1, after.1
+    );
+}
