@@ -38,6 +38,6 @@ copy() {
 }
 
 copy octopus-hub nauti/templates/rbac.yaml nauti.labels
-for name in nri ovnmaster crossdns octopus-member; do
+for name in nri ovnmaster crossdns octopus-member nautictl-clean; do
   copy "$name" "nauti-agent/templates/rbac-$name.yaml" nauti-agent.labels
 done

@@ -35,6 +35,10 @@ pub struct CleanArgs {
     /// Client key and certificates for an `ssl:` northbound database.
     #[command(flatten)]
     pub tls: TlsArgs,
+    /// Leave CoreDNS's Corefile alone (and do not read it): for an identity without rights on
+    /// it, such as the chart's uninstall hook, whose crossdns hook takes the block out.
+    #[arg(long)]
+    pub keep_coredns: bool,
     /// Where CoreDNS's Corefile is.
     #[command(flatten)]
     pub corefile: CorefileArgs,
@@ -46,7 +50,12 @@ pub async fn clean(target: &Target, args: &CleanArgs) -> anyhow::Result<()> {
         Some(remote) => Some(connect_northbound(remote, &args.tls, args.ovn_nb_timeout).await?),
         None => None,
     };
-    let observed = observe(target, &location, northbound.as_ref()).await?;
+    let observed = observe(
+        target,
+        (!args.keep_coredns).then_some(&location),
+        northbound.as_ref(),
+    )
+    .await?;
     let removals = plan(&observed)?;
     if northbound.is_none() {
         eprintln!("nautictl: no --ovn-nb: OVN northbound rows are left as they are");
@@ -131,7 +140,7 @@ async fn connect_northbound(
 
 async fn observe(
     target: &Target,
-    location: &CorefileLocation,
+    coredns: Option<&CorefileLocation>,
     northbound: Option<&Client>,
 ) -> anyhow::Result<Observed> {
     let pods = Api::<Pod>::all(target.client.clone())
@@ -150,17 +159,10 @@ async fn observe(
         .into_iter()
         .map(|node| annotated(node.metadata))
         .collect();
-    let config_maps: Api<ConfigMap> = Api::namespaced(target.client.clone(), &location.namespace);
-    let corefile = config_maps
-        .get_opt(&location.name)
-        .await
-        .with_context(|| target.unreachable(&format!("read {location}")))?
-        .and_then(|cm| cm.data)
-        .and_then(|mut data| data.remove(&location.key))
-        .map(|text| CorefileSeen {
-            location: location.to_string(),
-            text,
-        });
+    let corefile = match coredns {
+        Some(location) => read_corefile(target, location).await?,
+        None => None,
+    };
     let northbound = match northbound {
         Some(client) => {
             let results = client
@@ -179,6 +181,23 @@ async fn observe(
         corefile,
         northbound,
     })
+}
+
+async fn read_corefile(
+    target: &Target,
+    location: &CorefileLocation,
+) -> anyhow::Result<Option<CorefileSeen>> {
+    let config_maps: Api<ConfigMap> = Api::namespaced(target.client.clone(), &location.namespace);
+    Ok(config_maps
+        .get_opt(&location.name)
+        .await
+        .with_context(|| target.unreachable(&format!("read {location}")))?
+        .and_then(|cm| cm.data)
+        .and_then(|mut data| data.remove(&location.key))
+        .map(|text| CorefileSeen {
+            location: location.to_string(),
+            text,
+        }))
 }
 
 fn annotated(meta: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Annotated {

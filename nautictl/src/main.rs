@@ -23,6 +23,10 @@ use nautictl::{
 /// How long to wait for the API server to accept a connection before calling it down.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Set by the kubelet in every container: without a kubeconfig, nautictl then runs as the pod's
+/// ServiceAccount.
+const IN_CLUSTER_ENV: &str = "KUBERNETES_SERVICE_HOST";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "nautictl",
@@ -35,7 +39,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
         source <(nautictl completion bash)"
 )]
 struct Cli {
-    /// Kubeconfig file; $KUBECONFIG or ~/.kube/config when absent, as kubectl reads them.
+    /// Kubeconfig file; $KUBECONFIG or ~/.kube/config when absent, as kubectl reads them (inside
+    /// a pod without either: the pod's ServiceAccount).
     #[arg(long, global = true)]
     kubeconfig: Option<PathBuf>,
     /// Context of the kubeconfig to use; its current context when absent.
@@ -72,7 +77,8 @@ enum Command {
     #[command(after_help = "Examples:\n  \
         nautictl --context east clean --dry-run\n  \
         nautictl --context east clean --ovn-nb tcp:10.0.0.5:6641\n  \
-        nautictl --kubeconfig east.kubeconfig clean --coredns-key Corefile.custom")]
+        nautictl --kubeconfig east.kubeconfig clean --coredns-key Corefile.custom\n  \
+        nautictl clean --keep-coredns   # in a pod, as its ServiceAccount (the chart's uninstall hook)")]
     Clean(clean_cmd::CleanArgs),
     /// Print a shell completion script.
     #[command(after_help = "Examples:\n  \
@@ -192,10 +198,19 @@ async fn load_config(
                 .with_context(|| format!("bad kubeconfig {}", path.display()))?,
             path.display().to_string(),
         ),
-        None => (
-            Kubeconfig::read().context("no kubeconfig: pass --kubeconfig or set KUBECONFIG")?,
-            "the default kubeconfig".to_owned(),
-        ),
+        None => match Kubeconfig::read() {
+            Ok(file) => (file, "the default kubeconfig".to_owned()),
+            // Inside a pod (the chart's uninstall hook): the pod's ServiceAccount.
+            Err(_) if context.is_none() && std::env::var_os(IN_CLUSTER_ENV).is_some() => {
+                let mut config = kube::Config::incluster()
+                    .context("no kubeconfig, and no usable in-cluster ServiceAccount")?;
+                config.connect_timeout = Some(CONNECT_TIMEOUT);
+                return Ok(config);
+            }
+            Err(e) => {
+                return Err(e).context("no kubeconfig: pass --kubeconfig or set KUBECONFIG");
+            }
+        },
     };
     if let Some(name) = context
         && !file.contexts.iter().any(|c| c.name == name)

@@ -12,8 +12,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 PEERS_DIR=${NAUTI_PEERS_DIR:-$HOME/.cache/nauti-peers}
 OUT=${1:-$PEERS_DIR/images/nauti}
 shift || true
-# binary:package of every daemon that runs in a pod.
-ALL=(nauti-nri:nauti-nri nauti-ipam:nauti-ipam nauti-ovnmaster:nauti-ovn octopus:nauti-octopus crossdns:nauti-crossdns)
+# binary:package of every program that runs in a pod: the daemons, and nautictl (the
+# nauti-agent chart's uninstall hook).
+ALL=(nauti-nri:nauti-nri nauti-ipam:nauti-ipam nauti-ovnmaster:nauti-ovn octopus:nauti-octopus crossdns:nauti-crossdns nautictl:nautictl)
 wanted=("$@")
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
 triple=$(rustc -vV | sed -n 's/^host: //p')

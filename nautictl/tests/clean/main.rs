@@ -4,7 +4,10 @@
 //! an operator's switch, port, load balancer and annotations next to them. A dry run lists every
 //! trace and changes nothing; a clean removes exactly those; a second clean finds nothing and
 //! succeeds. Then the failures: a bad kubeconfig, an unknown context, an unreachable or
-//! misspelt northbound remote, a stopped API server. And the completion scripts.
+//! misspelt northbound remote, a stopped API server. Then the nauti-agent chart's uninstall
+//! hook: `clean --keep-coredns` under the ServiceAccount of `deploy/rbac/nautictl-clean.yaml`,
+//! whose admission policy lets it remove Nauti's annotations and nothing more. And the
+//! completion scripts.
 
 #![allow(
     clippy::unwrap_used,
@@ -16,17 +19,18 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::{Command, Output};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{ConfigMap, Container, Node, Pod, PodSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use nauti_api::keys;
 use nauti_crossdns::coredns::{self, CorefileLocation, Outcome};
 use nauti_ovn::core::router::{RouterPort, StaticRoute};
 use nauti_ovn::{
     Client, Endpoint, LbProtocol, LoadBalancer, LogicalSwitch, LogicalSwitchPort, Northbound,
 };
+use nauti_testbed::kube_api::client_from;
 use nauti_testbed::ovn::{NB_SCHEMA, OvsdbServer, RunDir};
 use nauti_testbed::{KubeApi, TestDir, require_root};
 
@@ -271,28 +275,7 @@ async fn clean_removes_every_trace_of_nauti_and_nothing_else() {
     }
 
     // CoreDNS: kubeadm's Corefile, wired by crossdns's own code.
-    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), "kube-system");
-    let coredns_cm = ConfigMap {
-        metadata: meta(Some("kube-system"), "coredns", &[]),
-        data: Some(BTreeMap::from([(
-            "Corefile".to_owned(),
-            KUBEADM_COREFILE.to_owned(),
-        )])),
-        ..ConfigMap::default()
-    };
-    config_maps
-        .create(&PostParams::default(), &coredns_cm)
-        .await
-        .unwrap();
-    let location = CorefileLocation {
-        namespace: "kube-system".into(),
-        name: "coredns".into(),
-        key: "Corefile".into(),
-    };
-    let wired = coredns::wire(&client, &location, "10.96.0.53:53".parse().unwrap())
-        .await
-        .unwrap();
-    assert_eq!(wired, Outcome::Changed);
+    wired_coredns(&client).await;
 
     // OVN: Nauti's rows through Nauti's client, the operator's through ovn-nbctl.
     let run = RunDir::new("nctl").unwrap();
@@ -543,6 +526,201 @@ async fn clean_removes_every_trace_of_nauti_and_nothing_else() {
         started.elapsed().as_secs_f64()
     );
     drop(server);
+}
+
+const HOOK_POLICY: &str = "ValidatingAdmissionPolicy 'nauti-nautictl-clean-writes'";
+
+/// Creates kube-system/coredns with kubeadm's Corefile and wires it with crossdns's own code.
+async fn wired_coredns(client: &kube::Client) {
+    let coredns_cm = ConfigMap {
+        metadata: meta(Some("kube-system"), "coredns", &[]),
+        data: Some(BTreeMap::from([(
+            "Corefile".to_owned(),
+            KUBEADM_COREFILE.to_owned(),
+        )])),
+        ..ConfigMap::default()
+    };
+    Api::<ConfigMap>::namespaced(client.clone(), "kube-system")
+        .create(&PostParams::default(), &coredns_cm)
+        .await
+        .unwrap();
+    let location = CorefileLocation {
+        namespace: "kube-system".into(),
+        name: "coredns".into(),
+        key: "Corefile".into(),
+    };
+    let wired = coredns::wire(client, &location, "10.96.0.53:53".parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(wired, Outcome::Changed);
+}
+
+/// A merge patch of pod `default/name` by `client`: the API server's answer.
+async fn patch_pod(
+    client: &kube::Client,
+    name: &str,
+    patch: serde_json::Value,
+    dry_run: bool,
+) -> Result<(), kube::core::Status> {
+    let params = PatchParams {
+        dry_run,
+        ..PatchParams::default()
+    };
+    Api::<Pod>::namespaced(client.clone(), "default")
+        .patch(name, &params, &Patch::Merge(patch))
+        .await
+        .map(drop)
+        .map_err(|error| match error {
+            kube::Error::Api(status) => *status,
+            other => panic!("not an answer of the API server: {other}"),
+        })
+}
+
+/// A 403 whose message contains `why`.
+fn assert_refused(answer: Result<(), kube::core::Status>, what: &str, why: &str) {
+    let status = answer.expect_err(what);
+    assert_eq!(status.code, 403, "{what}: {status:?}");
+    assert!(status.message.contains(why), "{what}: {}", status.message);
+}
+
+#[tokio::test]
+async fn the_uninstall_hook_identity_removes_nauti_annotations_and_nothing_more() {
+    require_root!();
+    let started = Instant::now();
+    let dir = TestDir::new("nautictl-clean-hook").unwrap();
+    let api = KubeApi::start(&dir).await.unwrap();
+    let admin = api.client().await.unwrap();
+    api.create_namespace("nauti-system").await.unwrap();
+    api.apply_repo_file("deploy/rbac/nautictl-clean.yaml")
+        .unwrap();
+    let token = api
+        .unbound_token("nauti-system", "nautictl-clean")
+        .await
+        .unwrap();
+    let hook = api.kubeconfig_with_token("nautictl-clean", &token).unwrap();
+    let hook_client = client_from(&hook).await.unwrap();
+
+    let mut web: Vec<(&str, &str)> = POD_NETWORK.to_vec();
+    web.extend([(keys::ENABLED, "true"), ("example.com/team", "storefront")]);
+    create_pod(&admin, "default", "web-0", &web).await;
+    create_pod(&admin, "default", "probe", &[(keys::CIDR, "10.112.0.0/16")]).await;
+    let node = Node {
+        metadata: meta(
+            None,
+            "n1",
+            &[
+                (keys::NODE_CIDR, "10.112.0.0/24"),
+                ("example.com/rack", "r1"),
+            ],
+        ),
+        ..Node::default()
+    };
+    Api::<Node>::all(admin.clone())
+        .create(&PostParams::default(), &node)
+        .await
+        .unwrap();
+    wired_coredns(&admin).await;
+
+    // The API server loads a new policy a moment after it is created: wait until a (dry-run)
+    // label change by the hook is refused by it.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let label = serde_json::json!({"metadata": {"labels": {"app": "probe"}}});
+        match patch_pod(&hook_client, "probe", label, true).await {
+            Err(status) if status.code == 403 && status.message.contains(HOOK_POLICY) => break,
+            other => assert!(
+                Instant::now() < deadline,
+                "the policy is not enforced: {other:?}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // The hook's identity has no rights on CoreDNS's ConfigMap: without --keep-coredns clean
+    // stops at reading it, and says so.
+    let denied = nautictl(&hook, &["clean"]);
+    assert_fails_naming(&denied, "read ConfigMap kube-system/coredns key Corefile");
+    assert_fails_naming(&denied, "forbidden");
+
+    // As the chart runs it: annotations go, the Corefile stays for crossdns's own hook.
+    let cleaned = stdout_of(&nautictl(&hook, &["clean", "--keep-coredns"]));
+    assert!(
+        cleaned.contains("removed Pod default/web-0 annotations nauti.io/allocated,")
+            && cleaned.contains("removed Pod default/probe annotations nauti.io/cidr")
+            && cleaned.contains("removed Node n1 annotations nauti.io/node-cidr"),
+        "{cleaned}"
+    );
+    let web_0 = Api::<Pod>::namespaced(admin.clone(), "default")
+        .get("web-0")
+        .await
+        .unwrap();
+    assert_eq!(
+        web_0.metadata.annotations.unwrap(),
+        BTreeMap::from([
+            (keys::ENABLED.to_owned(), "true".to_owned()),
+            ("example.com/team".to_owned(), "storefront".to_owned()),
+        ])
+    );
+    let n1 = Api::<Node>::all(admin.clone()).get("n1").await.unwrap();
+    assert_eq!(
+        n1.metadata.annotations.unwrap(),
+        BTreeMap::from([("example.com/rack".to_owned(), "r1".to_owned())])
+    );
+    let corefile = Api::<ConfigMap>::namespaced(admin.clone(), "kube-system")
+        .get("coredns")
+        .await
+        .unwrap()
+        .data
+        .unwrap()["Corefile"]
+        .clone();
+    assert!(corefile.contains("# BEGIN nauti-crossdns"), "{corefile}");
+    assert_eq!(
+        stdout_of(&nautictl(&hook, &["clean", "--keep-coredns"])),
+        "nothing of Nauti left to remove\n"
+    );
+
+    // Nothing more: another annotation, the user's opt-out, a label, a new annotation, a delete.
+    let null = |key: &str| serde_json::json!({"metadata": {"annotations": {key: null}}});
+    assert_refused(
+        patch_pod(&hook_client, "web-0", null("example.com/team"), false).await,
+        "removing another tool's annotation",
+        "may only remove nauti.io/* annotations",
+    );
+    assert_refused(
+        patch_pod(&hook_client, "web-0", null(keys::ENABLED), false).await,
+        "removing the user's opt-out",
+        "may only remove nauti.io/* annotations (not nauti.io/enabled)",
+    );
+    assert_refused(
+        patch_pod(
+            &hook_client,
+            "web-0",
+            serde_json::json!({"metadata": {"annotations": {keys::IP_ADDRESS: "10.112.0.9"}}}),
+            false,
+        )
+        .await,
+        "adding a nauti.io annotation",
+        "not add or change any",
+    );
+    assert_refused(
+        patch_pod(
+            &hook_client,
+            "web-0",
+            serde_json::json!({"metadata": {"labels": {"app": "hijacked"}}}),
+            false,
+        )
+        .await,
+        "a label change",
+        "may change only annotations",
+    );
+    let deleted = Api::<Pod>::namespaced(hook_client.clone(), "default")
+        .delete("web-0", &DeleteParams::default())
+        .await;
+    match deleted {
+        Err(kube::Error::Api(status)) => assert_eq!(status.code, 403, "{status:?}"),
+        other => panic!("the hook deleted a pod: {other:?}"),
+    }
+    eprintln!("hook test: total {:.1} s", started.elapsed().as_secs_f64());
 }
 
 #[test]

@@ -87,6 +87,7 @@ fn chart_rbac_equals_deploy_rbac() {
             "ovnmaster.yaml",
             "crossdns.yaml",
             "octopus-member.yaml",
+            "nautictl-clean.yaml",
         ],
         // OVN's pods: an identity with no token and no rights.
         &["ServiceAccount/nauti-system/ovn"],
