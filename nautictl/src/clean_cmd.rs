@@ -146,6 +146,7 @@ async fn observe(
     let pods = Api::<Pod>::all(target.client.clone())
         .list_metadata(&ListParams::default())
         .await
+        .map_err(concise)
         .with_context(|| target.unreachable("list the Pods of every namespace"))?
         .items
         .into_iter()
@@ -154,6 +155,7 @@ async fn observe(
     let nodes = Api::<Node>::all(target.client.clone())
         .list_metadata(&ListParams::default())
         .await
+        .map_err(concise)
         .with_context(|| target.unreachable("list the Nodes"))?
         .items
         .into_iter()
@@ -191,6 +193,7 @@ async fn read_corefile(
     Ok(config_maps
         .get_opt(&location.name)
         .await
+        .map_err(concise)
         .with_context(|| target.unreachable(&format!("read {location}")))?
         .and_then(|cm| cm.data)
         .and_then(|mut data| data.remove(&location.key))
@@ -205,6 +208,17 @@ fn annotated(meta: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -
         namespace: meta.namespace,
         name: meta.name.unwrap_or_default(),
         annotations: meta.annotations.unwrap_or_default(),
+    }
+}
+
+/// The API server's own message for a refusal (the rest of its Status repeats it), the error
+/// itself for anything else (a connection that failed, a timeout).
+fn concise(error: kube::Error) -> anyhow::Error {
+    match error {
+        kube::Error::Api(status) => {
+            anyhow::anyhow!("{} ({} {})", status.message, status.code, status.reason)
+        }
+        other => anyhow::Error::new(other),
     }
 }
 
@@ -259,6 +273,6 @@ async fn apply(
     match patched {
         Ok(_) => Ok(Applied::Removed),
         Err(kube::Error::Api(status)) if status.code == 404 => Ok(Applied::AlreadyGone),
-        Err(e) => Err(anyhow::Error::new(e).context(target.unreachable("patch"))),
+        Err(e) => Err(concise(e).context(target.unreachable("patch"))),
     }
 }

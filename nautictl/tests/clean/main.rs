@@ -600,8 +600,14 @@ async fn the_uninstall_hook_identity_removes_nauti_annotations_and_nothing_more(
     let hook = api.kubeconfig_with_token("nautictl-clean", &token).unwrap();
     let hook_client = client_from(&hook).await.unwrap();
 
-    let mut web: Vec<(&str, &str)> = POD_NETWORK.to_vec();
-    web.extend([(keys::ENABLED, "true"), ("example.com/team", "storefront")]);
+    // Every key clean removes (a key added to keys::ALL but not to the policy fails here), the
+    // user's and the chart's own nauti.io keys and another tool's annotation.
+    let mut web: Vec<(&str, &str)> = keys::ALL.iter().map(|k| (*k, "x")).collect();
+    web.extend([
+        (keys::ENABLED, "true"),
+        (keys::FORWARDER, "true"),
+        ("example.com/team", "storefront"),
+    ]);
     create_pod(&admin, "default", "web-0", &web).await;
     create_pod(&admin, "default", "probe", &[(keys::CIDR, "10.112.0.0/16")]).await;
     let node = Node {
@@ -658,6 +664,7 @@ async fn the_uninstall_hook_identity_removes_nauti_annotations_and_nothing_more(
         web_0.metadata.annotations.unwrap(),
         BTreeMap::from([
             (keys::ENABLED.to_owned(), "true".to_owned()),
+            (keys::FORWARDER.to_owned(), "true".to_owned()),
             ("example.com/team".to_owned(), "storefront".to_owned()),
         ])
     );
@@ -684,13 +691,15 @@ async fn the_uninstall_hook_identity_removes_nauti_annotations_and_nothing_more(
     assert_refused(
         patch_pod(&hook_client, "web-0", null("example.com/team"), false).await,
         "removing another tool's annotation",
-        "may only remove nauti.io/* annotations",
+        "may only remove the annotations Nauti writes",
     );
-    assert_refused(
-        patch_pod(&hook_client, "web-0", null(keys::ENABLED), false).await,
-        "removing the user's opt-out",
-        "may only remove nauti.io/* annotations (not nauti.io/enabled)",
-    );
+    for kept in [keys::ENABLED, keys::FORWARDER] {
+        assert_refused(
+            patch_pod(&hook_client, "web-0", null(kept), false).await,
+            &format!("removing {kept}"),
+            "may only remove the annotations Nauti writes",
+        );
+    }
     assert_refused(
         patch_pod(
             &hook_client,
