@@ -493,12 +493,16 @@ fn cluster_id(value: Option<String>) -> anyhow::Result<String> {
 async fn hub(args: HubRunArgs) -> anyhow::Result<()> {
     let shutdown = shutdown_on_signals().context("install signal handlers")?;
     let policy = args.slices.policy()?;
-    let lease = args.lease.settings(DEFAULT_HUB_LEASE, &args.namespace)?;
+    let gateway = args.data_path.gateway(&policy)?;
+    let lease = gateway_lease(
+        args.lease.settings(DEFAULT_HUB_LEASE, &args.namespace)?,
+        gateway.is_some(),
+    );
     let config = HubConfig {
         kubeconfig: args.kubeconfig,
         namespace: args.namespace,
         cluster_id: cluster_id(args.cluster_id)?,
-        gateway: args.data_path.gateway(&policy)?,
+        gateway,
         policy,
         endpoint: required(args.endpoint, "--endpoint")?,
         port: args.wg_port,
@@ -508,6 +512,16 @@ async fn hub(args: HubRunArgs) -> anyhow::Result<()> {
         lease,
     };
     crate::controller::hub::run(config, shutdown).await
+}
+
+/// A replica running the tunnel keeps leading while its API server does not answer: an API
+/// outage stops changes, never traffic.
+fn gateway_lease(lease: LeaseSettings, runs_tunnel: bool) -> LeaseSettings {
+    if runs_tunnel {
+        lease.keeping_while_unreachable()
+    } else {
+        lease
+    }
 }
 
 /// What `octopus hub issue-token` prints.
@@ -604,6 +618,7 @@ async fn member(args: MemberRunArgs) -> anyhow::Result<()> {
     let policy = args.slices.policy()?;
     let lease = args.lease.settings(DEFAULT_MEMBER_LEASE, &args.namespace)?;
     let gateway = args.data_path.gateway(&policy)?;
+    let lease = gateway_lease(lease, gateway.is_some());
     let services = args.services.config()?;
     let cluster_id = cluster_id(args.cluster_id)?;
     let claim = match (&gateway, &services.ovn_nb) {

@@ -100,23 +100,37 @@ fn deployment(name: &str, account: &str, annotations: Value, pod: Value) -> Valu
         "metadata": {"name": name, "namespace": NAMESPACE},
         "spec": {
             "replicas": 1,
+            // Only the leader is ready (its /readyz): a rolling update would wait forever for
+            // new pods that stand by while an old one leads.
+            "strategy": {"type": "Recreate"},
             "selector": {"matchLabels": labels},
             "template": {"metadata": {"labels": labels, "annotations": annotations}, "spec": spec},
         },
     })
 }
 
-fn rollout(cluster: &Cluster, deployment: &str) {
-    cluster
-        .kubectl(&[
-            "rollout",
-            "status",
-            "-n",
-            NAMESPACE,
-            &format!("deployment/{deployment}"),
-            "--timeout=180s",
-        ])
-        .unwrap_or_else(|e| {
+/// Waits until `deployment` has `replicas` pods of its current template, one of them ready (the
+/// leader: only it answers /readyz).
+fn wait_leader(cluster: &Cluster, deployment: &str, replicas: usize) {
+    let start = std::time::Instant::now();
+    loop {
+        let status = cluster
+            .kubectl(&[
+                "get", "deployment", deployment, "-n", NAMESPACE, "-o",
+                "jsonpath={.metadata.generation} {.status.observedGeneration} {.status.updatedReplicas} {.status.replicas} {.status.readyReplicas}",
+            ])
+            .unwrap_or_default();
+        let fields: Vec<&str> = status.split_whitespace().collect();
+        let want = replicas.to_string();
+        if let [generation, observed, updated, total, ready] = fields.as_slice()
+            && generation == observed
+            && *updated == want
+            && *total == want
+            && *ready == "1"
+        {
+            return;
+        }
+        if start.elapsed() > Duration::from_secs(180) {
             let pods = cluster
                 .kubectl(&["get", "pods", "-A", "-o", "wide"])
                 .unwrap_or_default();
@@ -130,10 +144,12 @@ fn rollout(cluster: &Cluster, deployment: &str) {
                 ])
                 .unwrap_or_default();
             panic!(
-                "{}: {deployment} never became ready: {e}\n{pods}\n{logs}",
+                "{}: {deployment} has no leader ({status}):\n{pods}\n{logs}",
                 cluster.name
             )
-        });
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }
 
 /// CRDs, RBAC and `octopus hub` with its gateway (hostPort: the hub's router forwards the
@@ -143,6 +159,8 @@ pub fn deploy_hub(hub: &Cluster) {
         hub,
         &[
             "deploy/crds/peers.nauti.io.yaml",
+            "deploy/crds/serviceexports.multicluster.x-k8s.io.yaml",
+            "deploy/crds/serviceimports.multicluster.x-k8s.io.yaml",
             "deploy/rbac/octopus-hub.yaml",
         ],
     );
@@ -163,7 +181,7 @@ pub fn deploy_hub(hub: &Cluster) {
     }]);
     hub.apply(&deployment("octopus-hub", "octopus-hub", json!({}), pod))
         .unwrap();
-    rollout(hub, "octopus-hub");
+    wait_leader(hub, "octopus-hub", 1);
 }
 
 /// A bootstrap token from `octopus hub issue-token`.
@@ -261,8 +279,8 @@ impl<'a> Member<'a> {
     }
 
     /// Waits until the CNF is the leader, joined and has passed over the Peers.
-    pub fn wait_gateway_ready(&self) {
-        rollout(self.cluster, "octopus-member");
+    pub fn wait_gateway_ready(&self, replicas: usize) {
+        wait_leader(self.cluster, "octopus-member", replicas);
     }
 
     /// Runs a tools pod named `name` with `command` and waits until it runs.
@@ -293,6 +311,22 @@ impl<'a> Member<'a> {
         let mut args = vec!["exec", pod, "--"];
         args.extend(command);
         self.cluster.kubectl(&args).map_err(|e| e.to_string())
+    }
+
+    /// The next hop of the gateway router's route to the global network (the active CNF).
+    pub fn gateway_next_hop(&self) -> String {
+        self.cluster
+            .central
+            .nbctl(&[
+                "--bare",
+                "--columns=nexthop",
+                "find",
+                "Logical_Router_Static_Route",
+                &format!("ip_prefix=\"{GLOBAL}\""),
+            ])
+            .unwrap_or_default()
+            .trim()
+            .to_owned()
     }
 
     /// What a failure report needs: pods, the CNF's log, the gateway router's routes.

@@ -1,14 +1,18 @@
 //! Two member clusters behind NAT and a hub, each a real Kubernetes cluster (ClusterBed): the
 //! members join with a token the hub issued, and a pod in one member reaches a pod in the
-//! other by its `nauti.io/ip_address`, through both members' CNF pods and the hub's.
+//! other by its `nauti.io/ip_address`, through both members' CNF pods and the hub's. Then the
+//! hub's API server goes away under a running stream, and the active CNF of a member dies.
 //!
 //! In each member `nauti-ovnmaster` and `nauti-nri` (one per node) run as processes beside the
 //! cluster, as their DaemonSet and Deployment would; octopus runs as pods (the hub's gateway and
-//! each member's CNF), from this build's binary mounted into the bed's tools image.
+//! each member's CNF), from this build's binary mounted into the bed's tools image. One bed,
+//! phases in order: each leaves the clusters as the next expects them.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod cluster;
+mod failover;
+mod outage;
 
 use std::time::Duration;
 
@@ -21,7 +25,7 @@ use cluster::{Member, deploy_hub, issue_token, pod_address, tunnel_bytes};
 const TRANSFER: u64 = 64 << 20;
 
 #[test]
-fn pods_in_two_members_behind_nat_talk_through_both_gateways_and_the_hub() {
+fn members_behind_nat_carry_pod_traffic_through_the_hub_an_api_outage_and_a_cnf_failover() {
     require_root!();
     let bed = ClusterBed::start(
         "xc",
@@ -38,8 +42,8 @@ fn pods_in_two_members_behind_nat_talk_through_both_gateways_and_the_hub() {
 
     let east = Member::start(&bed, "east", "10.113.0.0/16", &token);
     let west = Member::start(&bed, "west", "10.114.0.0/16", &token);
-    east.wait_gateway_ready();
-    west.wait_gateway_ready();
+    east.wait_gateway_ready(1);
+    west.wait_gateway_ready(1);
 
     // A server in west that counts what it receives, a client in east.
     west.run_pod(
@@ -47,7 +51,8 @@ fn pods_in_two_members_behind_nat_talk_through_both_gateways_and_the_hub() {
         &[
             "sh",
             "-c",
-            "/usr/bin/nc.openbsd -l 5001 | wc -c > /tmp/received; sleep 3600",
+            "/usr/bin/nc.openbsd -l 5001 | wc -c > /tmp/received; \
+             /usr/bin/nc.openbsd -l 5002 > /tmp/stream; sleep 3600",
         ],
     );
     east.run_pod("client", &["sleep", "3600"]);
@@ -58,6 +63,18 @@ fn pods_in_two_members_behind_nat_talk_through_both_gateways_and_the_hub() {
         "addresses outside the slices: client {client_ip}, server {server_ip}"
     );
 
+    through_both_gateways_and_the_hub(hub, &east, &west, &server_ip);
+    outage::a_stream_outlives_the_hubs_api_server(&bed, &east, &west, &server_ip);
+    failover::the_standby_cnf_takes_over(&east, &server_ip);
+}
+
+/// Issue test 1: ping, then 64 MiB of TCP; the hub's tunnels carried it.
+fn through_both_gateways_and_the_hub(
+    hub: &nauti_testbed::cluster_bed::Cluster,
+    east: &Member<'_>,
+    west: &Member<'_>,
+    server_ip: &str,
+) {
     let before = (
         tunnel_bytes(hub, "east", "received"),
         tunnel_bytes(hub, "west", "sent"),
@@ -67,7 +84,7 @@ fn pods_in_two_members_behind_nat_talk_through_both_gateways_and_the_hub() {
     for _ in 0..30 {
         match east.exec(
             "client",
-            &["busybox", "ping", "-c", "3", "-W", "2", &server_ip],
+            &["busybox", "ping", "-c", "3", "-W", "2", server_ip],
         ) {
             Ok(out) if out.contains(" 0% packet loss") => {
                 pinged = out;

@@ -89,6 +89,24 @@ impl LeaseTracker {
     }
 }
 
+/// Why a look at the lease failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LookFailure {
+    /// No answer: connection refused or reset, a timeout, a 5xx or 429. Nobody can take the
+    /// lease through an API server that does not answer.
+    Unreachable,
+    /// The API server answered and refused (4xx): our permissions or the object are wrong.
+    Refused,
+}
+
+/// Whether a leader whose look failed keeps acting. Only when it asked to
+/// (`keep_while_unreachable`, the gateways: an API outage must not stop the data path) and the
+/// API did not answer; a refusal, or any failure for the others, counts as a missed renewal.
+pub fn keeps_lead(failure: LookFailure, leading: bool, keep_while_unreachable: bool) -> bool {
+    leading && keep_while_unreachable && failure == LookFailure::Unreachable
+}
+
+
 /// Whether a leader whose last successful renewal was at `last_renew` must stop acting at
 /// `now`. It steps down before the lease could expire in anyone's eyes (`deadline` is shorter
 /// than the lease duration), so two leaders never act at once.
@@ -190,5 +208,13 @@ mod tests {
         let deadline = Duration::from_secs(10);
         assert!(!must_step_down(t0, t0 + Duration::from_secs(9), deadline));
         assert!(must_step_down(t0, t0 + deadline, deadline));
+    }
+
+    #[test]
+    fn only_a_leader_that_asked_keeps_the_lead_and_only_while_the_api_is_silent() {
+        assert!(keeps_lead(LookFailure::Unreachable, true, true));
+        assert!(!keeps_lead(LookFailure::Refused, true, true), "a 403 is no outage");
+        assert!(!keeps_lead(LookFailure::Unreachable, true, false));
+        assert!(!keeps_lead(LookFailure::Unreachable, false, true), "a standby takes nothing");
     }
 }

@@ -25,7 +25,9 @@ use tracing::{Instrument, debug, info, info_span, warn};
 
 mod core;
 
-pub use self::core::{LeaseDecision, LeaseRecord, LeaseTracker, must_step_down};
+pub use self::core::{
+    LeaseDecision, LeaseRecord, LeaseTracker, LookFailure, keeps_lead, must_step_down,
+};
 
 /// How long a release on shutdown may take before we exit anyway.
 const RELEASE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -64,6 +66,8 @@ pub struct LeaseSettings {
     pub duration: Duration,
     /// How often we renew, or look when following.
     pub renew_interval: Duration,
+    /// Keep leading while the API server does not answer (see [`keeps_lead`]).
+    pub keep_while_unreachable: bool,
 }
 
 impl LeaseSettings {
@@ -87,6 +91,7 @@ impl LeaseSettings {
             identity,
             duration,
             renew_interval,
+            keep_while_unreachable: false,
         };
         if renew_interval.is_zero() || renew_interval >= settings.renew_deadline() {
             return Err(LeaseSettingError {
@@ -103,6 +108,14 @@ impl LeaseSettings {
             });
         }
         Ok(settings)
+    }
+
+    /// The same, keeping the lead while the API server does not answer: for gateways, whose
+    /// data path must outlive an API outage. The price is a possible second leader during a
+    /// partition that leaves another replica the API; it steps down once it sees the lease again.
+    pub fn keeping_while_unreachable(mut self) -> Self {
+        self.keep_while_unreachable = true;
+        self
     }
 
     /// How long a leader keeps acting without a successful renewal.
@@ -181,10 +194,13 @@ struct Elector {
 impl Elector {
     async fn run(mut self, shutdown: CancellationToken) {
         loop {
-            match self.step().await {
-                Ok(true) => self.last_renew = Some(Instant::now()),
-                Ok(false) => self.last_renew = None,
-                Err(error) => warn!(%error, "cannot read or write the lease; retrying"),
+            // A look that hangs is a failed one: the renew deadline is judged after it.
+            let look = tokio::time::timeout(self.settings.renew_interval, self.step()).await;
+            match look {
+                Ok(Ok(true)) => self.last_renew = Some(Instant::now()),
+                Ok(Ok(false)) => self.last_renew = None,
+                Ok(Err(error)) => self.look_failed(failure_of(&error), &error.to_string()),
+                Err(_) => self.look_failed(LookFailure::Unreachable, "no answer in time"),
             }
             let leading = self.last_renew.is_some_and(|at| {
                 !must_step_down(at, Instant::now(), self.settings.renew_deadline())
@@ -203,6 +219,19 @@ impl Elector {
                 Ok(Err(error)) => warn!(%error, "cannot release the lease; it expires by itself"),
                 Err(_) => warn!("releasing the lease timed out; it expires by itself"),
             }
+        }
+    }
+
+    fn look_failed(&mut self, failure: LookFailure, error: &str) {
+        let leading = *self.tx.borrow();
+        if keeps_lead(failure, leading, self.settings.keep_while_unreachable) {
+            warn!(
+                error,
+                "the API server does not answer; keeping the lead so the data path goes on"
+            );
+            self.last_renew = Some(Instant::now());
+        } else {
+            warn!(error, "cannot read or write the lease; retrying");
         }
     }
 
@@ -321,6 +350,16 @@ impl Elector {
             .replace(&self.settings.name, &PostParams::default(), &lease)
             .await
             .map(|_| ())
+    }
+}
+
+fn failure_of(error: &kube::Error) -> LookFailure {
+    match error {
+        kube::Error::Api(status) if status.code >= 500 || status.code == 429 => {
+            LookFailure::Unreachable
+        }
+        kube::Error::Api(_) => LookFailure::Refused,
+        _ => LookFailure::Unreachable,
     }
 }
 

@@ -27,7 +27,7 @@ pub struct ControlPlane {
     relay: Relay,
     _scheduler: Daemon,
     _controller_manager: Daemon,
-    _apiserver: Daemon,
+    apiserver: Daemon,
     _etcd: Daemon,
     pub netns: Netns,
     pub creds: Credentials,
@@ -222,7 +222,7 @@ impl ControlPlane {
             relay,
             _scheduler: scheduler,
             _controller_manager: controller_manager,
-            _apiserver: apiserver,
+            apiserver,
             _etcd: etcd,
             netns,
             creds,
@@ -233,6 +233,27 @@ impl ControlPlane {
     /// The administrator's kubeconfig for the machine's namespace (through the relay).
     pub fn admin_kubeconfig(&self) -> &Path {
         &self.admin_kubeconfig
+    }
+
+    /// Freezes kube-apiserver (SIGSTOP): an outage in which it neither answers nor refuses,
+    /// as a hung or partitioned control plane; [`resume_apiserver`](Self::resume_apiserver)
+    /// ends it.
+    pub fn pause_apiserver(&self) -> Result<()> {
+        self.signal_apiserver("-STOP")
+    }
+
+    /// Ends [`pause_apiserver`](Self::pause_apiserver)'s outage (SIGCONT).
+    pub fn resume_apiserver(&self) -> Result<()> {
+        self.signal_apiserver("-CONT")
+    }
+
+    fn signal_apiserver(&self, signal: &str) -> Result<()> {
+        crate::process::run(
+            std::process::Command::new("kill")
+                .arg(signal)
+                .arg(self.apiserver.pid().to_string()),
+        )
+        .map(|_| ())
     }
 
     /// The relay's port on the machine's 127.0.0.1.
