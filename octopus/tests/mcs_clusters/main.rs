@@ -28,6 +28,7 @@ use cluster::{Member, deploy_hub, issue_token};
 use mcs::{
     DigAnswer, corefile, crossdns_command, crossdns_log, curl, deploy_crossdns,
     deploy_exported_nginx, dig, eventually, install_hub_mcs_crds, pod_nameserver, ready_nginx,
+    wait_cnf_ready,
 };
 
 const HYPEROS_NAME: &str = "nginx-svc.default.svc.hyperos.local";
@@ -72,8 +73,8 @@ fn an_nginx_exported_in_east_is_reached_by_name_and_clusterset_ip_from_west() {
         crossdns_log(west.cluster())
     );
 
-    east.wait_gateway_ready();
-    west.wait_gateway_ready();
+    wait_cnf_ready(east.cluster());
+    wait_cnf_ready(west.cluster());
     let bed_ready = started.elapsed();
 
     let diagnostics = || {
@@ -100,6 +101,7 @@ fn an_nginx_exported_in_east_is_reached_by_name_and_clusterset_ip_from_west() {
         )
     };
 
+    let exported = Instant::now();
     deploy_exported_nginx(east.cluster(), 2);
     west.run_pod("client", &["sleep", "3600"]);
     let nameserver = pod_nameserver(&west, "client");
@@ -107,28 +109,38 @@ fn an_nginx_exported_in_east_is_reached_by_name_and_clusterset_ip_from_west() {
         dig(&west, "client", &nameserver, name, record_type)
     };
     // Once east's ready pods are as `settled` wants, the A answers of the hyperos.local name
-    // through west's CoreDNS are exactly their addresses: the pods, and how long it took.
-    let answers_follow =
-        |what: &str, settled: &dyn Fn(&BTreeSet<String>) -> bool| -> (BTreeSet<String>, Duration) {
-            let start = Instant::now();
-            let names = eventually(what, PROPAGATION, &diagnostics, || {
-                let (pods, addresses) = ready_nginx(east.cluster());
-                if !settled(&pods) {
-                    return Err(format!("east's ready pods {pods:?}"));
-                }
-                let answer = ask(HYPEROS_NAME, "A")?;
-                if answer.status == "NOERROR" && answer.of_type("A") == addresses {
-                    Ok(pods)
-                } else {
-                    Err(format!("{answer:?}, east's ready endpoints {addresses:?}"))
-                }
-            });
-            (names, start.elapsed())
-        };
+    // from `server` are exactly their addresses: the pods, and how long it took.
+    let answers_from = |server: &str, what: &str, settled: &dyn Fn(&BTreeSet<String>) -> bool| {
+        let start = Instant::now();
+        let names = eventually(what, PROPAGATION, &diagnostics, || {
+            let (pods, addresses) = ready_nginx(east.cluster());
+            if !settled(&pods) {
+                return Err(format!("east's ready pods {pods:?}"));
+            }
+            let answer = dig(&west, "client", server, HYPEROS_NAME, "A")?;
+            if answer.status == "NOERROR" && answer.of_type("A") == addresses {
+                Ok(pods)
+            } else {
+                Err(format!("{answer:?}, east's ready endpoints {addresses:?}"))
+            }
+        });
+        (names, start.elapsed())
+    };
+    // Through west's CoreDNS, as every pod asks.
+    let answers_follow = |what: &str, settled: &dyn Fn(&BTreeSet<String>) -> bool| {
+        answers_from(&nameserver, what, settled)
+    };
 
     // Phase 1: by name, through CoreDNS and crossdns, to the pods in east.
-    let (pods, first_answer) =
-        answers_follow("hyperos.local answers east's pods", &|p| p.len() == 2);
+    // crossdns itself first (the sync's part), then west's CoreDNS (its `reload` may lag).
+    answers_from(&crossdns_ip, "crossdns answers east's pods", &|p| {
+        p.len() == 2
+    });
+    let crossdns_answer = exported.elapsed();
+    let (pods, _) = answers_follow("hyperos.local answers east's pods through CoreDNS", &|p| {
+        p.len() == 2
+    });
+    let coredns_answer = exported.elapsed();
     let page = eventually(
         "curl nginx-svc.default.svc.hyperos.local from west",
         Duration::from_secs(60),
@@ -303,8 +315,9 @@ fn an_nginx_exported_in_east_is_reached_by_name_and_clusterset_ip_from_west() {
     assert_eq!(corefile(west.cluster()), original_corefile);
 
     eprintln!(
-        "mcs_clusters: bed and Nauti ready in {bed_ready:?}; first answer {first_answer:?} after \
-         the export; phase 1 done at {phase_one:?}; answers followed a scale up in \
+        "mcs_clusters: bed and Nauti ready in {bed_ready:?}; crossdns answered {crossdns_answer:?} \
+         after the export was applied (its pods starting included), west's CoreDNS \
+         {coredns_answer:?} after it; phase 1 done at {phase_one:?}; answers followed a scale up in \
          {scaled_up:?}, a deleted pod in {after_delete:?}, a scale down in {scaled_down:?}; \
          names gone {names_gone:?} after the unexport; in all {:?}",
         started.elapsed()

@@ -51,6 +51,35 @@ pub fn eventually<T>(
     }
 }
 
+/// Waits until the member's CNF (`octopus-member`) has a ready pod: the leader, joined, its
+/// services sync started. (Written here so that this test depends on no more of
+/// `crosscluster/cluster.rs` than installing the bed.)
+pub fn wait_cnf_ready(cluster: &Cluster) {
+    eventually(
+        &format!("{}: octopus-member ready", cluster.name),
+        Duration::from_secs(180),
+        &|| {
+            cluster
+                .kubectl(&["get", "pods", "-A", "-o", "wide"])
+                .unwrap_or_default()
+        },
+        || {
+            let ready = cluster
+                .kubectl(&[
+                    "get",
+                    "deployment",
+                    "-n",
+                    NAMESPACE,
+                    "octopus-member",
+                    "-o",
+                    "jsonpath={.status.readyReplicas}",
+                ])
+                .map_err(|e| e.to_string())?;
+            (ready.trim() == "1").then_some(()).ok_or(ready)
+        },
+    );
+}
+
 /// The MCS CRDs on the hub: each member publishes its exports there as ServiceImports and
 /// EndpointSlices in its own namespace (`--test crosscluster` installs only the Peers).
 pub fn install_hub_mcs_crds(hub: &Cluster) {
