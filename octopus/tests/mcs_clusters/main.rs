@@ -237,6 +237,32 @@ fn an_nginx_exported_in_east_is_reached_by_name_and_clusterset_ip_from_west() {
     };
     scale(3);
     let (pods, scaled_up) = answers_follow("answers follow a scale to 3", &|p| p.len() == 3);
+    // The clusterset IP balances over them: a dozen connections reach more than one pod, and
+    // only these.
+    let spread = eventually(
+        "the clusterset IP balances over east's three pods",
+        Duration::from_secs(20),
+        &diagnostics,
+        || {
+            let out = west.exec(
+                "client",
+                &[
+                    "sh",
+                    "-c",
+                    &format!(
+                        "for i in 1 2 3 4 5 6 7 8 9 10 11 12; do \
+                         curl -sS -m 3 http://{clusterset_ip}/hostname || exit 1; done"
+                    ),
+                ],
+            )?;
+            let served: BTreeSet<String> = out.lines().map(|l| l.trim().to_owned()).collect();
+            if served.len() >= 2 && served.is_subset(&pods) {
+                Ok(served.len())
+            } else {
+                Err(format!("served by {served:?}, east's pods {pods:?}"))
+            }
+        },
+    );
     let replaced = pods.iter().next().unwrap().clone();
     east.cluster()
         .kubectl(&["delete", "pod", &replaced, "--wait=false"])
@@ -318,7 +344,7 @@ fn an_nginx_exported_in_east_is_reached_by_name_and_clusterset_ip_from_west() {
         "mcs_clusters: bed and Nauti ready in {bed_ready:?}; crossdns answered {crossdns_answer:?} \
          after the export was applied (its pods starting included), west's CoreDNS \
          {coredns_answer:?} after it; phase 1 done at {phase_one:?}; answers followed a scale up in \
-         {scaled_up:?}, a deleted pod in {after_delete:?}, a scale down in {scaled_down:?}; \
+         {scaled_up:?} (the clusterset IP then reached {spread} of 3 pods in 12 connections), a deleted pod in {after_delete:?}, a scale down in {scaled_down:?}; \
          names gone {names_gone:?} after the unexport; in all {:?}",
         started.elapsed()
     );
