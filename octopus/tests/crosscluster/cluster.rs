@@ -285,17 +285,24 @@ impl<'a> Member<'a> {
 
     /// Runs a tools pod named `name` with `command` and waits until it runs.
     pub fn run_pod(&self, name: &str, command: &[&str]) {
-        self.cluster
-            .apply(&json!({
-                "apiVersion": "v1", "kind": "Pod",
-                "metadata": {"name": name, "namespace": "default"},
-                "spec": {
-                    "terminationGracePeriodSeconds": 1,
-                    "containers": [{"name": "main", "image": TOOLS_IMAGE,
-                                    "imagePullPolicy": "IfNotPresent", "command": command}],
-                },
-            }))
-            .unwrap();
+        self.run_pod_on(name, None, command);
+    }
+
+    /// [`run_pod`](Self::run_pod) on the node `node`, if given.
+    pub fn run_pod_on(&self, name: &str, node: Option<&str>, command: &[&str]) {
+        let mut pod = json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {
+                "terminationGracePeriodSeconds": 1,
+                "containers": [{"name": "main", "image": TOOLS_IMAGE,
+                                "imagePullPolicy": "IfNotPresent", "command": command}],
+            },
+        });
+        if let Some(node) = node {
+            pod["spec"]["nodeName"] = json!(node);
+        }
+        self.cluster.apply(&pod).unwrap();
         self.cluster
             .kubectl(&[
                 "wait",

@@ -22,7 +22,7 @@ fn lease_holder(east: &Member<'_>) -> String {
 }
 
 /// The pod whose name the holder identity starts with (`<pod>_<suffix>`).
-fn holder_pod(east: &Member<'_>) -> Option<String> {
+pub fn holder_pod(east: &Member<'_>) -> Option<String> {
     let holder = lease_holder(east);
     let (pod, _) = holder.rsplit_once('_')?;
     Some(pod.to_owned())
@@ -38,7 +38,7 @@ fn pings(east: &Member<'_>, server_ip: &str) -> bool {
 
 /// SIGKILLs the octopus process of pod `pod` (found by its `POD_NAME` in the machine's process
 /// table: the bed's pods share it); returns when.
-fn kill_octopus_of(pod: &str) -> Instant {
+pub fn kill_octopus_of(pod: &str) -> Instant {
     let wanted = format!("POD_NAME={pod}");
     let mut killed = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
@@ -66,7 +66,8 @@ fn kill_octopus_of(pod: &str) -> Instant {
     Instant::now()
 }
 
-pub fn the_standby_cnf_takes_over(east: &Member<'_>, server_ip: &str) {
+/// Runs the member's CNF in two replicas on a 3 s lease and waits for a leader.
+pub fn two_replicas_on_a_short_lease(east: &Member<'_>) {
     let cluster = east.cluster();
     cluster
         .kubectl(&[
@@ -89,6 +90,11 @@ pub fn the_standby_cnf_takes_over(east: &Member<'_>, server_ip: &str) {
         ])
         .unwrap();
     east.wait_gateway_ready(2);
+}
+
+pub fn the_standby_cnf_takes_over(east: &Member<'_>, server_ip: &str) {
+    let cluster = east.cluster();
+    two_replicas_on_a_short_lease(east);
     let mut leader = None;
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(90) {
