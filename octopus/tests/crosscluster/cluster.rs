@@ -320,6 +320,76 @@ impl<'a> Member<'a> {
         self.cluster.kubectl(&args).map_err(|e| e.to_string())
     }
 
+    /// Runs `octopus member leave` as the chart's pre-delete hook does (a Job under the member's
+    /// ServiceAccount) and waits for it to succeed.
+    pub fn leave(&self) {
+        let name = &self.cluster.name;
+        let mut pod = json!({
+            "restartPolicy": "Never",
+            "serviceAccountName": "octopus-member",
+            "containers": [octopus_container(
+                &["member", "leave"],
+                vec![
+                    json!({"name": "OCTOPUS_CLUSTER_ID", "value": name}),
+                    json!({"name": "OCTOPUS_NAMESPACE", "value": NAMESPACE}),
+                ],
+                vec![],
+            )],
+            "volumes": octopus_volumes(vec![]),
+        });
+        pod["containers"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("readinessProbe");
+        self.cluster
+            .apply(&json!({
+                "apiVersion": "batch/v1", "kind": "Job",
+                "metadata": {"name": "octopus-member-leave", "namespace": NAMESPACE},
+                "spec": {"backoffLimit": 0, "template": {"spec": pod}},
+            }))
+            .unwrap();
+        self.cluster
+            .kubectl(&[
+                "wait",
+                "-n",
+                NAMESPACE,
+                "--for=condition=Complete",
+                "job/octopus-member-leave",
+                "--timeout=120s",
+            ])
+            .unwrap_or_else(|e| {
+                let logs = self
+                    .cluster
+                    .kubectl(&["logs", "-n", NAMESPACE, "job/octopus-member-leave"])
+                    .unwrap_or_default();
+                panic!("{name}: leaving failed: {e}\n{logs}")
+            });
+    }
+
+    /// Replaces the bootstrap token the CNF joins with.
+    pub fn set_token(&self, token: &str) {
+        let hub_secret = self
+            .cluster
+            .kubectl(&["get", "secret", "nauti-hub", "-n", NAMESPACE, "-o", "json"])
+            .unwrap();
+        let mut secret: Value = serde_json::from_str(&hub_secret).unwrap();
+        secret["stringData"] = json!({"token": token});
+        self.cluster.apply(&secret).unwrap();
+    }
+
+    /// Scales the CNF Deployment.
+    pub fn scale_gateway(&self, replicas: usize) {
+        self.cluster
+            .kubectl(&[
+                "scale",
+                "-n",
+                NAMESPACE,
+                "deployment/octopus-member",
+                &format!("--replicas={replicas}"),
+            ])
+            .unwrap();
+    }
+
     /// The next hop of the gateway router's route to the global network (the active CNF).
     pub fn gateway_next_hop(&self) -> String {
         self.cluster

@@ -1,7 +1,8 @@
 //! Two member clusters behind NAT and a hub, each a real Kubernetes cluster (ClusterBed): the
 //! members join with a token the hub issued, and a pod in one member reaches a pod in the
 //! other by its `nauti.io/ip_address`, through both members' CNF pods and the hub's. Then the
-//! hub's API server goes away under a running stream, and the active CNF of a member dies.
+//! hub's API server goes away under a running stream, the active CNF of a member dies, and a
+//! member leaves and joins again.
 //!
 //! In each member `nauti-ovnmaster` and `nauti-nri` (one per node) run as processes beside the
 //! cluster, as their DaemonSet and Deployment would; octopus runs as pods (the hub's gateway and
@@ -13,6 +14,7 @@
 mod bench;
 mod cluster;
 mod failover;
+mod leave;
 mod outage;
 
 use std::time::Duration;
@@ -26,7 +28,7 @@ use cluster::{Member, deploy_hub, issue_token, pod_address, tunnel_bytes};
 const TRANSFER: u64 = 64 << 20;
 
 #[test]
-fn members_behind_nat_carry_pod_traffic_through_the_hub_an_api_outage_and_a_cnf_failover() {
+fn members_behind_nat_carry_pod_traffic_through_an_api_outage_a_cnf_failover_and_a_rejoin() {
     require_root!();
     let bed = ClusterBed::start(
         "xc",
@@ -67,6 +69,7 @@ fn members_behind_nat_carry_pod_traffic_through_the_hub_an_api_outage_and_a_cnf_
     through_both_gateways_and_the_hub(hub, &east, &west, &server_ip);
     outage::a_stream_outlives_the_hubs_api_server(&bed, &east, &west, &server_ip);
     failover::the_standby_cnf_takes_over(&east, &server_ip);
+    leave::a_member_leaves_and_joins_again(hub, &east, &west, &server_ip);
 }
 
 /// Issue test 1: ping, then 64 MiB of TCP; the hub's tunnels carried it.
