@@ -17,6 +17,7 @@ mod lb;
 mod monitor;
 mod nb;
 mod router;
+pub mod sb;
 mod session;
 pub mod tls;
 mod vswitch;
