@@ -162,6 +162,27 @@ pub struct PeerStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "crate::schema::latency_ms")]
     pub latency_ms: Option<u64>,
+
+    /// Bytes the hub's gateway received from the cluster through the tunnel (the device's
+    /// counter: it starts again at 0 when the gateway restarts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "byte_count")]
+    pub rx_bytes: Option<u64>,
+
+    /// Bytes the hub's gateway sent to the cluster through the tunnel (the device's counter).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "byte_count")]
+    pub tx_bytes: Option<u64>,
+}
+
+fn byte_count(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "description": "A WireGuard device byte counter, as last read by the hub.",
+        "type": "integer",
+        "format": "int64",
+        "minimum": 0,
+        "nullable": true,
+    })
 }
 
 impl PeerStatus {

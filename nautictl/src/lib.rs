@@ -435,6 +435,7 @@ mod tests {
             ],
             last_handshake: Some(Time(ts("2026-12-04T00:00:00Z"))),
             latency_ms: Some(3),
+            ..PeerStatus::default()
         });
         let row = cluster_row(&peer);
         assert_eq!(row.endpoint.as_deref(), Some("198.18.0.11:51820"));

@@ -36,6 +36,7 @@ fn ready_peer(cluster_id: &str, slice: &str) -> Peer {
         ],
         last_handshake: Some(Time(ts("2026-12-04T11:59:30Z"))),
         latency_ms: Some(1),
+        ..PeerStatus::default()
     });
     peer
 }

@@ -174,6 +174,7 @@ async fn nautictl_against_a_real_hub() {
         ],
         last_handshake: Some(Time(handshake)),
         latency_ms: Some(4),
+        ..PeerStatus::default()
     };
     peers
         .patch_status(
