@@ -16,4 +16,4 @@ export NAUTI_OCTOPUS_BIN=$CARGO_TARGET_DIR/release/octopus
 export NAUTI_CROSSDNS_BIN=$CARGO_TARGET_DIR/release/crossdns
 echo "command: tests/bench/propagation.sh; PROPAGATION_SERVICES=$PROPAGATION_SERVICES; $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 cargo test -q -p nauti-octopus --test propagation -- --ignored --nocapture --test-threads 1 2>&1 \
-  | grep -E '^(propagation:|set up |test result|thread .* panicked|  )' || { echo "propagation benchmark FAILED" >&2; exit 1; }
+  | grep -E '^(propagation|set up |test result|thread .* panicked|  )' || { echo "propagation benchmark FAILED" >&2; exit 1; }
