@@ -1,6 +1,7 @@
 //! WireGuard devices behind one trait. The userspace backend (boringtun's protocol core under an
 //! I/O loop of our own) is the one this machine runs.
 
+pub mod kernel;
 pub mod userspace;
 
 use std::net::SocketAddr;
