@@ -25,6 +25,7 @@ use crate::gateway::GatewayConfig;
 use crate::gateway::file::FileGatewayConfig;
 use crate::hub::tokens;
 use crate::join::BootstrapToken;
+use crate::wg::kernel::{WireGuardBackend, choose_backend, probe_kernel};
 use crate::wg::userspace::{Device, DeviceConfig, uapi};
 
 /// Default address of octopus's `/metrics`, `/healthz` and `/readyz`.
@@ -70,6 +71,10 @@ pub struct DataPathArgs {
     /// MTU of the network the tunnel runs over; the interface gets this minus WireGuard's 60.
     #[arg(long, env = "OCTOPUS_UNDERLAY_MTU", default_value_t = 1500)]
     underlay_mtu: u16,
+    /// WireGuard implementation: `kernel` (the kernel module), `userspace` (in-process device
+    /// on a TUN interface) or `auto` (the kernel module where the node has it, else userspace).
+    #[arg(long, env = "OCTOPUS_WIREGUARD_BACKEND", value_enum, default_value_t)]
+    wireguard_backend: WireGuardBackend,
 }
 
 impl DataPathArgs {
@@ -77,6 +82,11 @@ impl DataPathArgs {
         let Some(ifname) = &self.wireguard_interface else {
             return Ok(None);
         };
+        // The controllers start the userspace device only, so `kernel` stops here with the
+        // reason (no module, or not startable by them) before anything else runs.
+        let backend = choose_backend(self.wireguard_backend, probe_kernel, false)
+            .context("--wireguard-backend")?;
+        tracing::info!(ifname, ?backend, "WireGuard backend");
         let (config, mtu) =
             GatewayConfig::derive(ifname, self.underlay_mtu, policy).context("--underlay-mtu")?;
         tracing::info!(
