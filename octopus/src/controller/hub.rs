@@ -15,8 +15,9 @@
 //!    forwarding ([`crate::gateway`]): the hub forwards between members.
 //!
 //! 7. with the tunnel (passes then come at least every 10 s), read its counters into each
-//!    member's Peer status: `Ready`, `lastHandshake` ([`super::status`]), each Peer written
-//!    only when that changes, and into the per-peer metrics. `latencyMs` stays unset.
+//!    member's Peer status: `Ready`, `lastHandshake`, the byte counters and `latencyMs` (pings
+//!    through the tunnel to the member's gateway, [`super::probe`]) ([`super::status`]), each
+//!    Peer written only when that changes, and into the per-peer metrics.
 //!
 //! Members' certificate requests are approved by [`approval::run`] beside it. All of this runs
 //! only on the replica holding the Lease (`--lease-name`); the others wait for it.
@@ -40,6 +41,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::metrics::{Metrics, ValidLabel};
+use super::probe::ProbeSettings;
 use super::publish::{OwnPeer, publish};
 use super::status::{self, StatusWriter};
 use super::{connect, local, next_pass, watch_peers};
@@ -240,7 +242,8 @@ async fn report_tunnels(
         .cloned()
         .collect();
     let now = SystemTime::now();
-    let statuses = status::observe(&state, &members, now);
+    let mut statuses = status::observe(&state, &members, now);
+    status::add_latency(&mut statuses, &members, ProbeSettings::default()).await;
     status::record_metrics(metrics, &statuses);
     let failures = writer.write(peers, &members, &statuses, now).await;
     if failures > 0 {

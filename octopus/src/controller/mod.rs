@@ -20,6 +20,7 @@ pub mod imports;
 pub mod local;
 pub mod member;
 pub mod metrics;
+pub mod probe;
 pub mod publish;
 pub mod services;
 pub mod status;

@@ -2,22 +2,27 @@
 //! and, on the hub, in each member's `Peer` status (status subresource; the hub owns it).
 //!
 //! The decisions are [`crate::core::tunnel`]'s; this module reads the device, matches its
-//! peers to Peers by public key and writes.
+//! peers to Peers by public key, adds the latency [`super::probe`] measures through the tunnel
+//! to each member's gateway address, and writes.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
-use nauti_api::Peer;
 use nauti_api::conditions::{new_condition, set_condition};
 use nauti_api::peer::condition;
+use nauti_api::{NetworkConfig, Peer};
 
 use super::metrics::Metrics;
+use super::probe::{self, ProbeSettings};
+use crate::core::icmp::round_ms;
 use crate::core::tunnel::epoch_secs;
 use crate::core::{
     PublicKey, TunnelSample, TunnelStatus, WritePacing, WrittenStatus, should_write, tunnel_status,
 };
+use crate::hub::assign::assigned_slice;
 use crate::wg::DeviceState;
 
 /// Each Peer (by name) the device has a peer for, with its tunnel status. `peers` are the
@@ -57,6 +62,42 @@ fn recorded_handshake(peer: &Peer) -> Option<SystemTime> {
     let time = peer.status.as_ref()?.last_handshake.as_ref()?;
     let secs = u64::try_from(time.0.as_second()).ok()?;
     Some(SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
+}
+
+/// Where the hub pings a member through the tunnel: the gateway address (first usable
+/// address) of the slice the hub assigned it, which the member's router answers.
+pub fn probe_target(peer: &Peer) -> Option<IpAddr> {
+    assigned_slice(peer).and_then(|slice| NetworkConfig::gateway_of(&slice))
+}
+
+/// Measures the latency to each member of `statuses` (all at once, each bounded by
+/// `settings`) and sets it in its status; unset for a member without a slice, or whose
+/// gateway did not answer.
+pub async fn add_latency(
+    statuses: &mut [(String, TunnelStatus)],
+    peers: &[Peer],
+    settings: ProbeSettings,
+) {
+    let probes = statuses.iter().map(|(name, _)| {
+        let target = peers
+            .iter()
+            .find(|p| p.metadata.name.as_deref() == Some(name.as_str()))
+            .and_then(probe_target);
+        async move {
+            let target = target?;
+            match probe::round_trip(target, settings).await {
+                Ok(rtt) => rtt.map(round_ms),
+                Err(error) => {
+                    tracing::debug!(peer = %name, %target, %error, "cannot probe the latency");
+                    None
+                }
+            }
+        }
+    });
+    let latencies = futures::future::join_all(probes).await;
+    for ((_, status), latency) in statuses.iter_mut().zip(latencies) {
+        status.latency_ms = latency;
+    }
 }
 
 /// Exports `statuses` as the per-peer tunnel metrics, dropping peers no longer reported.
@@ -119,6 +160,7 @@ impl StatusWriter {
                             reason: wanted.reason.to_owned(),
                             message: wanted.message.clone(),
                             last_handshake_secs: epoch_secs(wanted.last_handshake),
+                            latency_ms: wanted.latency_ms,
                         },
                     );
                 }
@@ -145,6 +187,7 @@ fn as_written(peer: &Peer) -> Option<WrittenStatus> {
         last_handshake_secs: recorded_handshake(peer)
             .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
             .map(|d| d.as_secs()),
+        latency_ms: status.latency_ms,
     })
 }
 
@@ -176,7 +219,14 @@ async fn write_one(api: &Api<Peer>, peer: &Peer, wanted: &TunnelStatus) -> Resul
         .and_then(|secs| jiff::Timestamp::from_second(secs).ok())
         .map(Time);
     let patch = serde_json::json!({
-        "status": {"conditions": conditions, "lastHandshake": last_handshake}
+        "status": {
+            "conditions": conditions,
+            "lastHandshake": last_handshake,
+            // null removes a latency no longer measured (merge patch).
+            "latencyMs": wanted.latency_ms,
+            "rxBytes": wanted.rx_bytes,
+            "txBytes": wanted.tx_bytes,
+        }
     });
     api.patch_status(name, &PatchParams::default(), &Patch::Merge(patch))
         .await?;
@@ -269,6 +319,68 @@ mod tests {
         let statuses = observe(&state, &peers, at(1000));
         assert_eq!(statuses[0].1.reason, reason::NOT_ANSWERING);
         assert_eq!(statuses[0].1.last_handshake, Some(at(400)));
+    }
+
+    #[test]
+    fn the_probe_goes_to_the_gateway_address_of_the_assigned_slice() {
+        let mut peer = peer_with_key("a", 1, None);
+        peer.metadata.generation = Some(2);
+        assert_eq!(
+            probe_target(&peer),
+            None,
+            "no Valid condition: no slice yet"
+        );
+        peer.status = Some(PeerStatus {
+            conditions: vec![new_condition(
+                condition::VALID,
+                Some(true),
+                condition::REASON_VALID,
+                String::new(),
+                Some(2),
+                Time(jiff::Timestamp::now()),
+            )],
+            ..PeerStatus::default()
+        });
+        assert_eq!(probe_target(&peer), Some("10.113.0.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn the_stored_latency_counts_as_written() {
+        let mut peer = peer_with_key("a", 1, Some(990));
+        let mut wanted = tunnel_status(
+            &TunnelSample {
+                last_handshake: Some(at(990)),
+                rx_bytes: 0,
+                tx_bytes: 0,
+            },
+            None,
+            at(1000),
+        );
+        wanted.latency_ms = Some(12);
+        let status = peer.status.as_mut().unwrap();
+        status.latency_ms = Some(3);
+        status.conditions.push(new_condition(
+            condition::READY,
+            Some(true),
+            reason::CONNECTED,
+            wanted.message.clone(),
+            None,
+            Time(jiff::Timestamp::now()),
+        ));
+        let written = as_written(&peer).unwrap();
+        assert_eq!(written.latency_ms, Some(3));
+        assert!(
+            should_write(&wanted, Some(&written), at(1000), WritePacing::default()),
+            "3 ms stored, 12 ms measured"
+        );
+        peer.status.as_mut().unwrap().latency_ms = Some(12);
+        let written = as_written(&peer).unwrap();
+        assert!(!should_write(
+            &wanted,
+            Some(&written),
+            at(1000),
+            WritePacing::default()
+        ));
     }
 
     #[test]

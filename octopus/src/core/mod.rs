@@ -9,8 +9,10 @@
 //! - [`mtu`]: the MTUs of the tunnel and of the pods' second NIC, with the reason.
 //! - [`mcs`]: multi-cluster services: what a member exports, and the import every member keeps.
 //! - [`tunnel`]: a peer's tunnel status (`Ready`, last handshake, bytes) from the device's counters.
+//! - [`icmp`]: the echo packets of the hub's latency probe, and the median of its round trips.
 
 pub mod diff;
+pub mod icmp;
 pub mod key;
 pub mod mcs;
 pub mod mtu;

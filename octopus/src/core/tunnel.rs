@@ -5,10 +5,15 @@
 //! and a peer with a 25 s persistent keepalive keeps traffic flowing, so a live tunnel never
 //! goes [`HANDSHAKE_FRESH`] (3 minutes) without one. Past that the peer stopped answering.
 //!
-//! Latency is not measured here: the device has no round-trip figure of its own, and probing
-//! through the tunnel is left to a later change, so `latencyMs` stays unset.
+//! The device has no round-trip figure of its own: the hub pings each member's gateway
+//! through the tunnel ([`super::icmp`]) and adds the median to the status
+//! ([`TunnelStatus::latency_ms`]). A latency that only wobbles is not worth a write of its own
+//! ([`LatencyThreshold`]).
 
 use std::time::{Duration, SystemTime};
+
+pub use super::icmp::LatencyThreshold;
+use super::icmp::latency_moved;
 
 /// How long after a handshake a tunnel still counts as up: WireGuard rekeys every 2 minutes
 /// on a live tunnel, so one missed rekey plus slack.
@@ -53,6 +58,9 @@ pub struct TunnelStatus {
     pub reason: &'static str,
     /// Human-readable, naming the handshake's age.
     pub message: String,
+    /// The median round trip through the tunnel to the peer's gateway, in ms; `None` when
+    /// not measured or nothing answered.
+    pub latency_ms: Option<u64>,
 }
 
 /// The status of one peer from the `current` sample, the `previous` one (an earlier look, or
@@ -110,6 +118,7 @@ pub fn tunnel_status(
         ready,
         reason,
         message,
+        latency_ms: None,
     }
 }
 
@@ -126,6 +135,8 @@ pub struct WrittenStatus {
     pub message: String,
     /// `lastHandshake` as written, whole seconds since the epoch (what the API keeps).
     pub last_handshake_secs: Option<u64>,
+    /// `latencyMs` as written.
+    pub latency_ms: Option<u64>,
 }
 
 /// How often the status writer may write one Peer.
@@ -136,6 +147,9 @@ pub struct WritePacing {
     /// A change of the message alone (the handshake's age, the byte counts) is written only
     /// when the last write is this old.
     pub refresh: Duration,
+    /// A latency change beyond this is written as soon as [`Self::min_interval`] allows; a
+    /// smaller one waits for [`Self::refresh`] like the message.
+    pub latency: LatencyThreshold,
 }
 
 impl Default for WritePacing {
@@ -143,13 +157,15 @@ impl Default for WritePacing {
         Self {
             min_interval: Duration::from_secs(10),
             refresh: Duration::from_secs(60),
+            latency: LatencyThreshold::default(),
         }
     }
 }
 
 /// Whether `wanted` should be written now, given what was `written` last (`None`: nothing yet
-/// or unknown). A change of `Ready`, its reason or the handshake is written as soon as the
-/// pacing allows; a message that merely ages is refreshed less often.
+/// or unknown). A change of `Ready`, its reason, the handshake or (beyond its threshold) the
+/// latency is written as soon as the pacing allows; a message that merely ages, or a latency
+/// that merely wobbles, is refreshed less often.
 pub fn should_write(
     wanted: &TunnelStatus,
     written: Option<&WrittenStatus>,
@@ -165,11 +181,13 @@ pub fn should_write(
     }
     let significant = written.ready != wanted.ready
         || written.reason != wanted.reason
-        || written.last_handshake_secs != epoch_secs(wanted.last_handshake);
+        || written.last_handshake_secs != epoch_secs(wanted.last_handshake)
+        || latency_moved(written.latency_ms, wanted.latency_ms, pacing.latency);
     if significant {
         return true;
     }
-    written.message != wanted.message && since >= pacing.refresh
+    let changed = written.message != wanted.message || written.latency_ms != wanted.latency_ms;
+    changed && since >= pacing.refresh
 }
 
 /// Whole seconds since the epoch, as a Kubernetes `Time` keeps them.

@@ -105,6 +105,7 @@ fn written(status: &TunnelStatus, secs: u64) -> WrittenStatus {
         reason: status.reason.to_owned(),
         message: status.message.clone(),
         last_handshake_secs: epoch_secs(status.last_handshake),
+        latency_ms: status.latency_ms,
     }
 }
 
@@ -157,4 +158,36 @@ fn a_message_that_only_ages_is_refreshed_slowly() {
     assert_ne!(later.message, first.message);
     assert!(!should_write(&later, Some(&last), at(NOW + 30), pacing));
     assert!(should_write(&later, Some(&last), at(NOW + 60), pacing));
+}
+
+#[test]
+fn a_wobbling_latency_waits_for_the_refresh_and_a_jump_does_not() {
+    let pacing = WritePacing::default();
+    let mut first = tunnel_status(&sample(Some(NOW - 10), 10, 10), None, at(NOW));
+    first.latency_ms = Some(40);
+    let last = written(&first, NOW);
+    let mut wobble = first.clone();
+    wobble.latency_ms = Some(47);
+    assert!(!should_write(&wobble, Some(&last), at(NOW + 30), pacing));
+    assert!(should_write(&wobble, Some(&last), at(NOW + 60), pacing));
+    let mut jump = first.clone();
+    jump.latency_ms = Some(90);
+    assert!(
+        !should_write(&jump, Some(&last), at(NOW + 5), pacing),
+        "still no faster than the minimum interval"
+    );
+    assert!(should_write(&jump, Some(&last), at(NOW + 10), pacing));
+    let mut lost = first.clone();
+    lost.latency_ms = None;
+    assert!(
+        should_write(&lost, Some(&last), at(NOW + 10), pacing),
+        "no reply any more"
+    );
+    let unchanged = first;
+    assert!(!should_write(
+        &unchanged,
+        Some(&last),
+        at(NOW + 3600),
+        pacing
+    ));
 }
