@@ -33,6 +33,7 @@ use nauti_octopus::controller::local::{
     CLUSTER_CONFIGMAP, CLUSTER_SUBNET_KEY, CREDENTIAL_SECRET, PRIVATE_KEY_FIELD,
     WIREGUARD_KEY_SECRET,
 };
+use nauti_octopus::controller::status::probe_target;
 use nauti_octopus::hub::assign::{NO_SLICE, assigned_slice};
 use nauti_octopus::join::credential::bootstrap_client;
 use nauti_octopus::join::csr::{CsrError, request_certificate};
@@ -750,7 +751,8 @@ fn peer_gauge(metrics: &str, name: &str, peer: &str) -> Option<i64> {
 
 /// The hub and a member each run the tunnel (`--wireguard-interface`) in a network namespace
 /// of their own, joined by a veth (their API servers reached through loopback forwards): the
-/// member dials the hub, and the hub records the tunnel in the member's Peer status.
+/// member dials the hub, and the hub records the tunnel in the member's Peer status: `Ready`,
+/// the handshake, the byte counters and the latency of pings to the member's gateway address.
 #[tokio::test]
 async fn the_hub_writes_the_members_tunnel_into_its_peer_status() {
     require_root!();
@@ -857,9 +859,9 @@ async fn the_hub_writes_the_members_tunnel_into_its_peer_status() {
         "a recent handshake: {age:#}"
     );
     assert_eq!(
-        p.status.as_ref().unwrap().latency_ms,
-        None,
-        "latency is not measured"
+        probe_target(&p),
+        Some(member_addr.parse().unwrap()),
+        "the hub pings the first address of the member's slice"
     );
     // The hub's metrics carry the same tunnel, bytes in both directions.
     let hub_log = dir.log("octopus-hub");
@@ -900,4 +902,75 @@ async fn the_hub_writes_the_members_tunnel_into_its_peer_status() {
         (peer_gauge(&metrics, "nauti_octopus_tunnel_ready", HUB_ID) == Some(1)).then_some(())
     })
     .await;
+
+    // The hub pings the member's gateway address (`member_addr`, on the member's loopback)
+    // through the tunnel and writes the median round trip.
+    let latency = eventually("latencyMs in the member's Peer", || async move {
+        peer(hub, member.id).await?.status?.latency_ms
+    })
+    .await;
+    eprintln!(
+        "latencyMs {latency} {:?} after the start",
+        started.elapsed()
+    );
+    assert!(
+        latency < 250,
+        "a round trip between two namespaces of one machine: {latency} ms"
+    );
+    // The device's byte counters ride with the condition; traffic makes them grow (written at
+    // the message's refresh pace, so within about a minute).
+    let status = peer(hub, member.id).await.unwrap().status.unwrap();
+    let (rx_before, tx_before) = (status.rx_bytes.unwrap(), status.tx_bytes.unwrap());
+    assert!(rx_before > 0 && tx_before > 0, "{status:?}");
+    const PINGS: u64 = 20;
+    const SIZE: u64 = 1200;
+    member_ns
+        .exec(
+            "ping",
+            &[
+                "-c",
+                &PINGS.to_string(),
+                "-i",
+                "0.2",
+                "-s",
+                &SIZE.to_string(),
+                "-W",
+                "1",
+                "-I",
+                &member_addr,
+                &hub_addr,
+            ],
+        )
+        .unwrap();
+    let grown_at = Instant::now();
+    let (rx_after, tx_after) = poll(
+        "the ping's bytes in the member's Peer status",
+        Duration::from_secs(150),
+        Duration::from_secs(1),
+        || async move {
+            let status = peer(hub, member.id).await?.status?;
+            let (rx, tx) = (status.rx_bytes?, status.tx_bytes?);
+            let moved = rx >= rx_before + PINGS * SIZE && tx >= tx_before + PINGS * SIZE;
+            moved.then_some((rx, tx))
+        },
+    )
+    .await;
+    eprintln!(
+        "rxBytes {rx_before} -> {rx_after}, txBytes {tx_before} -> {tx_after}, written {:?} after the traffic",
+        grown_at.elapsed()
+    );
+    // Once the gateway address stops answering, the latency goes away.
+    member_ns
+        .ip(&["addr", "del", &format!("{member_addr}/32"), "dev", "lo"])
+        .unwrap();
+    let gone_at = Instant::now();
+    eventually("latencyMs unset once nothing answers", || async move {
+        let status = peer(hub, member.id).await?.status?;
+        status.latency_ms.is_none().then_some(())
+    })
+    .await;
+    eprintln!(
+        "latencyMs unset {:?} after the address went",
+        gone_at.elapsed()
+    );
 }
