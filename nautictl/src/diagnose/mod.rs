@@ -1,21 +1,34 @@
 //! The checks of `nautictl diagnose` as plain functions over what was read along one path, from
-//! a source pod to a destination pod or service name. Reading the facts (kube, OVN, the pod's
-//! netns, DNS) is an adapter's job; here every hop is decided and worded, so each failure
-//! message is unit-tested.
+//! a source pod to a destination pod or service name. Reading the facts (kube, the OVN
+//! northbound and southbound databases, the hub's Peers, crossdns) is an adapter's job; here
+//! every hop is decided and worded, so each failure message is unit-tested.
+//!
+//! The path (README, "The cross-cluster path"): the pod's `eth-nauti` is its port `<ns>_<pod>`
+//! on the switch `nauti-<cluster>`; the switch's gateway router `nauti-<cluster>-gw` holds the
+//! pod's gateway address and routes the global network through the active CNF pod (the leader
+//! of Deployment `octopus-member`, holder of Lease `octopus-member`); the CNF tunnels to the
+//! other cluster, whose Peer on the hub is Ready with a recent handshake; a service name
+//! resolves in crossdns.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
 
 use nauti_api::PodNetwork;
-use nauti_api::core::net::parse_canonical_cidr;
 use nauti_api::peer::{Peer, condition};
+use nauti_ovn::client::sb::PortBinding;
+
+pub mod dns;
 
 /// A WireGuard session's keys expire 180 s after its last handshake (REJECT_AFTER_TIME); an
 /// older handshake means no traffic can cross the tunnel until a new one succeeds.
 pub const HANDSHAKE_FRESH_SECS: i64 = 180;
 
-/// The source pod as read from the API server and from inside its network namespace.
+/// The `external_ids` key of the gateway route naming the CNF pod that set it (octopus's
+/// `claim::POD_KEY`).
+pub const CNF_POD_KEY: &str = "nauti.io/cnf-pod";
+
+/// The source pod as read from the API server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourcePod {
     pub namespace: String,
@@ -24,84 +37,124 @@ pub struct SourcePod {
     pub node: String,
     /// All of the pod's annotations; the `nauti.io/*` ones are read from them.
     pub annotations: BTreeMap<String, String>,
-    /// The address on `eth-nauti` as seen inside the pod; `None` when there is no `eth-nauti`.
-    pub eth_nauti: Option<IpAddr>,
 }
 
-/// The pod's OVN logical switch port, as `ovn-nbctl`/`ovn-sbctl` print it.
+/// The pod's OVN logical switch port in the northbound database.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogicalSwitchPort {
+pub struct SwitchPort {
     pub name: String,
     /// The `addresses` column, e.g. `["0a:58:0a:70:01:05 10.112.1.5"]`.
     pub addresses: Vec<String>,
-    /// The `up` column; `None` when OVN has not set it.
-    pub up: Option<bool>,
-    /// The hostname of the chassis the southbound Port_Binding names; `None` when unbound.
-    pub chassis: Option<String>,
 }
 
-/// The cluster's gateway (CNF) port and whether it answered a probe from the pod.
+/// What the southbound database says of the pod's port.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GatewayPort {
+pub enum BindingFacts {
+    /// No southbound database was given: the hop is skipped.
+    NotRead,
+    /// The southbound database has no `Port_Binding` for the port (northd has not seen it).
+    NoRow,
+    Row(PortBinding),
+}
+
+/// One static route of the gateway router.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouterRoute {
+    pub ip_prefix: String,
+    pub nexthop: String,
+    /// The CNF pod that set it (`external_ids:nauti.io/cnf-pod`).
+    pub cnf_pod: Option<String>,
+}
+
+/// A CNF pod as read from the API server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CnfPod {
     pub name: String,
-    /// The gateway's address on the cluster subnet, from its port.
+    /// `status.phase`.
+    pub phase: String,
+    /// Set when the pod is being deleted.
+    pub deleting: bool,
+    /// Its `nauti.io/ip_address`, the address on its own `eth-nauti`.
     pub address: Option<IpAddr>,
-    pub answers: bool,
 }
 
-/// The routes on one gateway's WireGuard interface, as `ip route` prints their destinations.
+/// The CNF's Lease as read from the API server.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GatewayRoutes {
-    pub cluster_id: String,
-    pub routes: Vec<String>,
+pub struct LeaseFacts {
+    pub namespace: String,
+    pub name: String,
+    /// `holderIdentity`: `<pod>_<suffix>` for octopus.
+    pub holder: Option<String>,
+    pub renewed: Option<jiff::Timestamp>,
+    pub duration_secs: Option<i64>,
+}
+
+/// The cluster's gateway router and the CNF its route names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayFacts {
+    /// `nauti-<cluster>-gw`.
+    pub router: String,
+    /// The `networks` of the router's port on the switch (`10.113.0.1/16`); `None` when the
+    /// port does not exist.
+    pub router_networks: Option<Vec<String>>,
+    /// The global network the route to the other clusters covers.
+    pub global: String,
+    /// Every static route of the router.
+    pub routes: Vec<RouterRoute>,
+    /// The namespace the CNF runs in.
+    pub cnf_namespace: String,
+    /// The CNF's Deployment: `(spec.replicas, status.readyReplicas)`; `None` when it is absent.
+    pub deployment: Option<(i32, i32)>,
+    /// The pod the route names, when it exists.
+    pub cnf: Option<CnfPod>,
+    /// The CNF's Lease; `None` when it does not exist.
+    pub lease: Option<LeaseFacts>,
 }
 
 /// Where the path ends.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Destination {
-    /// A pod of `cluster_id`.
+    /// No `--to`: only the source cluster's hops are checked.
+    None,
+    /// A pod of `cluster_id` at `address`.
     Pod {
         namespace: String,
         name: String,
+        address: IpAddr,
         cluster_id: String,
     },
-    /// A service name such as `nginx-svc.default.svc.hyperos.local`, served by `cluster_id`.
-    Service { name: String, cluster_id: String },
+    /// A service name such as `nginx-svc.default.svc.hyperos.local`, exported by `clusters`
+    /// (from the ServiceImports on the hub).
+    Service { name: String, clusters: Vec<String> },
 }
 
 impl Destination {
-    fn cluster_id(&self) -> &str {
+    /// The clusters the path may end in.
+    fn cluster_ids(&self) -> Vec<&str> {
         match self {
-            Self::Pod { cluster_id, .. } | Self::Service { cluster_id, .. } => cluster_id,
+            Self::None => Vec::new(),
+            Self::Pod { cluster_id, .. } => vec![cluster_id],
+            Self::Service { clusters, .. } => clusters.iter().map(String::as_str).collect(),
         }
     }
-}
-
-/// What crossdns and the cluster's CoreDNS answered for the destination name; `None` when a
-/// server gave no address (no answer, NXDOMAIN or a timeout).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct DnsAnswers {
-    pub crossdns: Option<Vec<IpAddr>>,
-    pub coredns: Option<Vec<IpAddr>>,
 }
 
 /// Everything `diagnose` read along one path.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PathFacts {
     pub source_cluster: String,
-    pub source: SourcePod,
+    /// `None` without `--from`: the pod's hops are skipped.
+    pub source: Option<SourcePod>,
     /// `None` when the port does not exist in the northbound database.
-    pub lsp: Option<LogicalSwitchPort>,
-    /// `None` when the cluster has no gateway port.
-    pub gateway: Option<GatewayPort>,
+    pub lsp: Option<SwitchPort>,
+    pub binding: BindingFacts,
+    pub gateway: GatewayFacts,
     pub destination: Destination,
     /// The Peers of the cluster set, from the hub.
     pub peers: Vec<Peer>,
-    /// The source gateway's routes; `None` when they could not be read.
-    pub source_routes: Option<GatewayRoutes>,
-    /// The destination gateway's routes; `None` when they could not be read.
-    pub destination_routes: Option<GatewayRoutes>,
-    pub dns: DnsAnswers,
+    /// What crossdns answered for a service name; `None` for no address (no answer, NXDOMAIN,
+    /// a timeout).
+    pub crossdns: Option<Vec<IpAddr>>,
 }
 
 /// The hops of a path, in the order they are checked.
@@ -109,59 +162,56 @@ pub struct PathFacts {
 pub enum Hop {
     /// The pod carries a readable, consistent `nauti.io/*` record.
     Annotations,
-    /// The pod has `eth-nauti` with the annotated address.
-    EthNauti,
-    /// The pod's logical switch port holds that address, is up and bound on the pod's node.
+    /// The pod's logical switch port holds the annotated address and MAC.
     LogicalSwitchPort,
-    /// The cluster's gateway answers.
+    /// The port is bound to the pod's node's chassis.
+    Binding,
+    /// The gateway router holds the pod's gateway and routes the global network through a
+    /// running CNF pod that holds the Lease.
     Gateway,
     /// The Peers of both ends are Valid and Ready with a recent handshake.
     Peer,
-    /// Each gateway routes the other end's slices over WireGuard.
-    Routes,
-    /// The name resolves in crossdns and through CoreDNS alike.
+    /// The service name resolves in crossdns.
     Dns,
 }
 
 impl Hop {
     /// Every hop, in the order they are checked.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 6] = [
         Self::Annotations,
-        Self::EthNauti,
         Self::LogicalSwitchPort,
+        Self::Binding,
         Self::Gateway,
         Self::Peer,
-        Self::Routes,
         Self::Dns,
     ];
 
-    /// What the hop checks, for `diagnose --explain`.
+    /// What the hop checks.
     pub const fn describe(self) -> &'static str {
         match self {
             Self::Annotations => "the pod carries a readable, consistent nauti.io/* record",
-            Self::EthNauti => "the pod has eth-nauti with the annotated address",
             Self::LogicalSwitchPort => {
-                "the pod's logical switch port holds that address, is bound on the pod's node and up"
+                "the pod's logical switch port holds the annotated address and MAC"
             }
+            Self::Binding => "the port is bound (southbound Port_Binding) on the pod's node",
             Self::Gateway => {
-                "the cluster's gateway (CNF) port has the annotated address and answers"
+                "the gateway router holds the pod's gateway and routes the global network \
+                 through a running CNF pod that holds the Lease"
             }
             Self::Peer => {
                 "the Peers of both clusters are Valid and Ready with a handshake under 180s old"
             }
-            Self::Routes => "each gateway routes the other cluster's slices over WireGuard",
-            Self::Dns => "the name resolves in crossdns, and through CoreDNS to the same addresses",
+            Self::Dns => "the service name resolves in crossdns",
         }
     }
 
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Annotations => "annotations",
-            Self::EthNauti => "eth-nauti",
             Self::LogicalSwitchPort => "logical switch port",
+            Self::Binding => "port binding",
             Self::Gateway => "gateway",
             Self::Peer => "peer",
-            Self::Routes => "routes",
             Self::Dns => "dns",
         }
     }
@@ -173,89 +223,170 @@ impl fmt::Display for Hop {
     }
 }
 
-/// The hop that failed and why, worded for the operator.
+/// How one hop went.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failure {
-    pub hop: Hop,
-    pub message: String,
+pub enum Outcome {
+    /// Passed; what was seen.
+    Ok(String),
+    /// Not checked; why.
+    Skipped(String),
+    /// Failed; the cause, worded for the operator.
+    Failed(String),
 }
 
-/// The outcome of one `diagnose`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The outcome of one `diagnose`: the hops checked, in order, up to the first failure.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Report {
-    /// The hops that passed, in order.
-    pub passed: Vec<Hop>,
-    /// The first hop that failed; the hops after it were not checked.
-    pub failure: Option<Failure>,
+    pub hops: Vec<(Hop, Outcome)>,
 }
 
 impl Report {
-    /// 0 when every hop passed, 1 when one failed.
-    pub fn exit_code(&self) -> i32 {
-        i32::from(self.failure.is_some())
+    /// The hop that failed and its message.
+    pub fn failure(&self) -> Option<(Hop, &str)> {
+        self.hops.iter().find_map(|(hop, outcome)| match outcome {
+            Outcome::Failed(message) => Some((*hop, message.as_str())),
+            _ => None,
+        })
     }
 
-    /// One line per checked hop, `ok` or `FAIL` with the cause.
+    /// The hops that passed, in order.
+    pub fn passed(&self) -> Vec<Hop> {
+        self.hops
+            .iter()
+            .filter(|(_, o)| matches!(o, Outcome::Ok(_)))
+            .map(|(h, _)| *h)
+            .collect()
+    }
+
+    /// 0 when no hop failed, 1 when one did.
+    pub fn exit_code(&self) -> i32 {
+        i32::from(self.failure().is_some())
+    }
+
+    /// One line per hop: `ok`, `skip` or `FAIL`, the hop and what was seen or why.
     pub fn render(&self) -> String {
+        let width = Hop::ALL.iter().map(|h| h.as_str().len()).max().unwrap_or(0);
         let mut out = String::new();
-        for hop in &self.passed {
-            out.push_str(&format!("ok    {hop}\n"));
-        }
-        if let Some(f) = &self.failure {
-            out.push_str(&format!("FAIL  {}: {}\n", f.hop, f.message));
+        for (hop, outcome) in &self.hops {
+            let (tag, text) = match outcome {
+                Outcome::Ok(text) => ("ok", text),
+                Outcome::Skipped(text) => ("skip", text),
+                Outcome::Failed(text) => ("FAIL", text),
+            };
+            out.push_str(&format!("{tag:<5} {:<width$}  {text}\n", hop.as_str()));
         }
         out
     }
+
+    fn push(&mut self, hop: Hop, result: CheckResult) -> bool {
+        let failed = result.is_err();
+        self.hops.push((
+            hop,
+            match result {
+                Ok(text) => Outcome::Ok(text),
+                Err(text) => Outcome::Failed(text),
+            },
+        ));
+        !failed
+    }
+
+    fn skip(&mut self, hop: Hop, why: impl Into<String>) {
+        self.hops.push((hop, Outcome::Skipped(why.into())));
+    }
 }
 
-/// Checks each hop of `facts` in order and stops at the first failure. `now` dates the Peers'
-/// handshakes. Peer and route hops apply only when the destination is in another cluster, the
-/// DNS hop only when it is a service name.
+/// Checks each hop of `facts` in order and stops at the first failure. `now` dates the Lease
+/// and the Peers' handshakes. The Peer hop applies only when the destination is in another
+/// cluster, the DNS hop only when it is a service name.
 pub fn diagnose(facts: &PathFacts, now: jiff::Timestamp) -> Report {
-    let mut report = Report {
-        passed: Vec::new(),
-        failure: None,
-    };
-    let pod_network = match check_annotations(&facts.source) {
-        Ok(network) => network,
-        Err(message) => return report.fail(Hop::Annotations, message),
-    };
-    report.passed.push(Hop::Annotations);
-
-    let cross_cluster = facts.destination.cluster_id() != facts.source_cluster;
-    let checks: [(Hop, bool, CheckResult); 5] = [
-        (Hop::EthNauti, true, check_eth_nauti(facts, &pod_network)),
-        (Hop::LogicalSwitchPort, true, check_lsp(facts, &pod_network)),
-        (Hop::Gateway, true, check_gateway(facts, &pod_network)),
-        (Hop::Peer, cross_cluster, check_peers(facts, now)),
-        (Hop::Routes, cross_cluster, check_routes(facts)),
-    ];
-    for (hop, applies, result) in checks {
-        if !applies {
-            continue;
+    let mut report = Report::default();
+    let network = match &facts.source {
+        None => {
+            for hop in [Hop::Annotations, Hop::LogicalSwitchPort, Hop::Binding] {
+                report.skip(hop, "no --from pod");
+            }
+            None
         }
-        match result {
-            Ok(()) => report.passed.push(hop),
-            Err(message) => return report.fail(hop, message),
+        Some(pod) => {
+            let network = match check_annotations(pod) {
+                Ok(network) => network,
+                Err(message) => {
+                    report.push(Hop::Annotations, Err(message));
+                    return report;
+                }
+            };
+            report.push(
+                Hop::Annotations,
+                Ok(format!(
+                    "{}={} {}={} on {}",
+                    nauti_api::keys::IP_ADDRESS,
+                    network.ip_address,
+                    nauti_api::keys::MAC_ADDRESS,
+                    network.mac_address,
+                    network.logical_switch
+                )),
+            );
+            if !report.push(
+                Hop::LogicalSwitchPort,
+                check_lsp(pod, facts.lsp.as_ref(), &network),
+            ) {
+                return report;
+            }
+            match check_binding(pod, facts.lsp.as_ref(), &facts.binding) {
+                Some(result) => {
+                    if !report.push(Hop::Binding, result) {
+                        return report;
+                    }
+                }
+                None => report.skip(
+                    Hop::Binding,
+                    "no --ovn-sb: where the port is bound was not read",
+                ),
+            }
+            Some(network)
+        }
+    };
+    if !report.push(
+        Hop::Gateway,
+        check_gateway(
+            &facts.source_cluster,
+            facts.source.as_ref(),
+            network.as_ref(),
+            &facts.gateway,
+            now,
+        ),
+    ) {
+        return report;
+    }
+    let remote: Vec<&str> = facts
+        .destination
+        .cluster_ids()
+        .into_iter()
+        .filter(|id| *id != facts.source_cluster)
+        .collect();
+    match &facts.destination {
+        Destination::None => report.skip(Hop::Peer, "no --to destination"),
+        Destination::Service { clusters, .. } if clusters.is_empty() => {
+            report.skip(Hop::Peer, "no cluster exports the service");
+        }
+        _ if remote.is_empty() => report.skip(Hop::Peer, "the destination is in this cluster"),
+        _ => {
+            if !report.push(Hop::Peer, check_peers(facts, &remote, now)) {
+                return report;
+            }
         }
     }
-    if let Destination::Service { name, .. } = &facts.destination {
-        match check_dns(name, &facts.dns) {
-            Ok(()) => report.passed.push(Hop::Dns),
-            Err(message) => return report.fail(Hop::Dns, message),
-        }
+    if let Destination::Service { name, clusters } = &facts.destination {
+        report.push(
+            Hop::Dns,
+            check_dns(name, facts.crossdns.as_deref(), clusters),
+        );
     }
     report
 }
 
-impl Report {
-    fn fail(mut self, hop: Hop, message: String) -> Self {
-        self.failure = Some(Failure { hop, message });
-        self
-    }
-}
-
-type CheckResult = Result<(), String>;
+/// What a passing hop saw, or why it failed.
+type CheckResult = Result<String, String>;
 
 fn pod_ref(pod: &SourcePod) -> String {
     format!("{}/{}", pod.namespace, pod.name)
@@ -276,34 +407,18 @@ fn check_annotations(pod: &SourcePod) -> Result<PodNetwork, String> {
     }
 }
 
-fn check_eth_nauti(facts: &PathFacts, network: &PodNetwork) -> CheckResult {
-    let pod = &facts.source;
-    match pod.eth_nauti {
-        None => Err(format!(
-            "pod {} has no eth-nauti: the NRI plugin did not plumb it; see the pod's NautiNicFailed events",
-            pod_ref(pod)
-        )),
-        Some(inside) if inside != network.ip_address => Err(format!(
-            "pod {} is annotated {}={} but its eth-nauti has {inside}: the annotation is forged \
-             or stale; delete the pod so nauti-nri plumbs it again",
-            pod_ref(pod),
-            nauti_api::keys::IP_ADDRESS,
-            network.ip_address
-        )),
-        Some(_) => Ok(()),
-    }
+/// The `"MAC IP..."` entry of `addresses` that holds a MAC, split.
+fn port_address(lsp: &SwitchPort) -> Option<(String, Vec<IpAddr>)> {
+    lsp.addresses.iter().find_map(|entry| {
+        let mut words = entry.split_whitespace();
+        let mac = words.next()?.to_ascii_lowercase();
+        let ips: Vec<IpAddr> = words.filter_map(|w| w.parse().ok()).collect();
+        (mac.split(':').count() == 6).then_some((mac, ips))
+    })
 }
 
-fn lsp_has_address(lsp: &LogicalSwitchPort, ip: IpAddr) -> bool {
-    lsp.addresses
-        .iter()
-        .flat_map(|entry| entry.split_whitespace())
-        .any(|word| word.parse::<IpAddr>() == Ok(ip))
-}
-
-fn check_lsp(facts: &PathFacts, network: &PodNetwork) -> CheckResult {
-    let pod = &facts.source;
-    let Some(lsp) = &facts.lsp else {
+fn check_lsp(pod: &SourcePod, lsp: Option<&SwitchPort>, network: &PodNetwork) -> CheckResult {
+    let Some(lsp) = lsp else {
         return Err(format!(
             "pod {} has no logical switch port {} on {}: nauti-nri did not create it or it was \
              removed; delete the pod so it is plumbed again",
@@ -312,81 +427,224 @@ fn check_lsp(facts: &PathFacts, network: &PodNetwork) -> CheckResult {
             network.logical_switch
         ));
     };
-    if !lsp_has_address(lsp, network.ip_address) {
+    let Some((mac, ips)) = port_address(lsp) else {
         return Err(format!(
-            "logical switch port {} holds [{}], not the annotated {}={} of pod {}: the \
-             annotation is forged or stale; delete the pod so nauti-nri plumbs it again",
+            "logical switch port {} has no MAC and address ([{}]): it is not a pod port; \
+             delete the pod so nauti-nri plumbs it again",
             lsp.name,
-            lsp.addresses.join(", "),
+            lsp.addresses.join(", ")
+        ));
+    };
+    if !ips.contains(&network.ip_address) {
+        let held = ips
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Err(format!(
+            "pod {} is annotated {}={} but its logical switch port {} holds {held}: the \
+             annotation is forged or stale; delete the pod so nauti-nri plumbs it again",
+            pod_ref(pod),
             nauti_api::keys::IP_ADDRESS,
             network.ip_address,
-            pod_ref(pod)
+            lsp.name
         ));
     }
-    match &lsp.chassis {
-        None => {
-            return Err(format!(
-                "logical switch port {} is not bound to any chassis: ovn-controller on node {} \
-                 did not claim it; check the OVS interface's external_ids:iface-id and \
-                 ovn-controller's log on {}",
-                lsp.name, pod.node, pod.node
-            ));
-        }
-        Some(chassis) if *chassis != pod.node => {
-            return Err(format!(
-                "logical switch port {} is bound on chassis {chassis}, but pod {} runs on {}: a \
-                 stale port of an older sandbox holds it; delete the pod so it is plumbed again",
-                lsp.name,
-                pod_ref(pod),
-                pod.node
-            ));
-        }
-        Some(_) => {}
-    }
-    if lsp.up != Some(true) {
+    let annotated_mac = network.mac_address.to_string();
+    if mac != annotated_mac {
         return Err(format!(
-            "logical switch port {} is bound on {} but not up: ovn-controller has not installed \
-             its flows; see ovn-controller's log on {}",
-            lsp.name, pod.node, pod.node
+            "pod {} is annotated {}={annotated_mac} but its logical switch port {} holds \
+             {mac}: the annotation is forged or stale; delete the pod so nauti-nri plumbs it again",
+            pod_ref(pod),
+            nauti_api::keys::MAC_ADDRESS,
+            lsp.name
         ));
+    }
+    Ok(format!("{} holds {mac} {}", lsp.name, network.ip_address))
+}
+
+/// `None` when the southbound database was not read.
+fn check_binding(
+    pod: &SourcePod,
+    lsp: Option<&SwitchPort>,
+    binding: &BindingFacts,
+) -> Option<CheckResult> {
+    let port = lsp.map_or_else(
+        || nauti_api::core::port::lsp_name(&pod.namespace, &pod.name),
+        |l| l.name.clone(),
+    );
+    let node = &pod.node;
+    Some(match binding {
+        BindingFacts::NotRead => return None,
+        BindingFacts::NoRow => Err(format!(
+            "logical switch port {port} has no Port_Binding in the southbound database: \
+             ovn-northd has not translated it; check that ovn-northd runs"
+        )),
+        BindingFacts::Row(PortBinding { chassis: None, .. }) => Err(format!(
+            "logical switch port {port} is not bound to any chassis: ovn-controller on node \
+             {node} did not claim it; check the OVS interface's external_ids:iface-id and \
+             ovn-controller's log on {node}"
+        )),
+        BindingFacts::Row(PortBinding {
+            chassis: Some(chassis),
+            ..
+        }) if chassis.name != *node && chassis.hostname != *node => Err(format!(
+            "logical switch port {port} is bound on chassis {} ({}), but pod {} runs on \
+             {node}: a stale port of an older sandbox holds it; delete the pod so it is \
+             plumbed again",
+            chassis.name,
+            chassis.hostname,
+            pod_ref(pod)
+        )),
+        BindingFacts::Row(PortBinding {
+            chassis: Some(_),
+            up: Some(false),
+            ..
+        }) => Err(format!(
+            "logical switch port {port} is bound on {node} but not up: ovn-controller has not \
+             installed its flows; see ovn-controller's log on {node}"
+        )),
+        BindingFacts::Row(PortBinding {
+            chassis: Some(chassis),
+            ..
+        }) => Ok(format!("{port} bound on chassis {}", chassis.name)),
+    })
+}
+
+/// The address of a router port network such as `10.113.0.1/16`.
+fn network_address(network: &str) -> Option<IpAddr> {
+    network.split('/').next()?.parse().ok()
+}
+
+/// Whether the Lease is held by `pod` and not expired at `now`.
+fn lease_held_by(lease: &LeaseFacts, pod: &str, now: jiff::Timestamp) -> Result<(), String> {
+    let lease_ref = format!("Lease {}/{}", lease.namespace, lease.name);
+    let holder = lease.holder.as_deref().unwrap_or_default();
+    // octopus's identity is `<pod>_<suffix>`; a bare pod name is accepted too.
+    let holder_pod = holder.rsplit_once('_').map_or(holder, |(pod, _)| pod);
+    if holder.is_empty() {
+        return Err(format!("{lease_ref} has no holder: no CNF leads"));
+    }
+    if holder_pod != pod {
+        return Err(format!(
+            "{lease_ref} is held by {holder}, not by {pod}: the route names a CNF that no \
+             longer leads, and the leader has not taken the route over; see the leader's log"
+        ));
+    }
+    if let (Some(renewed), Some(duration)) = (lease.renewed, lease.duration_secs) {
+        let age = now.as_second() - renewed.as_second();
+        if age > duration {
+            return Err(format!(
+                "{lease_ref} held by {holder} expired {}s ago (renewed {} ago, lasts {duration}s): \
+                 the CNF stopped renewing it; see its log",
+                age - duration,
+                crate::age(renewed, now)
+            ));
+        }
     }
     Ok(())
 }
 
-fn check_gateway(facts: &PathFacts, network: &PodNetwork) -> CheckResult {
-    let cluster = &facts.source_cluster;
-    let Some(gateway) = &facts.gateway else {
+fn check_gateway(
+    cluster: &str,
+    pod: Option<&SourcePod>,
+    network: Option<&PodNetwork>,
+    gateway: &GatewayFacts,
+    now: jiff::Timestamp,
+) -> CheckResult {
+    let router = &gateway.router;
+    let Some(networks) = &gateway.router_networks else {
         return Err(format!(
-            "cluster {cluster} has no gateway port: the CNF is not running; check the \
-             nauti-gateway deployment (is it scaled to 0?)"
+            "gateway router {router} of cluster {cluster} has no port on its switch: \
+             nauti-ovnmaster has not made it; check that nauti-ovnmaster runs"
         ));
     };
-    if let Some(address) = gateway.address
-        && address != network.gateway
+    if let (Some(pod), Some(network)) = (pod, network)
+        && !networks
+            .iter()
+            .any(|n| network_address(n) == Some(network.gateway))
     {
         return Err(format!(
-            "pod {} routes via {}={} but the gateway port {} of cluster {cluster} has {address}: \
-             the annotation is stale; delete the pod so nauti-nri plumbs it again",
-            pod_ref(&facts.source),
+            "pod {} routes via {}={} but gateway router {router} holds [{}]: the annotation \
+             is forged or stale; delete the pod so nauti-nri plumbs it again",
+            pod_ref(pod),
             nauti_api::keys::GATEWAY,
             network.gateway,
-            gateway.name
+            networks.join(", ")
         ));
     }
-    if !gateway.answers {
+    let global = &gateway.global;
+    let Some(route) = gateway.routes.iter().find(|r| r.ip_prefix == *global) else {
         return Err(format!(
-            "gateway {} of cluster {cluster} ({}) does not answer from pod {}: the CNF pod is \
-             down or its port is not up; check the nauti-gateway pod and its logs",
-            gateway.name,
-            network.gateway,
-            pod_ref(&facts.source)
+            "gateway router {router} has no route to {global} (the global network): no CNF \
+             holds the gateway; the active octopus-member sets this route on every pass, so \
+             check that it runs and see its log"
+        ));
+    };
+    let route_text = format!("route {global} via {} on {router}", route.nexthop);
+    let cnf_namespace = &gateway.cnf_namespace;
+    let deployment = match gateway.deployment {
+        None => "Deployment octopus-member does not exist".to_owned(),
+        Some((replicas, ready)) => format!(
+            "Deployment octopus-member has {replicas} replica(s), {ready} ready{}",
+            if replicas == 0 { " (scaled to 0?)" } else { "" }
+        ),
+    };
+    let Some(pod_name) = &route.cnf_pod else {
+        return Err(format!(
+            "{route_text} names no CNF pod (no external_ids:{CNF_POD_KEY}): it was set by \
+             hand, not by octopus-member; {deployment}"
+        ));
+    };
+    let cnf_ref = format!("CNF pod {cnf_namespace}/{pod_name}");
+    let Some(cnf) = gateway.cnf.as_ref().filter(|c| c.name == *pod_name) else {
+        return Err(format!(
+            "{route_text} names {cnf_ref}, which does not exist: the CNF is gone and no other \
+             took over; {deployment}"
+        ));
+    };
+    if cnf.phase != "Running" || cnf.deleting {
+        let state = if cnf.deleting {
+            format!("{}, being deleted", cnf.phase)
+        } else {
+            cnf.phase.clone()
+        };
+        return Err(format!(
+            "{route_text} names {cnf_ref}, which is not running ({state}); {deployment}"
         ));
     }
-    Ok(())
+    if let Some(address) = cnf.address
+        && route.nexthop.parse::<IpAddr>() != Ok(address)
+    {
+        return Err(format!(
+            "{route_text} but {cnf_ref} has {}={address}: the route is stale; the leader \
+             resets it on its next pass",
+            nauti_api::keys::IP_ADDRESS
+        ));
+    }
+    let Some(lease) = &gateway.lease else {
+        return Err(format!(
+            "{route_text} names {cnf_ref}, but Lease {cnf_namespace}/octopus-member does not \
+             exist: no CNF leads"
+        ));
+    };
+    lease_held_by(lease, pod_name, now).map_err(|e| format!("{route_text}: {e}"))?;
+    Ok(format!(
+        "{route_text} ({cnf_ref}, Running, holds Lease {}/{})",
+        lease.namespace, lease.name
+    ))
 }
 
 fn find_peer<'a>(peers: &'a [Peer], cluster_id: &str) -> Option<&'a Peer> {
     peers.iter().find(|p| p.spec.cluster_id == cluster_id)
+}
+
+/// The cluster whose slice holds `address`, from the Peers' `clusterCIDRs`.
+pub fn cluster_of(peers: &[Peer], address: IpAddr) -> Option<String> {
+    peers
+        .iter()
+        .find(|p| p.spec.cluster_cidrs.iter().any(|c| c.contains(&address)))
+        .map(|p| p.spec.cluster_id.clone())
 }
 
 fn check_peer(peer: &Peer, now: jiff::Timestamp) -> CheckResult {
@@ -426,7 +684,9 @@ fn check_peer(peer: &Peer, now: jiff::Timestamp) -> CheckResult {
         }
     }
     match handshake {
-        Some(at) if now.as_second() - at.as_second() <= HANDSHAKE_FRESH_SECS => Ok(()),
+        Some(at) if now.as_second() - at.as_second() <= HANDSHAKE_FRESH_SECS => {
+            Ok(format!("Peer {id} Ready, {handshake_text}"))
+        }
         _ => Err(format!(
             "Peer {id} is Ready but its tunnel is stale: {handshake_text} (keys expire after \
              {HANDSHAKE_FRESH_SECS}s); check {id}'s gateway and that UDP reaches {endpoint}"
@@ -434,97 +694,89 @@ fn check_peer(peer: &Peer, now: jiff::Timestamp) -> CheckResult {
     }
 }
 
-fn check_peers(facts: &PathFacts, now: jiff::Timestamp) -> CheckResult {
-    for cluster_id in [
-        facts.source_cluster.as_str(),
-        facts.destination.cluster_id(),
-    ] {
+fn check_peers(facts: &PathFacts, destinations: &[&str], now: jiff::Timestamp) -> CheckResult {
+    let mut seen = Vec::new();
+    for cluster_id in
+        std::iter::once(facts.source_cluster.as_str()).chain(destinations.iter().copied())
+    {
         let Some(peer) = find_peer(&facts.peers, cluster_id) else {
             return Err(format!(
                 "cluster {cluster_id} has no Peer on the hub: it has not joined; run \
                  nautictl join-token create and install nauti-agent there"
             ));
         };
-        check_peer(peer, now)?;
+        seen.push(check_peer(peer, now)?);
     }
-    Ok(())
+    Ok(seen.join("; "))
 }
 
-/// Whether some route of `routes` (`ip route` lines, destination first) covers `slice`. Lines
-/// that do not start with a canonical CIDR are ignored: they cannot cover a slice.
-fn routes_cover(routes: &[String], slice: &str) -> bool {
-    let Ok(slice) = parse_canonical_cidr(slice) else {
-        return false;
-    };
-    routes
-        .iter()
-        .filter_map(|r| r.split_whitespace().next())
-        .filter_map(|r| parse_canonical_cidr(r).ok())
-        .any(|route| route.contains(&slice))
-}
-
-fn check_routes(facts: &PathFacts) -> CheckResult {
-    let source = facts.source_cluster.as_str();
-    let destination = facts.destination.cluster_id();
-    for (from, to, routes) in [
-        (source, destination, &facts.source_routes),
-        (destination, source, &facts.destination_routes),
-    ] {
-        let Some(routes) = routes else {
-            return Err(format!(
-                "the routes of the gateway of {from} could not be read: check that its CNF pod runs"
-            ));
-        };
-        // check_peers ran first, so both Peers exist; a missing one has no slices to route.
-        let slices = find_peer(&facts.peers, to)
-            .map(|p| p.spec.cluster_cidrs.clone())
-            .unwrap_or_default();
-        for slice in slices {
-            if !routes_cover(&routes.routes, &slice.to_string()) {
-                return Err(format!(
-                    "gateway of {from} has no route to {slice} ({to}'s slice): its tunnel agent \
-                     did not install it; see the gateway's logs in {from}"
-                ));
-            }
+fn check_dns(name: &str, answers: Option<&[IpAddr]>, clusters: &[String]) -> CheckResult {
+    match answers.filter(|a| !a.is_empty()) {
+        None if clusters.is_empty() => Err(format!(
+            "{name} does not resolve in crossdns, and no cluster exports it (no ServiceImport \
+             on the hub): create a ServiceExport for it in the cluster that serves it"
+        )),
+        None => Err(format!(
+            "{name} does not resolve in crossdns although {} export(s) it: crossdns is down or \
+             has not synced; check the crossdns pod and its log",
+            clusters.join(", ")
+        )),
+        Some(addresses) => {
+            let list = addresses
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ");
+            Ok(format!(
+                "{name} -> {list} (exported by {})",
+                clusters.join(", ")
+            ))
         }
     }
-    Ok(())
 }
 
-fn sorted(addresses: &[IpAddr]) -> Vec<IpAddr> {
-    let mut out = addresses.to_vec();
-    out.sort();
-    out.dedup();
-    out
+/// The zone crossdns serves (`<service>.<namespace>.svc.<zone>`).
+pub const CLUSTERSET_ZONE: &str = "hyperos.local";
+
+/// What `--from`/`--to` name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathEnd {
+    /// `<namespace>/<pod>`.
+    Pod { namespace: String, name: String },
+    /// `<service>.<namespace>.svc.hyperos.local`.
+    Service {
+        fqdn: String,
+        namespace: String,
+        name: String,
+    },
 }
 
-fn list(addresses: &[IpAddr]) -> String {
-    addresses
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-fn check_dns(name: &str, dns: &DnsAnswers) -> CheckResult {
-    let crossdns = dns.crossdns.as_deref().filter(|a| !a.is_empty());
-    let coredns = dns.coredns.as_deref().filter(|a| !a.is_empty());
-    match (crossdns, coredns) {
-        (None, _) => Err(format!(
-            "{name} does not resolve in crossdns: the service is not exported or crossdns is \
-             down; check its ServiceExport and the crossdns pod"
+/// Parses `--to`: `<namespace>/<pod>`, or a service as `<service>.<namespace>` or its full name
+/// `<service>.<namespace>.svc.hyperos.local` (a trailing dot is allowed).
+pub fn parse_target(text: &str) -> Result<PathEnd, String> {
+    if let Some((namespace, name)) = text.split_once('/') {
+        if namespace.is_empty() || name.is_empty() || name.contains('/') {
+            return Err(format!("{text:?} is not <namespace>/<pod>"));
+        }
+        return Ok(PathEnd::Pod {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        });
+    }
+    let bare = text.trim_end_matches('.');
+    let short = bare
+        .strip_suffix(&format!(".svc.{CLUSTERSET_ZONE}"))
+        .unwrap_or(bare);
+    match short.split('.').collect::<Vec<_>>().as_slice() {
+        [name, namespace] if !name.is_empty() && !namespace.is_empty() => Ok(PathEnd::Service {
+            fqdn: format!("{name}.{namespace}.svc.{CLUSTERSET_ZONE}"),
+            namespace: (*namespace).to_owned(),
+            name: (*name).to_owned(),
+        }),
+        _ => Err(format!(
+            "{text:?} is neither <namespace>/<pod> nor a service name \
+             <service>.<namespace>[.svc.{CLUSTERSET_ZONE}]"
         )),
-        (Some(_), None) => Err(format!(
-            "{name} resolves in crossdns but not through CoreDNS: the Corefile is not wired; \
-             run crossdns wire-coredns"
-        )),
-        (Some(cross), Some(core)) if sorted(cross) != sorted(core) => Err(format!(
-            "{name} resolves to [{}] in crossdns but to [{}] through CoreDNS: CoreDNS answers \
-             from another zone or a stale cache; check the Corefile's forward for the zone",
-            list(&sorted(cross)),
-            list(&sorted(core))
-        )),
-        (Some(_), Some(_)) => Ok(()),
     }
 }
 
