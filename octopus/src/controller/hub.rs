@@ -1,7 +1,8 @@
 //! `octopus hub`: the hub's controller.
 //!
 //! One pass over the Peers, on every change and every [`RESYNC`](super::RESYNC):
-//! 1. publish the hub's own Peer (created once, patched when its flags change);
+//! 1. publish the hub's own Peer (created once, patched when its flags or its key change: the
+//!    key Secret is watched, and a key written into it switches the running tunnel in place);
 //! 2. for each Peer being deleted: revoke its member's grants, then let the Peer go (the hub's
 //!    finalizer keeps it until then, so a member that leaves while the hub is down is still
 //!    cleaned up);
@@ -141,8 +142,16 @@ async fn lead(
     metrics: &Metrics,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
-    let key =
+    let mut key =
         local::ensure_wireguard_key(client.clone(), &config.namespace, &config.key_secret).await?;
+    // A rotation wakes a pass as a Peer change does.
+    let notify = Arc::new(Notify::new());
+    let (_key_watch, mut key_view) = local::watch_key_secret(
+        client.clone(),
+        &config.namespace,
+        &config.key_secret,
+        notify.clone(),
+    );
     let gateway = config
         .gateway
         .clone()
@@ -150,7 +159,7 @@ async fn lead(
         .transpose()
         .context("start the WireGuard gateway")?;
     let mut last_plan = None;
-    let own = OwnPeer {
+    let mut own = OwnPeer {
         cluster_id: config.cluster_id.clone(),
         endpoint: Some(config.endpoint.clone()),
         port: config.port,
@@ -164,13 +173,15 @@ async fn lead(
         vec![config.cluster_id.clone()],
     )));
     let peers: Api<Peer> = Api::namespaced(client.clone(), &config.namespace);
-    let notify = Arc::new(Notify::new());
     let _watch = watch_peers(peers.clone(), notify.clone());
     let mut status_writer = StatusWriter::new();
     tracing::info!(cluster = %config.cluster_id, public_key = %key.public, "hub running");
     let mut next_status = tokio::time::Instant::now();
     loop {
         metrics.syncs.inc();
+        if local::follow_key_secret(&mut key_view, &mut key, gateway.as_ref()) {
+            own.public_key = key.public;
+        }
         let outcome = pass(
             &client,
             &peers,

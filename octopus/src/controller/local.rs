@@ -1,5 +1,7 @@
 //! What octopus keeps in its own cluster: the WireGuard private key (a Secret created once,
-//! then read at every start, so the public key other clusters know stays the same), the
+//! then read at every start, so the public key other clusters know stays the same; watched
+//! while running, so a new key written into it, [`rotate_wireguard_key`], reaches the running
+//! tunnel: [`decide_key_change`]), the
 //! member's credential on the hub (a Secret), and the cluster's slice for `nauti-ovnmaster`
 //! (the ConfigMap [`CLUSTER_CONFIGMAP`], key [`CLUSTER_SUBNET_KEY`]).
 //!
@@ -10,6 +12,12 @@
 //! `nauti-ovnmaster` never starts without one.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use futures::StreamExt as _;
+use kube::runtime::{WatchStreamExt as _, watcher};
+use nauti_api::daemon::AbortOnDrop;
+use tokio::sync::{Notify, watch};
 
 use boringtun::x25519::{PublicKey as XPublicKey, StaticSecret};
 use ipnet::IpNet;
@@ -20,7 +28,9 @@ use kube::api::{Api, DeleteParams, PostParams};
 use nauti_api::core::wgkey::{encode_wireguard_key, parse_wireguard_key};
 
 use crate::core::PublicKey;
+use crate::gateway::Gateway;
 use crate::join::{Credential, CredentialError};
+use crate::wg::WireGuard;
 
 /// Default name of the Secret holding the gateway's WireGuard private key.
 pub const WIREGUARD_KEY_SECRET: &str = "octopus-wireguard-key";
@@ -46,6 +56,10 @@ pub enum LocalError {
     },
     #[error("Secret {namespace}/{name} field {PRIVATE_KEY_FIELD:?} is not a WireGuard key")]
     BadKey { namespace: String, name: String },
+    #[error(
+        "no Secret {namespace}/{name}: octopus creates it at its first start (is it installed here? is --namespace right?)"
+    )]
+    NoKey { namespace: String, name: String },
     #[error("Secret {namespace}/{name} was created by another start and deleted again")]
     Vanished { namespace: String, name: String },
     #[error("no randomness from the operating system: {0}")]
@@ -60,7 +74,7 @@ pub enum LocalError {
 }
 
 /// The gateway's key pair. `Debug` shows only the public key.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct WireguardKey {
     /// The private key bytes (never logged).
     pub private: [u8; 32],
@@ -77,7 +91,8 @@ impl std::fmt::Debug for WireguardKey {
 }
 
 impl WireguardKey {
-    fn from_private(private: [u8; 32]) -> Self {
+    /// The key pair of `private`.
+    pub fn from_private(private: [u8; 32]) -> Self {
         let public = XPublicKey::from(&StaticSecret::from(private));
         Self {
             private,
@@ -100,6 +115,27 @@ fn api_error(
     }
 }
 
+/// The private key in a key Secret; `None` when its field is missing or is not a key.
+pub fn private_key_of(secret: &Secret) -> Option<[u8; 32]> {
+    let text = secret.data.as_ref()?.get(PRIVATE_KEY_FIELD)?;
+    parse_wireguard_key(std::str::from_utf8(&text.0).ok()?.trim()).ok()
+}
+
+/// A new private key from the operating system's CSPRNG.
+pub fn generate_private_key() -> Result<[u8; 32], getrandom::Error> {
+    let mut private = [0u8; 32];
+    getrandom::fill(&mut private)?;
+    Ok(private)
+}
+
+/// The key Secret's data for `private`.
+fn key_data(private: &[u8; 32]) -> BTreeMap<String, ByteString> {
+    BTreeMap::from([(
+        PRIVATE_KEY_FIELD.to_owned(),
+        ByteString(encode_wireguard_key(private).into_bytes()),
+    )])
+}
+
 /// Reads the key from Secret `namespace/name`, creating it with a new random key when absent
 /// (if two starts race, the one that created it wins and the other reads it back).
 pub async fn ensure_wireguard_key(
@@ -114,22 +150,13 @@ pub async fn ensure_wireguard_key(
                 .await
                 .map_err(api_error("read Secret", namespace, name))?
         {
-            let text = secret
-                .data
-                .as_ref()
-                .and_then(|d| d.get(PRIVATE_KEY_FIELD))
-                .and_then(|b| std::str::from_utf8(&b.0).ok())
-                .map(str::trim)
-                .unwrap_or_default()
-                .to_owned();
-            let private = parse_wireguard_key(&text).map_err(|_| LocalError::BadKey {
+            let private = private_key_of(&secret).ok_or_else(|| LocalError::BadKey {
                 namespace: namespace.to_owned(),
                 name: name.to_owned(),
             })?;
             return Ok(WireguardKey::from_private(private));
         }
-        let mut private = [0u8; 32];
-        getrandom::fill(&mut private).map_err(|e| LocalError::Random(e.to_string()))?;
+        let private = generate_private_key().map_err(|e| LocalError::Random(e.to_string()))?;
         let secret = Secret {
             metadata: ObjectMeta {
                 name: Some(name.to_owned()),
@@ -137,10 +164,7 @@ pub async fn ensure_wireguard_key(
                 ..Default::default()
             },
             type_: Some("Opaque".to_owned()),
-            data: Some(BTreeMap::from([(
-                PRIVATE_KEY_FIELD.to_owned(),
-                ByteString(encode_wireguard_key(&private).into_bytes()),
-            )])),
+            data: Some(key_data(&private)),
             ..Default::default()
         };
         match api.create(&PostParams::default(), &secret).await {
@@ -158,6 +182,165 @@ pub async fn ensure_wireguard_key(
         namespace: namespace.to_owned(),
         name: name.to_owned(),
     })
+}
+
+/// A key rotation as written: the key the Secret held and the one it holds now.
+#[derive(Debug, Clone)]
+pub struct Rotation {
+    /// The key before (`None` when the Secret held no valid key).
+    pub old: Option<WireguardKey>,
+    /// The key written.
+    pub new: WireguardKey,
+}
+
+/// Writes a fresh random key into the existing key Secret `namespace/name` (what
+/// `nautictl rotate-keys` does). The running octopus watches that Secret and switches its
+/// tunnel to the new key in place. The Secret must exist: octopus creates it at its first start,
+/// and a missing one means octopus is not installed there (or the name is wrong). The write is
+/// conditional on the version read, so two rotations at once cannot both report success.
+pub async fn rotate_wireguard_key(
+    client: kube::Client,
+    namespace: &str,
+    name: &str,
+) -> Result<Rotation, LocalError> {
+    let api: Api<Secret> = Api::namespaced(client, namespace);
+    let mut secret = api
+        .get_opt(name)
+        .await
+        .map_err(api_error("read Secret", namespace, name))?
+        .ok_or_else(|| LocalError::NoKey {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        })?;
+    let old = private_key_of(&secret).map(WireguardKey::from_private);
+    let new = WireguardKey::from_private(
+        generate_private_key().map_err(|e| LocalError::Random(e.to_string()))?,
+    );
+    secret
+        .data
+        .get_or_insert_with(BTreeMap::new)
+        .extend(key_data(&new.private));
+    // Any stringData would override data on write.
+    secret.string_data = None;
+    api.replace(name, &PostParams::default(), &secret)
+        .await
+        .map_err(api_error("write Secret", namespace, name))?;
+    tracing::info!(secret = name, old = ?old.as_ref().map(|k| k.public), new = %new.public, "WireGuard key rotated");
+    Ok(Rotation { old, new })
+}
+
+/// What a running gateway does when its key Secret is seen again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyChange {
+    /// The Secret holds the key the device runs with.
+    Keep,
+    /// The Secret holds another key: switch the device to it and publish its public key.
+    Switch(WireguardKey),
+    /// The Secret is gone: keep running with the current key (a restart creates a new one).
+    Missing,
+    /// The Secret's field is not a key: keep running with the current key.
+    Invalid,
+}
+
+/// Compares the key Secret as last seen (`None`: deleted) with the key the device runs with.
+pub fn decide_key_change(running: &WireguardKey, stored: Option<&Secret>) -> KeyChange {
+    let Some(secret) = stored else {
+        return KeyChange::Missing;
+    };
+    match private_key_of(secret) {
+        None => KeyChange::Invalid,
+        Some(private) if private == running.private => KeyChange::Keep,
+        Some(private) => KeyChange::Switch(WireguardKey::from_private(private)),
+    }
+}
+
+/// The key Secret as a watch keeps it: `None` until first listed, then `Some(None)` while it
+/// does not exist and `Some(Some(secret))` while it does.
+pub type KeySecretView = watch::Receiver<Option<Option<Secret>>>;
+
+/// Watches Secret `namespace/name` (a watch limited to that one name) and wakes `notify` on
+/// every change, until the returned guard is dropped.
+pub fn watch_key_secret(
+    client: kube::Client,
+    namespace: &str,
+    name: &str,
+    notify: Arc<Notify>,
+) -> (AbortOnDrop, KeySecretView) {
+    let api: Api<Secret> = Api::namespaced(client, namespace);
+    let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let (sender, view) = watch::channel(None);
+    let task = tokio::spawn(async move {
+        let mut events = watcher(api, config).default_backoff().boxed();
+        // During a re-list: whether the Secret was among the objects listed.
+        let mut listed = false;
+        while let Some(event) = events.next().await {
+            let seen = match event {
+                Ok(watcher::Event::Init) => {
+                    listed = false;
+                    continue;
+                }
+                Ok(watcher::Event::InitApply(secret)) => {
+                    listed = true;
+                    Some(secret)
+                }
+                Ok(watcher::Event::InitDone) if listed => continue,
+                Ok(watcher::Event::InitDone | watcher::Event::Delete(_)) => None,
+                Ok(watcher::Event::Apply(secret)) => Some(secret),
+                Err(error) => {
+                    tracing::warn!(%error, "watch of the WireGuard key Secret failed; retrying");
+                    continue;
+                }
+            };
+            sender.send_replace(Some(seen));
+            notify.notify_one();
+        }
+    });
+    (AbortOnDrop(task), view)
+}
+
+/// Brings the running key to what the key Secret holds (as `view` last saw it): switches the
+/// device, if there is one, to the new key in place and updates `key`, whose public key the
+/// next publish then carries. True when it switched. A missing or unreadable Secret keeps the
+/// running key (logged once per change of the Secret); a device that refuses the key leaves
+/// `key` as it was, and the next pass tries again.
+pub fn follow_key_secret<W: WireGuard>(
+    view: &mut KeySecretView,
+    key: &mut WireguardKey,
+    gateway: Option<&Gateway<W>>,
+) -> bool {
+    let changed = view.has_changed().unwrap_or(false);
+    let Some(stored) = view.borrow_and_update().clone() else {
+        return false; // not listed yet
+    };
+    match decide_key_change(key, stored.as_ref()) {
+        KeyChange::Keep => false,
+        KeyChange::Missing => {
+            if changed {
+                tracing::warn!("the WireGuard key Secret is gone; running on with the current key");
+            }
+            false
+        }
+        KeyChange::Invalid => {
+            if changed {
+                tracing::warn!(
+                    field = PRIVATE_KEY_FIELD,
+                    "the WireGuard key Secret holds no valid key; running on with the current key"
+                );
+            }
+            false
+        }
+        KeyChange::Switch(new) => {
+            if let Some(gateway) = gateway
+                && let Err(error) = gateway.set_private_key(&new.private)
+            {
+                tracing::warn!(%error, "cannot switch to the rotated WireGuard key; retried");
+                return false;
+            }
+            tracing::info!(old = %key.public, new = %new.public, "switched to the rotated WireGuard key");
+            *key = new;
+            true
+        }
+    }
 }
 
 /// The credential stored in Secret `namespace/name`, if any.
@@ -268,6 +451,52 @@ pub async fn write_cluster_subnet(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn key_secret(text: &str) -> Secret {
+        Secret {
+            data: Some(BTreeMap::from([(
+                PRIVATE_KEY_FIELD.to_owned(),
+                ByteString(text.as_bytes().to_vec()),
+            )])),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_new_key_in_the_secret_switches_the_device_and_anything_else_keeps_it() {
+        let running = WireguardKey::from_private([1; 32]);
+        let same = key_secret(&format!("{}\n", encode_wireguard_key(&[1; 32])));
+        assert_eq!(decide_key_change(&running, Some(&same)), KeyChange::Keep);
+        let rotated = key_secret(&encode_wireguard_key(&[2; 32]));
+        let KeyChange::Switch(new) = decide_key_change(&running, Some(&rotated)) else {
+            panic!("a new key is not switched to");
+        };
+        assert_eq!(new, WireguardKey::from_private([2; 32]));
+        assert_ne!(new.public, running.public);
+        assert_eq!(decide_key_change(&running, None), KeyChange::Missing);
+        assert_eq!(
+            decide_key_change(&running, Some(&key_secret("not a key"))),
+            KeyChange::Invalid
+        );
+        assert_eq!(
+            decide_key_change(&running, Some(&Secret::default())),
+            KeyChange::Invalid
+        );
+    }
+
+    #[test]
+    fn generated_keys_differ_and_round_trip_through_the_secret() {
+        let (a, b) = (
+            generate_private_key().unwrap(),
+            generate_private_key().unwrap(),
+        );
+        assert_ne!(a, b);
+        let secret = Secret {
+            data: Some(key_data(&a)),
+            ..Default::default()
+        };
+        assert_eq!(private_key_of(&secret), Some(a));
+    }
 
     #[test]
     fn the_public_key_is_x25519_of_the_private_key() {

@@ -1,6 +1,8 @@
 //! `octopus member`: a member cluster's controller.
 //!
-//! At start it reads its WireGuard key from its own cluster (creating it once) and its
+//! At start it reads its WireGuard key from its own cluster (creating it once; then watched, so
+//! a key written into the Secret, e.g. by `nautictl rotate-keys`, switches the running tunnel
+//! in place and is published in the next pass) and its
 //! credential on the hub (joining with the bootstrap token only when it has none, or only an
 //! expired one). Then, on every change of the Peers on the hub and every
 //! [`RESYNC`](super::RESYNC):
@@ -195,9 +197,17 @@ async fn lead(
     metrics: &Metrics,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
-    let key =
+    let mut key =
         local::ensure_wireguard_key(local_cluster.clone(), &config.namespace, &config.key_secret)
             .await?;
+    // A rotation wakes a pass as a Peer change does.
+    let notify = Arc::new(Notify::new());
+    let (_key_watch, mut key_view) = local::watch_key_secret(
+        local_cluster.clone(),
+        &config.namespace,
+        &config.key_secret,
+        notify.clone(),
+    );
     let gateway = config
         .gateway
         .clone()
@@ -208,7 +218,7 @@ async fn lead(
     // still moves it.
     let mut claim = config.claim.clone().map(GatewayClaim::new);
     assert_claim(claim.as_mut(), shutdown).await;
-    let own = OwnPeer {
+    let mut own = OwnPeer {
         cluster_id: config.cluster_id.clone(),
         endpoint: config.endpoint.clone(),
         port: config.port,
@@ -226,7 +236,6 @@ async fn lead(
         metrics.credential_expiry.set(validity.not_after);
         let hub = credential.client().await?;
         let peers: Api<Peer> = Api::namespaced(hub.clone(), &config.hub_namespace);
-        let notify = Arc::new(Notify::new());
         let _watch = watch_peers(peers.clone(), notify.clone());
         // Exports and imports run under this credential; a renewal restarts them.
         let _services = super::services::spawn(
@@ -249,6 +258,9 @@ async fn lead(
         loop {
             metrics.syncs.inc();
             assert_claim(claim.as_mut(), shutdown).await;
+            if local::follow_key_secret(&mut key_view, &mut key, gateway.as_ref()) {
+                own.public_key = key.public;
+            }
             let pass = sync(
                 &local_cluster,
                 &peers,

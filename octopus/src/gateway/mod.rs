@@ -3,7 +3,9 @@
 //!
 //! One [`Gateway::apply`] takes the namespace from whatever it has to what the plan wants:
 //! 1. the WireGuard interface up, at the MTU [`plan_mtu`](crate::core::plan_mtu) chose;
-//! 2. the device's peers, by the peer diff against what the device reports;
+//! 2. the device's peers, by the peer diff against what the device reports, in one call to
+//!    the device; a peer whose cluster changed its key is removed and added again under the
+//!    new key, keeping the endpoint the old one had learned ([`carry_endpoints`]);
 //! 3. routes to the other clusters' slices (and any extra ranges, e.g. the clusterset block)
 //!    onto the interface, by the route diff against the routes the interface has;
 //! 4. forwarding on for each family routed, since the gateway forwards pods' packets.
@@ -185,6 +187,42 @@ pub fn device_peers(state: &DeviceState) -> Vec<DevicePeer> {
     state.peers.iter().map(|p| p.config.clone()).collect()
 }
 
+/// The peer changes with each replaced peer's endpoint carried over: a cluster that rotated
+/// its key shows up in the diff as the old key removed and the new one added. When the new
+/// peer has no endpoint of its own (a member behind NAT, whose endpoint the device learned
+/// from its handshakes) it takes the one the removed peer with the same allowed IPs had, so
+/// this side can start the handshake with the new key at once instead of waiting for the
+/// other side to speak.
+pub fn carry_endpoints(mut changes: Vec<PeerChange>, current: &[DevicePeer]) -> Vec<PeerChange> {
+    let removed: Vec<&DevicePeer> = changes
+        .iter()
+        .filter_map(|c| match c {
+            PeerChange::Remove(key) => current.iter().find(|p| p.public_key == *key),
+            _ => None,
+        })
+        .collect();
+    let carried: Vec<Option<std::net::SocketAddr>> = changes
+        .iter()
+        .map(|c| match c {
+            PeerChange::Add(wanted) if wanted.endpoint.is_none() => removed
+                .iter()
+                .find(|old| {
+                    old.allowed_ips
+                        .iter()
+                        .any(|n| wanted.allowed_ips.contains(n))
+                })
+                .and_then(|old| old.endpoint),
+            _ => None,
+        })
+        .collect();
+    for (change, endpoint) in changes.iter_mut().zip(carried) {
+        if let (PeerChange::Add(wanted), Some(endpoint)) = (change, endpoint) {
+            wanted.endpoint = Some(endpoint);
+        }
+    }
+    changes
+}
+
 /// The usable Peers of `verdicts`; each refused one is logged with its reason, so an operator
 /// sees why a cluster gets no tunnel.
 pub fn usable_peers(verdicts: Vec<PeerVerdict>) -> Vec<ValidPeer> {
@@ -321,6 +359,18 @@ impl<W: WireGuard> Gateway<W> {
         })
     }
 
+    /// Switches the running device to `private_key` in place (its peers stay and handshake
+    /// again); true when the key changed.
+    pub fn set_private_key(&self, private_key: &[u8; 32]) -> Result<bool, GatewayError> {
+        self.device
+            .set_private_key(private_key)
+            .map_err(|source| GatewayError::Device {
+                ifname: self.config.ifname.clone(),
+                what: "set the private key",
+                source,
+            })
+    }
+
     /// Takes the device and the namespace to `plan`; see the module documentation.
     pub async fn apply(&self, plan: &TopologyPlan) -> Result<Applied, GatewayError> {
         let ifname = &self.config.ifname;
@@ -334,7 +384,8 @@ impl<W: WireGuard> Gateway<W> {
         }
 
         let state = self.state()?;
-        applied.peers = diff_peers(&plan.peers, &device_peers(&state));
+        let current = device_peers(&state);
+        applied.peers = carry_endpoints(diff_peers(&plan.peers, &current), &current);
         self.device
             .apply(&applied.peers)
             .map_err(|source| GatewayError::Device {
@@ -444,6 +495,77 @@ mod tests {
             keepalive: None,
         }];
         assert!(diff_peers(&wanted, &device_peers(&state)).is_empty());
+    }
+
+    fn device_peer(key: u8, endpoint: Option<&str>, allowed: &[&str]) -> DevicePeer {
+        DevicePeer {
+            public_key: PublicKey([key; 32]),
+            endpoint: endpoint.map(|e| e.parse().unwrap()),
+            allowed_ips: allowed.iter().map(|n| net(n)).collect(),
+            keepalive: None,
+        }
+    }
+
+    fn wanted_peer(key: u8, endpoint: Option<&str>, allowed: &[&str]) -> WantedPeer {
+        let p = device_peer(key, endpoint, allowed);
+        WantedPeer {
+            public_key: p.public_key,
+            endpoint: p.endpoint,
+            allowed_ips: p.allowed_ips,
+            keepalive: p.keepalive,
+        }
+    }
+
+    #[test]
+    fn a_rotated_key_replaces_its_peer_in_one_change_set_keeping_the_learned_endpoint() {
+        // The hub's view: east (behind NAT, endpoint learned) rotated from key 1 to key 3;
+        // west (key 2) is unchanged.
+        let current = [
+            device_peer(1, Some("192.0.2.7:40001"), &["10.113.0.0/16"]),
+            device_peer(2, Some("192.0.2.8:40002"), &["10.114.0.0/16"]),
+        ];
+        let wanted = [
+            wanted_peer(3, None, &["10.113.0.0/16"]),
+            wanted_peer(2, None, &["10.114.0.0/16"]),
+        ];
+        let changes = carry_endpoints(diff_peers(&wanted, &current), &current);
+        assert_eq!(
+            changes,
+            vec![
+                PeerChange::Remove(PublicKey([1; 32])),
+                PeerChange::Add(wanted_peer(3, Some("192.0.2.7:40001"), &["10.113.0.0/16"])),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_planned_endpoint_wins_and_an_unrelated_addition_gets_none() {
+        let current = [device_peer(1, Some("192.0.2.7:40001"), &["10.113.0.0/16"])];
+        // The hub rotated: its new peer comes with the endpoint the plan names.
+        let wanted = [wanted_peer(
+            3,
+            Some("198.51.100.1:51820"),
+            &["10.113.0.0/16"],
+        )];
+        let changes = carry_endpoints(diff_peers(&wanted, &current), &current);
+        assert_eq!(
+            changes[1],
+            PeerChange::Add(wanted_peer(
+                3,
+                Some("198.51.100.1:51820"),
+                &["10.113.0.0/16"]
+            ))
+        );
+        // A new cluster's peer shares nothing with the one leaving: no endpoint is made up.
+        let wanted = [wanted_peer(4, None, &["10.115.0.0/16"])];
+        let changes = carry_endpoints(diff_peers(&wanted, &current), &current);
+        assert_eq!(
+            changes,
+            vec![
+                PeerChange::Remove(PublicKey([1; 32])),
+                PeerChange::Add(wanted_peer(4, None, &["10.115.0.0/16"])),
+            ]
+        );
     }
 
     #[test]

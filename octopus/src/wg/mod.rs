@@ -58,4 +58,12 @@ pub trait WireGuard {
     fn state(&self) -> Result<DeviceState, WgError>;
     /// Applies changes in order.
     fn apply(&self, changes: &[PeerChange]) -> Result<(), WgError>;
+    /// Switches the running device to a new private key, keeping its peers; true when it
+    /// changed (the key was not already the device's). A backend that cannot says so.
+    fn set_private_key(&self, _private_key: &[u8; 32]) -> Result<bool, WgError> {
+        Err(WgError::Io {
+            what: "switch the private key of a running device".to_owned(),
+            source: std::io::ErrorKind::Unsupported.into(),
+        })
+    }
 }

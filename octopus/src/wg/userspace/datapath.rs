@@ -222,7 +222,8 @@ fn peer_for<'b>(
     datagram: &[u8],
     scratch: &'b mut [u8],
 ) -> Result<Arc<Peer>, Option<&'b [u8]>> {
-    let packet = match shared
+    let identity = shared.identity();
+    let packet = match identity
         .rate_limiter
         .verify_packet(Some(from.ip()), datagram, scratch)
     {
@@ -232,7 +233,7 @@ fn peer_for<'b>(
     };
     let peer = match packet {
         Packet::HandshakeInit(init) => {
-            parse_handshake_anon(&shared.static_private, &shared.static_public, &init)
+            parse_handshake_anon(&identity.static_private, &identity.static_public, &init)
                 .ok()
                 .and_then(|half| shared.peers.by_key(&PublicKey(half.peer_static_public)))
         }
@@ -277,7 +278,7 @@ fn timers(shared: &Shared) {
         std::thread::sleep(TIMER_TICK);
         ticks = ticks.wrapping_add(1);
         if ticks.is_multiple_of(4) {
-            shared.rate_limiter.reset_count();
+            shared.identity().rate_limiter.reset_count();
         }
         for peer in shared.peers.all() {
             let endpoint = peer.endpoint();

@@ -12,7 +12,7 @@ mod peers;
 pub mod uapi;
 
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock, RwLockReadGuard};
 use std::time::Duration;
 
 use boringtun::noise::rate_limiter::RateLimiter;
@@ -43,12 +43,32 @@ pub struct Device {
     shared: Arc<Shared>,
 }
 
-/// What the data path, the timers and the configuration share.
-pub(crate) struct Shared {
+/// The device's own key pair and the handshake rate limiter keyed to it (its cookies' MACs
+/// are over the public key): replaced together when the key changes.
+pub(crate) struct Identity {
     pub(crate) static_private: StaticSecret,
     pub(crate) static_public: XPublicKey,
-    pub(crate) listen_port: u16,
     pub(crate) rate_limiter: Arc<RateLimiter>,
+}
+
+impl Identity {
+    fn new(private_key: [u8; 32]) -> Self {
+        let static_private = StaticSecret::from(private_key);
+        let static_public = XPublicKey::from(&static_private);
+        Self {
+            rate_limiter: Arc::new(RateLimiter::new(&static_public, HANDSHAKE_RATE_LIMIT)),
+            static_private,
+            static_public,
+        }
+    }
+}
+
+/// What the data path, the timers and the configuration share.
+pub(crate) struct Shared {
+    /// Read by the data path for each handshake; written only by a key change, which holds it
+    /// while every peer's tunnel takes the new key (so no peer is added with the old one).
+    identity: RwLock<Identity>,
+    pub(crate) listen_port: u16,
     pub(crate) peers: PeerTable,
     pub(crate) udp: UdpSocket,
     pub(crate) udp_state: quinn_udp::UdpSocketState,
@@ -83,12 +103,8 @@ impl Device {
         // Room for a full GRO batch each way; the kernel caps it at its own maximum.
         let _ = udp_state.set_recv_buffer_size((&udp).into(), 4 << 20);
         let _ = udp_state.set_send_buffer_size((&udp).into(), 4 << 20);
-        let static_private = StaticSecret::from(config.private_key);
-        let static_public = XPublicKey::from(&static_private);
         let shared = Arc::new(Shared {
-            rate_limiter: Arc::new(RateLimiter::new(&static_public, HANDSHAKE_RATE_LIMIT)),
-            static_private,
-            static_public,
+            identity: RwLock::new(Identity::new(config.private_key)),
             listen_port,
             peers: PeerTable::default(),
             udp,
@@ -109,7 +125,7 @@ impl Device {
 
     /// The device's public key.
     pub fn public_key(&self) -> PublicKey {
-        PublicKey(self.shared.static_public.to_bytes())
+        PublicKey(self.shared.identity().static_public.to_bytes())
     }
 
     /// Serves the UAPI socket `/var/run/wireguard/<ifname>.sock` on a thread of its own.
@@ -130,35 +146,83 @@ impl WireGuard for Device {
     fn apply(&self, changes: &[PeerChange]) -> Result<(), WgError> {
         self.shared.apply(changes)
     }
+
+    fn set_private_key(&self, private_key: &[u8; 32]) -> Result<bool, WgError> {
+        Ok(self.shared.set_private_key(private_key))
+    }
 }
 
 impl Shared {
+    /// The device's key pair and rate limiter, for as long as the guard lives.
+    pub(crate) fn identity(&self) -> RwLockReadGuard<'_, Identity> {
+        // A thread that panicked while holding it left a whole key pair (it is swapped in one
+        // assignment): going on with it is safe.
+        self.identity.read().unwrap_or_else(|p| p.into_inner())
+    }
+
     pub(crate) fn apply(&self, changes: &[PeerChange]) -> Result<(), WgError> {
-        for change in changes {
-            self.peers
-                .apply(change, &self.static_private, &self.rate_limiter)?;
+        {
+            let identity = self.identity();
+            for change in changes {
+                self.peers
+                    .apply(change, &identity.static_private, &identity.rate_limiter)?;
+            }
         }
         for change in changes {
-            let key = match change {
-                PeerChange::Add(wanted) => wanted.public_key,
-                PeerChange::Update(update) => update.public_key,
-                PeerChange::Remove(_) => continue,
-            };
-            self.keep_alive_now(&key);
+            match change {
+                // A new peer with a known endpoint handshakes at once whether or not it keeps
+                // alive: when it replaces a peer whose cluster changed its key (its learned
+                // endpoint carried over), the other side is already sending into a session this
+                // side dropped, and only a new handshake resumes the traffic.
+                PeerChange::Add(wanted) => self.handshake_now(&wanted.public_key, true),
+                PeerChange::Update(update) => self.handshake_now(&update.public_key, false),
+                PeerChange::Remove(_) => {}
+            }
         }
         Ok(())
     }
 
+    /// Switches the running device to `private_key` in place (as `wg set <if> private-key`
+    /// does): every peer's tunnel takes the new key and drops its sessions, so each peer
+    /// handshakes again on its next packet with the new public key, while the interface, the
+    /// UDP socket, the peers' endpoints and allowed IPs stay. False when the key is already
+    /// the device's (nothing is dropped then).
+    pub(crate) fn set_private_key(&self, private_key: &[u8; 32]) -> bool {
+        let mut identity = self.identity.write().unwrap_or_else(|p| p.into_inner());
+        if identity.static_private.to_bytes() == *private_key {
+            return false;
+        }
+        *identity = Identity::new(*private_key);
+        for peer in self.peers.all() {
+            peer.tunn().set_static_private(
+                identity.static_private.clone(),
+                identity.static_public,
+                Some(identity.rate_limiter.clone()),
+            );
+        }
+        drop(identity);
+        // Peers that dial out (persistent keepalive) handshake now rather than at their next
+        // packet: a peer behind NAT is unreachable until it speaks.
+        for peer in self.peers.all() {
+            self.handshake_now(&peer.public_key, false);
+        }
+        true
+    }
+
     /// As the kernel does when persistent keepalive is set: start the handshake at once
     /// instead of one keepalive interval later. A gateway behind NAT has nothing to send
-    /// until a pod does, and until it speaks its peer cannot reach it.
-    fn keep_alive_now(&self, key: &PublicKey) {
+    /// until a pod does, and until it speaks its peer cannot reach it. With `even_without_keepalive`
+    /// any peer with an endpoint and no session does.
+    fn handshake_now(&self, key: &PublicKey, even_without_keepalive: bool) {
         let Some(peer) = self.peers.by_key(key) else {
             return;
         };
-        let (Some(_), Some(to)) = (peer.keepalive(), peer.endpoint()) else {
+        let Some(to) = peer.endpoint() else {
             return;
         };
+        if peer.keepalive().is_none() && !even_without_keepalive {
+            return;
+        }
         let mut tunn = peer.tunn();
         if tunn.time_since_last_handshake().is_some() {
             return;

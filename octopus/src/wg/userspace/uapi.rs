@@ -1,8 +1,9 @@
 //! The cross-platform UAPI (`get=1` / `set=1` text protocol on
 //! `/var/run/wireguard/<ifname>.sock`), so `wg show` and `wg set` work against the device.
 //!
-//! Requests are parsed into the same [`PeerChange`]s the peer diff produces; the device's key
-//! and port are fixed for its lifetime, so a `set` that would change them is refused.
+//! Requests are parsed into the same [`PeerChange`]s the peer diff produces. `private_key=`
+//! switches the running device to a new key in place (its peers stay and handshake again); the
+//! port is fixed for the device's lifetime, so a `set` that would change it is refused.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -105,7 +106,7 @@ fn read_request(reader: &mut impl BufRead) -> std::io::Result<Option<Vec<String>
 fn get(shared: &Shared) -> String {
     let mut out = format!(
         "private_key={}\nlisten_port={}\n",
-        hex(&shared.static_private.to_bytes()),
+        hex(&shared.identity().static_private.to_bytes()),
         shared.listen_port
     );
     for peer in shared.peers.states() {
@@ -179,6 +180,7 @@ struct PeerSection {
 fn set(shared: &Shared, lines: &[String]) -> Result<(), UapiError> {
     let mut sections: Vec<PeerSection> = Vec::new();
     let mut replace_peers = false;
+    let mut private_key = None;
     for line in lines {
         let invalid = |why| UapiError::Invalid {
             line: line.clone(),
@@ -190,11 +192,12 @@ fn set(shared: &Shared, lines: &[String]) -> Result<(), UapiError> {
         let current = sections.last_mut();
         match (key, current) {
             ("private_key", None) => {
-                if unhex(value).ok_or_else(|| invalid("not a 64-digit hex key"))?
-                    != shared.static_private.to_bytes()
-                {
-                    return Err(UapiError::Fixed("private_key"));
+                let key = unhex(value).ok_or_else(|| invalid("not a 64-digit hex key"))?;
+                // `wg` clears a key with zeros; a running gateway always needs one.
+                if key == [0; 32] {
+                    return Err(invalid("the device cannot run without a private key"));
                 }
+                private_key = Some(key);
             }
             ("listen_port", None) => {
                 let port: u16 = value.parse().map_err(|_| invalid("not a port"))?;
@@ -294,6 +297,12 @@ fn set(shared: &Shared, lines: &[String]) -> Result<(), UapiError> {
                 keepalive: s.keepalive.flatten(),
             })),
         }
+    }
+    // The key first, as `wg` orders it: peers added in the same request get the new one.
+    if let Some(key) = private_key
+        && shared.set_private_key(&key)
+    {
+        tracing::info!("UAPI set a new private key");
     }
     shared.apply(&changes)?;
     Ok(())
