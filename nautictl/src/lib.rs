@@ -3,6 +3,7 @@
 
 pub mod clean;
 pub mod diagnose;
+pub mod rotate;
 
 use std::collections::BTreeMap;
 

@@ -1,6 +1,7 @@
 //! `nautictl`: see and manage a Nauti cluster set from the hub.
 
 mod clean_cmd;
+mod rotate_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -36,6 +37,7 @@ const IN_CLUSTER_ENV: &str = "KUBERNETES_SERVICE_HOST";
         nautictl --context hub join-token create --ttl 2h\n  \
         nautictl --kubeconfig hub.kubeconfig show -o json\n  \
         nautictl --context east clean --dry-run\n  \
+        nautictl --context east rotate-keys --wait\n  \
         source <(nautictl completion bash)"
 )]
 struct Cli {
@@ -80,6 +82,17 @@ enum Command {
         nautictl --kubeconfig east.kubeconfig clean --coredns-key Corefile.custom\n  \
         nautictl clean --keep-coredns   # in a pod, as its ServiceAccount (the chart's uninstall hook)")]
     Clean(clean_cmd::CleanArgs),
+    /// Give one cluster's gateway a new WireGuard key (run against that cluster).
+    ///
+    /// Writes a fresh random key into the cluster's key Secret and prints the old and the new
+    /// public key. The running octopus switches its tunnel to the new key in place and
+    /// publishes it; the other gateways replace the peer on their next pass, so established
+    /// connections pause for about one handshake.
+    #[command(after_help = "Examples:\n  \
+        nautictl --context east rotate-keys\n  \
+        nautictl --context east rotate-keys --cluster east --wait --timeout 1m\n  \
+        nautictl --context hub rotate-keys --wait   # the hub's own key")]
+    RotateKeys(rotate_cmd::RotateArgs),
     /// Print a shell completion script.
     #[command(after_help = "Examples:\n  \
         source <(nautictl completion bash)\n  \
@@ -161,6 +174,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::JoinToken(JoinTokenCommand::Delete { id }) => token_delete(&target, &id).await,
         Command::Show { output, namespace } => show(&target, output, &namespace).await,
         Command::Clean(args) => clean_cmd::clean(&target, &args).await,
+        Command::RotateKeys(args) => rotate_cmd::rotate_keys(&target, &args).await,
         // Answered above, before any kubeconfig is read.
         Command::Completion { .. } => Ok(()),
     }
