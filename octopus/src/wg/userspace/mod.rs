@@ -236,5 +236,22 @@ impl Shared {
     }
 }
 
+#[cfg(test)]
+impl Shared {
+    /// A device's shared state without its TUN interface or threads: the configuration side
+    /// alone, on a UDP socket of the loopback.
+    pub(crate) fn for_tests(private_key: [u8; 32]) -> Self {
+        let udp = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let udp_state = quinn_udp::UdpSocketState::new((&udp).into()).unwrap();
+        Self {
+            identity: RwLock::new(Identity::new(private_key)),
+            listen_port: udp.local_addr().unwrap().port(),
+            peers: PeerTable::default(),
+            udp,
+            udp_state,
+        }
+    }
+}
+
 /// How often WireGuard's timers (rekey, keepalive, handshake retry) are checked.
 pub(crate) const TIMER_TICK: Duration = Duration::from_millis(250);

@@ -326,6 +326,7 @@ fn unhex(s: &str) -> Option<[u8; 32]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use boringtun::x25519::{PublicKey as XPublicKey, StaticSecret};
 
     #[test]
     fn requests_end_at_an_empty_line_and_overlong_ones_are_refused() {
@@ -348,6 +349,67 @@ mod tests {
         assert!(read_request(&mut long.as_bytes()).is_err());
         let many = format!("set=1\n{}\n", "remove=true\n".repeat(MAX_LINES));
         assert!(read_request(&mut many.as_bytes()).is_err());
+    }
+
+    fn lines(request: &[&str]) -> Vec<String> {
+        request.iter().map(|l| (*l).to_owned()).collect()
+    }
+
+    #[test]
+    fn private_key_switches_a_live_device_and_keeps_its_peers() {
+        let shared = Shared::for_tests([1; 32]);
+        let peer = hex(&[9; 32]);
+        set(
+            &shared,
+            &lines(&[
+                &format!("public_key={peer}"),
+                "endpoint=127.0.0.1:51999",
+                "allowed_ip=10.113.0.0/16",
+            ]),
+        )
+        .unwrap();
+        let before = shared.identity().static_public.to_bytes();
+
+        // The same key changes nothing; another one is taken, peers and port stay.
+        set(
+            &shared,
+            &lines(&[&format!("private_key={}", hex(&[1; 32]))]),
+        )
+        .unwrap();
+        assert_eq!(shared.identity().static_public.to_bytes(), before);
+        set(
+            &shared,
+            &lines(&[&format!("private_key={}", hex(&[2; 32]))]),
+        )
+        .unwrap();
+        let after = shared.identity().static_public.to_bytes();
+        assert_ne!(after, before);
+        assert_eq!(
+            after,
+            XPublicKey::from(&StaticSecret::from([2; 32])).to_bytes()
+        );
+        let shown = get(&shared);
+        assert!(
+            shown.contains(&format!("private_key={}\n", hex(&[2; 32]))),
+            "{shown}"
+        );
+        assert!(shown.contains(&format!("public_key={peer}\nendpoint=127.0.0.1:51999\n")));
+        assert!(shown.contains("allowed_ip=10.113.0.0/16\n"), "{shown}");
+        assert!(shown.contains(&format!("listen_port={}\n", shared.listen_port)));
+
+        // A device cannot run without a key; a port change is still refused.
+        assert!(matches!(
+            set(
+                &shared,
+                &lines(&[&format!("private_key={}", hex(&[0; 32]))])
+            ),
+            Err(UapiError::Invalid { .. })
+        ));
+        assert!(matches!(
+            set(&shared, &lines(&["listen_port=1"])),
+            Err(UapiError::Fixed("listen_port"))
+        ));
+        assert_eq!(shared.identity().static_public.to_bytes(), after);
     }
 
     #[test]
