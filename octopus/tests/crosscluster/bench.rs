@@ -42,6 +42,31 @@ fn in_pod(pid: u32, program: &str) -> Command {
     cmd
 }
 
+/// With `NAUTI_BENCH_GRO=1`: GRO on every gateway pod's NICs, to compare the forwarded path
+/// with coalesced segments.
+fn gro_on_gateways() {
+    if std::env::var("NAUTI_BENCH_GRO").as_deref() != Ok("1") {
+        return;
+    }
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if !cmdline.starts_with(b"/nauti/octopus\0") {
+            continue;
+        }
+        for ifname in ["eth-nauti", "eth0"] {
+            let ok = in_pod(pid, "ethtool")
+                .args(["-K", ifname, "gro", "on"])
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            eprintln!("GRO on {ifname} of gateway process {pid}: {ok}");
+        }
+    }
+}
+
 struct Server(Child);
 
 impl Drop for Server {
@@ -142,6 +167,7 @@ fn bench_cross_cluster_path() {
     }
     assert!(up, "no path to west\n{}", east.diagnostics());
 
+    gro_on_gateways();
     let _servers = (iperf_server(local_pid), iperf_server(remote_pid));
     let (mut cross, mut inside) = (Vec::new(), Vec::new());
     for round in 0..ROUNDS {

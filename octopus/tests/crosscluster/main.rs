@@ -67,6 +67,7 @@ fn members_behind_nat_carry_pod_traffic_through_an_api_outage_a_cnf_failover_and
     );
 
     through_both_gateways_and_the_hub(hub, &east, &west, &server_ip);
+    the_hub_reports_each_tunnel(hub);
     outage::a_stream_outlives_the_hubs_api_server(&bed, &east, &west, &server_ip);
     failover::the_standby_cnf_takes_over(&east, &server_ip);
     leave::a_member_leaves_and_joins_again(hub, &east, &west, &server_ip);
@@ -148,4 +149,36 @@ fn through_both_gateways_and_the_hub(
         "the hub's tunnels did not carry the stream: from east {} -> {}, to west {} -> {}",
         before.0, after.0, before.1, after.1
     );
+}
+
+/// The hub writes each member's tunnel into its Peer: Ready and the byte counters.
+fn the_hub_reports_each_tunnel(hub: &nauti_testbed::cluster_bed::Cluster) {
+    for member in ["east", "west"] {
+        let mut status = String::new();
+        for _ in 0..90 {
+            status = hub
+                .kubectl(&[
+                    "get",
+                    "peers.nauti.io",
+                    member,
+                    "-n",
+                    "nauti-system",
+                    "-o",
+                    "jsonpath={.status.conditions[?(@.type==\"Ready\")].status} {.status.rxBytes}",
+                ])
+                .unwrap_or_default();
+            let fields: Vec<&str> = status.split_whitespace().collect();
+            if let ["True", rx] = fields.as_slice()
+                && rx.parse::<u64>().is_ok_and(|rx| rx > 0)
+            {
+                break;
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        let fields: Vec<&str> = status.split_whitespace().collect();
+        assert!(
+            fields.len() == 2 && fields[0] == "True",
+            "{member}'s Peer on the hub lacks Ready or rxBytes: {status:?}"
+        );
+    }
 }

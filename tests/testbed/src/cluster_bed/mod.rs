@@ -23,7 +23,7 @@ pub mod usage;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, IoContext, Result};
 use crate::names;
 use crate::testdir::TestDir;
 
@@ -75,6 +75,25 @@ pub struct ClusterBed {
     test: Option<TestDir>,
 }
 
+/// Every kubelet and containerd holds several inotify instances; the kernel's default of 128 per
+/// user runs out with a few beds on one machine ("inotify_init: too many open files"), as kind
+/// documents for several clusters on one host. Raised, never lowered.
+const INOTIFY_INSTANCES: u64 = 1024;
+const INOTIFY_INSTANCES_SYSCTL: &str = "/proc/sys/fs/inotify/max_user_instances";
+
+fn raise_inotify_instances() -> Result<()> {
+    let current: u64 = std::fs::read_to_string(INOTIFY_INSTANCES_SYSCTL)
+        .io_context(|| format!("read {INOTIFY_INSTANCES_SYSCTL}"))?
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    if current < INOTIFY_INSTANCES {
+        std::fs::write(INOTIFY_INSTANCES_SYSCTL, INOTIFY_INSTANCES.to_string())
+            .io_context(|| format!("raise {INOTIFY_INSTANCES_SYSCTL} to {INOTIFY_INSTANCES}"))?;
+    }
+    Ok(())
+}
+
 impl ClusterBed {
     /// Sweeps the leftovers of dead beds, then starts `specs` and waits until each is ready.
     pub fn start(name: &str, specs: &[ClusterSpec]) -> Result<Self> {
@@ -82,6 +101,7 @@ impl ClusterBed {
         if !swept.is_empty() {
             eprintln!("swept the leftovers of beds {}", swept.join(", "));
         }
+        raise_inotify_instances()?;
         let id = names::unique("b");
         let ownership = Ownership::claim(&id)?;
         let test = TestDir::new(name)?;
