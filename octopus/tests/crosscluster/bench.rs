@@ -12,10 +12,9 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use nauti_testbed::cluster_bed::{ClusterBed, ClusterSpec};
 use nauti_testbed::require_root;
 
-use crate::cluster::{Member, deploy_hub, issue_token, pod_address};
+use crate::cluster::{install, pod_address, start_bed};
 use crate::failover::{holder_pod, kill_octopus_of, two_replicas_on_a_short_lease};
 
 const ROUNDS: usize = 3;
@@ -135,22 +134,8 @@ fn median(mut v: Vec<f64>) -> f64 {
 #[ignore = "a benchmark: tests/bench/crosscluster.sh"]
 fn bench_cross_cluster_path() {
     require_root!();
-    let bed = ClusterBed::start(
-        "xcb",
-        &[
-            ClusterSpec::hub("hub", 1),
-            ClusterSpec::member("east", 2),
-            ClusterSpec::member("west", 1),
-        ],
-    )
-    .unwrap();
-    let hub = bed.cluster("hub").unwrap();
-    deploy_hub(hub);
-    let token = issue_token(hub);
-    let east = Member::start(&bed, "east", "10.113.0.0/16", &token);
-    let west = Member::start(&bed, "west", "10.114.0.0/16", &token);
-    east.wait_gateway_ready(1);
-    west.wait_gateway_ready(1);
+    let bed = start_bed("xcb", 2);
+    let (east, west) = install(&bed);
     east.run_pod_on("client", Some("east-n0"), &["sleep", "3601"]);
     east.run_pod_on("local", Some("east-n1"), &["sleep", "3602"]);
     west.run_pod("server", &["sleep", "3603"]);

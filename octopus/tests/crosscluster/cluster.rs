@@ -6,7 +6,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use nauti_testbed::cluster_bed::plan::WIREGUARD_PORT;
-use nauti_testbed::cluster_bed::{Cluster, ClusterBed, images::TOOLS_IMAGE};
+use nauti_testbed::cluster_bed::{Cluster, ClusterBed, ClusterSpec, images::TOOLS_IMAGE};
 use nauti_testbed::{Daemon, TestDir};
 use serde_json::{Value, json};
 
@@ -182,6 +182,32 @@ pub fn deploy_hub(hub: &Cluster) {
     hub.apply(&deployment("octopus-hub", "octopus-hub", json!({}), pod))
         .unwrap();
     wait_leader(hub, "octopus-hub", 1);
+}
+
+/// A bed of a hub and two members behind NAT: `east` on `east_nodes` nodes, `west` on one.
+pub fn start_bed(name: &str, east_nodes: u8) -> ClusterBed {
+    ClusterBed::start(
+        name,
+        &[
+            ClusterSpec::hub("hub", 1),
+            ClusterSpec::member("east", east_nodes),
+            ClusterSpec::member("west", 1),
+        ],
+    )
+    .unwrap()
+}
+
+/// Nauti on `bed`: the hub's gateway, then east (slice `10.113.0.0/16`) and west
+/// (`10.114.0.0/16`) joined with a token the hub issued, each with its CNF leading.
+pub fn install(bed: &ClusterBed) -> (Member<'_>, Member<'_>) {
+    let hub = bed.cluster("hub").unwrap();
+    deploy_hub(hub);
+    let token = issue_token(hub);
+    let east = Member::start(bed, "east", "10.113.0.0/16", &token);
+    let west = Member::start(bed, "west", "10.114.0.0/16", &token);
+    east.wait_gateway_ready(1);
+    west.wait_gateway_ready(1);
+    (east, west)
 }
 
 /// A bootstrap token from `octopus hub issue-token`.

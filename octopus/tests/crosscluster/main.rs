@@ -19,10 +19,9 @@ mod outage;
 
 use std::time::Duration;
 
-use nauti_testbed::cluster_bed::{ClusterBed, ClusterSpec};
 use nauti_testbed::require_root;
 
-use cluster::{Member, deploy_hub, issue_token, pod_address, tunnel_bytes};
+use cluster::{Member, install, pod_address, start_bed, tunnel_bytes};
 
 /// 64 MiB, the issue's transfer.
 const TRANSFER: u64 = 64 << 20;
@@ -30,23 +29,9 @@ const TRANSFER: u64 = 64 << 20;
 #[test]
 fn members_behind_nat_carry_pod_traffic_through_an_api_outage_a_cnf_failover_and_a_rejoin() {
     require_root!();
-    let bed = ClusterBed::start(
-        "xc",
-        &[
-            ClusterSpec::hub("hub", 1),
-            ClusterSpec::member("east", 1),
-            ClusterSpec::member("west", 1),
-        ],
-    )
-    .unwrap();
+    let bed = start_bed("xc", 1);
     let hub = bed.cluster("hub").unwrap();
-    deploy_hub(hub);
-    let token = issue_token(hub);
-
-    let east = Member::start(&bed, "east", "10.113.0.0/16", &token);
-    let west = Member::start(&bed, "west", "10.114.0.0/16", &token);
-    east.wait_gateway_ready(1);
-    west.wait_gateway_ready(1);
+    let (east, west) = install(&bed);
 
     // A server in west that counts what it receives, a client in east.
     west.run_pod(
