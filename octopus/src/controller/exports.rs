@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use futures::StreamExt as _;
 use ipnet::IpNet;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort, EndpointSlice};
@@ -32,8 +33,8 @@ use tracing::{Instrument as _, debug, info, info_span, warn};
 
 use super::local::{CLUSTER_CONFIGMAP, CLUSTER_SUBNET_KEY};
 use super::services::{
-    FIELD_MANAGER, RESYNC, RETRY, SyncContext, all_ready, connect_nb, gone_is_fine, next_pass,
-    spawn_store,
+    FIELD_MANAGER, RESYNC, RETRY, SyncContext, WRITE_CONCURRENCY, all_ready, connect_nb,
+    gone_is_fine, next_pass, spawn_store,
 };
 use crate::core::mcs::hub::{hub_import, hub_labels, hub_object_key, hub_slice_name};
 use crate::core::mcs::local::{
@@ -199,6 +200,7 @@ async fn pass(context: &SyncContext, nb: &Northbound, stores: &Stores) -> anyhow
     let mut failed = 0usize;
     let mut exports: Vec<Arc<ServiceExport>> = stores.exports.state();
     exports.sort_by_key(|e| (e.namespace(), e.name_any()));
+    let mut jobs = Vec::with_capacity(exports.len());
     for export in exports {
         let Some(namespace) = export.namespace() else {
             continue;
@@ -207,7 +209,6 @@ async fn pass(context: &SyncContext, nb: &Northbound, stores: &Stores) -> anyhow
         if export.metadata.deletion_timestamp.is_some() {
             continue;
         }
-        let span = info_span!("export", service = %key);
         let service = stores
             .services
             .get(&ObjectRef::new(&key.name).within(&key.namespace));
@@ -219,10 +220,25 @@ async fn pass(context: &SyncContext, nb: &Northbound, stores: &Stores) -> anyhow
             &slices,
         );
         let target_ports = endpoint_ports(own_slices.iter().map(AsRef::as_ref));
-        let on_hub = published.get(&key).map(Vec::as_slice).unwrap_or_default();
-        let result = export_one(context, stores, &key, &export, &plan, target_ports, on_hub)
-            .instrument(span)
-            .await;
+        jobs.push((key, export, plan, target_ports));
+    }
+    // Each export writes its own objects: a burst of new exports goes out side by side.
+    let results: Vec<(ServiceKey, anyhow::Result<bool>)> =
+        futures::stream::iter(jobs.into_iter().map(|(key, export, plan, target_ports)| {
+            let on_hub = published.get(&key).map(Vec::as_slice).unwrap_or_default();
+            let span = info_span!("export", service = %key);
+            async move {
+                let result =
+                    export_one(context, stores, &key, &export, &plan, target_ports, on_hub)
+                        .instrument(span)
+                        .await;
+                (key, result)
+            }
+        }))
+        .buffer_unordered(WRITE_CONCURRENCY)
+        .collect()
+        .await;
+    for (key, result) in results {
         match result {
             Ok(true) => {
                 wanted.insert(key);

@@ -22,6 +22,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use futures::StreamExt as _;
 use ipnet::IpNet;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -45,8 +46,8 @@ use tracing::{Instrument as _, info, info_span, warn};
 
 use super::exports::same_slice;
 use super::services::{
-    CONFLICT_FIELD_MANAGER, FIELD_MANAGER, RESYNC, RETRY, SyncContext, all_ready, first_ip,
-    gone_is_fine, next_pass, spawn_store,
+    CONFLICT_FIELD_MANAGER, FIELD_MANAGER, RESYNC, RETRY, SyncContext, WRITE_CONCURRENCY,
+    all_ready, first_ip, gone_is_fine, next_pass, spawn_store,
 };
 use crate::core::mcs::hub::{hub_export, hub_object_key, import_spec, local_slice_name};
 use crate::core::mcs::{
@@ -237,14 +238,31 @@ async fn pass(
 
     let mut failed = 0usize;
     let mut kept_imports = BTreeSet::new();
-    for (key, planned) in &plan {
-        if !present.contains(&key.namespace) {
-            continue;
-        }
-        kept_imports.insert((key.namespace.clone(), key.name.clone()));
-        let result = keep_import(context, stores, key, planned)
-            .instrument(info_span!("import", service = %key))
-            .await;
+    let present_plan: Vec<_> = plan
+        .iter()
+        .filter(|(key, _)| present.contains(&key.namespace))
+        .collect();
+    kept_imports.extend(
+        present_plan
+            .iter()
+            .map(|(key, _)| (key.namespace.clone(), key.name.clone())),
+    );
+    // Each service's import is its own object: a burst goes out side by side.
+    // Collected first: a stream over a closure's futures trips the compiler's Send check.
+    let imports: Vec<_> = present_plan
+        .into_iter()
+        .map(|(key, planned)| async move {
+            let result = keep_import(context, stores, key, planned)
+                .instrument(info_span!("import", service = %key))
+                .await;
+            (key, result)
+        })
+        .collect();
+    let results: Vec<(&ServiceKey, anyhow::Result<()>)> = futures::stream::iter(imports)
+        .buffer_unordered(WRITE_CONCURRENCY)
+        .collect()
+        .await;
+    for (key, result) in results {
         if let Err(error) = result {
             failed += 1;
             warn!(service = %key, error = format!("{error:#}"), "import not written; retried");
@@ -257,6 +275,7 @@ async fn pass(
     };
     let mut kept_slices = BTreeSet::new();
     let mut imported: BTreeMap<ServiceKey, Vec<EndpointSlice>> = BTreeMap::new();
+    let mut writes = Vec::new();
     for published in stores.hub_slices.state() {
         let Some((key, cluster)) = hub_object_key(&published.metadata) else {
             continue;
@@ -280,18 +299,32 @@ async fn pass(
             .slices
             .get(&ObjectRef::new(&name).within(&key.namespace));
         if current.as_deref().is_none_or(|c| !same_slice(c, &wanted)) {
+            writes.push((key, cluster, name, wanted));
+        }
+    }
+    let writes: Vec<_> = writes
+        .into_iter()
+        .map(|(key, cluster, name, wanted)| async move {
             let applied = slices_api(&key.namespace)
                 .patch(&name, &apply(FIELD_MANAGER), &Patch::Apply(&wanted))
                 .await;
             match applied {
-                Ok(_) => info!(service = %key, %cluster, slice = %name, "endpoints imported"),
+                Ok(_) => {
+                    info!(service = %key, %cluster, slice = %name, "endpoints imported");
+                    true
+                }
                 Err(error) => {
-                    failed += 1;
                     warn!(service = %key, slice = %name, %error, "EndpointSlice not written; retried");
+                    false
                 }
             }
-        }
-    }
+        })
+        .collect();
+    let applied: Vec<bool> = futures::stream::iter(writes)
+        .buffer_unordered(WRITE_CONCURRENCY)
+        .collect()
+        .await;
+    failed += applied.iter().filter(|ok| !**ok).count();
 
     // The clusterset IPs, balanced over what was just imported.
     let wanted_balancers: Vec<LoadBalancer> = plan

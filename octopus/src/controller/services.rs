@@ -22,6 +22,9 @@ pub const FIELD_MANAGER: &str = "octopus";
 pub const CONFLICT_FIELD_MANAGER: &str = "octopus-conflicts";
 /// Pause before a pass that failed is tried again.
 pub const RETRY: Duration = Duration::from_secs(2);
+/// How many services' writes a pass has in flight at once: a burst of exports or imports goes
+/// out side by side rather than one API call after another.
+pub const WRITE_CONCURRENCY: usize = 16;
 /// How often a full pass runs without any event.
 pub const RESYNC: Duration = Duration::from_secs(30);
 
