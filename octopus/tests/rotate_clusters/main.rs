@@ -18,10 +18,10 @@ use std::time::{Duration, Instant};
 
 use nauti_octopus::controller::connect;
 use nauti_octopus::controller::local::{WIREGUARD_KEY_SECRET, rotate_wireguard_key};
-use nauti_testbed::cluster_bed::{Cluster, ClusterBed, ClusterSpec};
+use nauti_testbed::cluster_bed::Cluster;
 use nauti_testbed::require_root;
 
-use cluster::{Member, NAMESPACE, deploy_hub, issue_token, pod_address};
+use cluster::{Member, NAMESPACE, install, pod_address, start_bed};
 
 /// 1 MiB chunks, one every half second: a stream of 12 s.
 const CHUNKS: u64 = 24;
@@ -37,22 +37,9 @@ const SAMPLE_MS: u64 = 100;
 #[test]
 fn a_tcp_stream_survives_a_members_and_the_hubs_key_rotation() {
     require_root!();
-    let bed = ClusterBed::start(
-        "rk",
-        &[
-            ClusterSpec::hub("hub", 1),
-            ClusterSpec::member("east", 1),
-            ClusterSpec::member("west", 1),
-        ],
-    )
-    .unwrap();
+    let bed = start_bed("rk", 1);
+    let (east, west) = install(&bed);
     let hub = bed.cluster("hub").unwrap();
-    deploy_hub(hub);
-    let token = issue_token(hub);
-    let east = Member::start(&bed, "east", "10.113.0.0/16", &token);
-    let west = Member::start(&bed, "west", "10.114.0.0/16", &token);
-    east.wait_gateway_ready(1);
-    west.wait_gateway_ready(1);
 
     // The receiver samples the size of what it got every SAMPLE_MS (monotonic milliseconds),
     // so a stall is measured where it is felt, without kubectl's latency.
