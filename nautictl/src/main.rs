@@ -1,6 +1,7 @@
 //! `nautictl`: see and manage a Nauti cluster set from the hub.
 
 mod clean_cmd;
+mod diagnose_cmd;
 mod rotate_cmd;
 
 use std::path::PathBuf;
@@ -37,6 +38,7 @@ const IN_CLUSTER_ENV: &str = "KUBERNETES_SERVICE_HOST";
         nautictl --context hub join-token create --ttl 2h\n  \
         nautictl --kubeconfig hub.kubeconfig show -o json\n  \
         nautictl --context east clean --dry-run\n  \
+        nautictl --context east diagnose --from default/client --to default/server --to-context west --hub-context hub --ovn-nb tcp:10.0.0.5:6641\n  \
         nautictl --context east rotate-keys --wait\n  \
         source <(nautictl completion bash)"
 )]
@@ -82,6 +84,21 @@ enum Command {
         nautictl --kubeconfig east.kubeconfig clean --coredns-key Corefile.custom\n  \
         nautictl clean --keep-coredns   # in a pod, as its ServiceAccount (the chart's uninstall hook)")]
     Clean(clean_cmd::CleanArgs),
+    /// Check each hop of the path from a pod to a pod or service name, stopping at the first
+    /// that fails with its cause; exits 0 when every hop passes, 1 otherwise.
+    ///
+    /// Hops, in order: the source pod's nauti.io annotations are readable and agree with its OVN
+    /// logical switch port (address and MAC); the port is bound on the pod's node (with
+    /// --ovn-sb); the gateway router holds the pod's gateway and routes the global network
+    /// through a CNF pod that exists, runs and holds the Lease; the Peers of both clusters are
+    /// Ready on the hub with a recent handshake; a service name resolves in crossdns.
+    #[command(after_help = "Examples:\n  \
+        nautictl --context east diagnose --from default/client --to default/server \\\n      \
+        --to-context west --hub-context hub --ovn-nb tcp:10.0.0.5:6641 --ovn-sb tcp:10.0.0.5:6642\n  \
+        nautictl --context east diagnose --from default/client --to nginx.web --hub-context hub \\\n      \
+        --ovn-nb unix:/run/ovn/ovnnb_db.sock\n  \
+        nautictl --context east diagnose --cluster-id east --ovn-nb tcp:10.0.0.5:6641")]
+    Diagnose(Box<diagnose_cmd::DiagnoseArgs>),
     /// Give one cluster's gateway a new WireGuard key (run against that cluster).
     ///
     /// Writes a fresh random key into the cluster's key Secret and prints the old and the new
@@ -140,7 +157,7 @@ enum JoinTokenCommand {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli).await {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("nautictl: {e:#}");
             ExitCode::FAILURE
@@ -148,22 +165,30 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Command::Completion { shell } = cli.command {
         // No cluster needed: the script comes from the command line's own definition.
         let mut script = Vec::new();
         clap_complete::generate(shell, &mut Cli::command(), "nautictl", &mut script);
-        return emit(&String::from_utf8_lossy(&script));
+        emit(&String::from_utf8_lossy(&script))?;
+        return Ok(ExitCode::SUCCESS);
     }
-    let config = load_config(cli.kubeconfig.as_ref(), cli.context.as_deref()).await?;
-    let server = config
-        .cluster_url
-        .to_string()
-        .trim_end_matches('/')
-        .to_owned();
-    let client = kube::Client::try_from(config).context("build the Kubernetes client")?;
-    let target = Target { client, server };
-    match cli.command {
+    let mut config = load_config(cli.kubeconfig.as_ref(), cli.context.as_deref()).await?;
+    if let Command::Diagnose(args) = &cli.command {
+        let timeout = diagnose_cmd::timeout(args)?;
+        diagnose_cmd::bound_requests(&mut config, timeout);
+        let target = Target::new(config)?;
+        return diagnose_cmd::run(&target, cli.kubeconfig.as_ref(), args, timeout).await;
+    }
+    let target = Target::new(config)?;
+    run_command(&target, cli.command)
+        .await
+        .map(|()| ExitCode::SUCCESS)
+}
+
+async fn run_command(target: &Target, command: Command) -> anyhow::Result<()> {
+    let target = target.clone();
+    match command {
         Command::JoinToken(JoinTokenCommand::Create {
             ttl,
             hub_url,
@@ -175,8 +200,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Show { output, namespace } => show(&target, output, &namespace).await,
         Command::Clean(args) => clean_cmd::clean(&target, &args).await,
         Command::RotateKeys(args) => rotate_cmd::rotate_keys(&target, &args).await,
-        // Answered above, before any kubeconfig is read.
-        Command::Completion { .. } => Ok(()),
+        // Answered in run.
+        Command::Completion { .. } | Command::Diagnose(_) => Ok(()),
     }
 }
 
@@ -191,18 +216,29 @@ pub(crate) fn emit(text: &str) -> anyhow::Result<()> {
 }
 
 /// The cluster's client and the URL it talks to, for error messages.
+#[derive(Clone)]
 pub(crate) struct Target {
     pub(crate) client: kube::Client,
-    server: String,
+    pub(crate) server: String,
 }
 
 impl Target {
+    pub(crate) fn new(config: kube::Config) -> anyhow::Result<Self> {
+        let server = config
+            .cluster_url
+            .to_string()
+            .trim_end_matches('/')
+            .to_owned();
+        let client = kube::Client::try_from(config).context("build the Kubernetes client")?;
+        Ok(Self { client, server })
+    }
+
     pub(crate) fn unreachable(&self, what: &str) -> String {
         format!("{what} on the API server {}", self.server)
     }
 }
 
-async fn load_config(
+pub(crate) async fn load_config(
     path: Option<&PathBuf>,
     context: Option<&str>,
 ) -> anyhow::Result<kube::Config> {

@@ -62,7 +62,8 @@ pub enum BindingFacts {
 pub struct RouterRoute {
     pub ip_prefix: String,
     pub nexthop: String,
-    /// The CNF pod that set it (`external_ids:nauti.io/cnf-pod`).
+    /// The lease identity of the CNF that set it (`external_ids:nauti.io/cnf-pod`:
+    /// `<pod>_<suffix>`).
     pub cnf_pod: Option<String>,
 }
 
@@ -516,18 +517,21 @@ fn network_address(network: &str) -> Option<IpAddr> {
     network.split('/').next()?.parse().ok()
 }
 
-/// Whether the Lease is held by `pod` and not expired at `now`.
-fn lease_held_by(lease: &LeaseFacts, pod: &str, now: jiff::Timestamp) -> Result<(), String> {
+/// The pod of a lease identity: octopus's is `<pod>_<suffix>` (a pod name has no `_`).
+pub fn pod_of_identity(identity: &str) -> &str {
+    identity.split_once('_').map_or(identity, |(pod, _)| pod)
+}
+
+/// Whether the Lease is held by `identity` and not expired at `now`.
+fn lease_held_by(lease: &LeaseFacts, identity: &str, now: jiff::Timestamp) -> Result<(), String> {
     let lease_ref = format!("Lease {}/{}", lease.namespace, lease.name);
     let holder = lease.holder.as_deref().unwrap_or_default();
-    // octopus's identity is `<pod>_<suffix>`; a bare pod name is accepted too.
-    let holder_pod = holder.rsplit_once('_').map_or(holder, |(pod, _)| pod);
     if holder.is_empty() {
         return Err(format!("{lease_ref} has no holder: no CNF leads"));
     }
-    if holder_pod != pod {
+    if holder != identity {
         return Err(format!(
-            "{lease_ref} is held by {holder}, not by {pod}: the route names a CNF that no \
+            "{lease_ref} is held by {holder}, not by {identity}: the route names a CNF that no \
              longer leads, and the leader has not taken the route over; see the leader's log"
         ));
     }
@@ -576,9 +580,9 @@ fn check_gateway(
     let global = &gateway.global;
     let Some(route) = gateway.routes.iter().find(|r| r.ip_prefix == *global) else {
         return Err(format!(
-            "gateway router {router} has no route to {global} (the global network): no CNF \
-             holds the gateway; the active octopus-member sets this route on every pass, so \
-             check that it runs and see its log"
+            "gateway router {router} has no route to {global} (the global network): traffic \
+             to the other clusters has no way out; the active octopus-member sets this route on \
+             every pass, so check that it runs and see its log"
         ));
     };
     let route_text = format!("route {global} via {} on {router}", route.nexthop);
@@ -590,14 +594,15 @@ fn check_gateway(
             if replicas == 0 { " (scaled to 0?)" } else { "" }
         ),
     };
-    let Some(pod_name) = &route.cnf_pod else {
+    let Some(identity) = &route.cnf_pod else {
         return Err(format!(
             "{route_text} names no CNF pod (no external_ids:{CNF_POD_KEY}): it was set by \
              hand, not by octopus-member; {deployment}"
         ));
     };
+    let pod_name = pod_of_identity(identity);
     let cnf_ref = format!("CNF pod {cnf_namespace}/{pod_name}");
-    let Some(cnf) = gateway.cnf.as_ref().filter(|c| c.name == *pod_name) else {
+    let Some(cnf) = gateway.cnf.as_ref().filter(|c| c.name == pod_name) else {
         return Err(format!(
             "{route_text} names {cnf_ref}, which does not exist: the CNF is gone and no other \
              took over; {deployment}"
@@ -628,7 +633,7 @@ fn check_gateway(
              exist: no CNF leads"
         ));
     };
-    lease_held_by(lease, pod_name, now).map_err(|e| format!("{route_text}: {e}"))?;
+    lease_held_by(lease, identity, now).map_err(|e| format!("{route_text}: {e}"))?;
     Ok(format!(
         "{route_text} ({cnf_ref}, Running, holds Lease {}/{})",
         lease.namespace, lease.name

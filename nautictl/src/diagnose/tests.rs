@@ -75,7 +75,7 @@ fn healthy() -> PathFacts {
             routes: vec![RouterRoute {
                 ip_prefix: "10.112.0.0/12".to_owned(),
                 nexthop: "10.112.0.9".to_owned(),
-                cnf_pod: Some(CNF.to_owned()),
+                cnf_pod: Some(format!("{CNF}_0badcafe")),
             }],
             cnf_namespace: "nauti-system".to_owned(),
             deployment: Some((1, 1)),
@@ -418,7 +418,13 @@ fn each_broken_fact_fails_its_hop_and_stops_there() {
             },
             Hop::Gateway,
             "Lease nauti-system/octopus-member is held by octopus-member-other_12345678, not by \
-             octopus-member-7d9c-abcde",
+             octopus-member-7d9c-abcde_0badcafe",
+        ),
+        (
+            "lease held by a newer incarnation of the same pod",
+            |f| f.gateway.lease.as_mut().unwrap().holder = Some(format!("{CNF}_12345678")),
+            Hop::Gateway,
+            "is held by octopus-member-7d9c-abcde_12345678, not by octopus-member-7d9c-abcde_0badcafe",
         ),
         (
             "lease expired",
