@@ -55,7 +55,8 @@ pub struct DiagnoseArgs {
     /// Kubeconfig of the hub; --kubeconfig's when absent.
     #[arg(long, value_name = "PATH")]
     pub hub_kubeconfig: Option<PathBuf>,
-    /// Context of the hub (its Peers and ServiceImports); needed with --to.
+    /// Context of the hub (its Peers and ServiceImports); with --to, it or --hub-kubeconfig
+    /// is needed.
     #[arg(long, value_name = "CONTEXT")]
     pub hub_context: Option<String>,
     /// Namespace of the Peers on the hub.
@@ -67,7 +68,7 @@ pub struct DiagnoseArgs {
     /// Its southbound database: where the pod's port is bound. Without it that hop is skipped.
     #[arg(long, value_name = "REMOTE")]
     pub ovn_sb: Option<String>,
-    /// How long to wait for an OVN database or crossdns to answer (e.g. `10s`).
+    /// How long to wait for an API server's answer, an OVN database or crossdns (e.g. `10s`).
     #[arg(long, default_value = "10s")]
     pub timeout: jiff::SignedDuration,
     /// Client key and certificates for `ssl:` databases.

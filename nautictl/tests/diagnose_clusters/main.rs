@@ -203,6 +203,7 @@ fn diagnose_passes_a_healthy_path_and_names_each_broken_hop() {
     cnf_scaled_to_zero(&path, &east);
     route_deleted(&path, &east);
     annotation_forged(&path, &east, &client_ip);
+    service_not_exported(&path);
     operator_errors(&path, &bed);
     eprintln!("whole test: {:?}", started.elapsed());
 }
@@ -358,6 +359,33 @@ fn annotation_forged(path: &Path3<'_>, east: &Member<'_>, client_ip: &str) {
         )],
     );
     path.until_healthy("annotation restored", Duration::from_secs(30));
+}
+
+/// A service name nobody exports, asked of a crossdns that is not there (a closed UDP port
+/// on the machine): the DNS hop names both.
+fn service_not_exported(path: &Path3<'_>) {
+    let closed = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let crossdns = closed.local_addr().unwrap().to_string();
+    drop(closed);
+    let mut args = path.args();
+    let to = args.iter().position(|a| a == "--to").unwrap();
+    args[to + 1] = "nginx.default".to_owned();
+    args.extend(["--crossdns".to_owned(), crossdns]);
+    let run = nautictl(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    eprintln!("service not exported: {run}");
+    assert_fails_at(
+        &run,
+        "dns",
+        &[
+            "nginx.default.svc.hyperos.local does not resolve in crossdns, and no cluster exports it \
+           (no ServiceImport on the hub)",
+        ],
+    );
+    assert!(
+        run.stdout
+            .contains("skip  peer                 no cluster exports the service"),
+        "{run}"
+    );
 }
 
 fn operator_errors(path: &Path3<'_>, bed: &ClusterBed) {
