@@ -52,10 +52,10 @@ fn members_behind_nat_carry_pod_traffic_through_an_api_outage_a_cnf_failover_and
     );
 
     through_both_gateways_and_the_hub(hub, &east, &west, &server_ip);
-    the_hub_reports_each_tunnel(hub);
     outage::a_stream_outlives_the_hubs_api_server(&bed, &east, &west, &server_ip);
     failover::the_standby_cnf_takes_over(&east, &server_ip);
     leave::a_member_leaves_and_joins_again(hub, &east, &west, &server_ip);
+    the_hub_reports_each_tunnel(hub);
 }
 
 /// Issue test 1: ping, then 64 MiB of TCP; the hub's tunnels carried it.
@@ -136,7 +136,8 @@ fn through_both_gateways_and_the_hub(
     );
 }
 
-/// The hub writes each member's tunnel into its Peer: Ready and the byte counters.
+/// The hub writes each member's tunnel into its Peer: Ready, the byte counters and the round
+/// trip through the tunnel to the member's gateway address.
 fn the_hub_reports_each_tunnel(hub: &nauti_testbed::cluster_bed::Cluster) {
     for member in ["east", "west"] {
         let mut status = String::new();
@@ -149,12 +150,13 @@ fn the_hub_reports_each_tunnel(hub: &nauti_testbed::cluster_bed::Cluster) {
                     "-n",
                     "nauti-system",
                     "-o",
-                    "jsonpath={.status.conditions[?(@.type==\"Ready\")].status} {.status.rxBytes}",
+                    "jsonpath={.status.conditions[?(@.type==\"Ready\")].status} {.status.rxBytes} {.status.latencyMs}",
                 ])
                 .unwrap_or_default();
             let fields: Vec<&str> = status.split_whitespace().collect();
-            if let ["True", rx] = fields.as_slice()
+            if let ["True", rx, latency] = fields.as_slice()
                 && rx.parse::<u64>().is_ok_and(|rx| rx > 0)
+                && latency.parse::<u64>().is_ok_and(|ms| ms < 1000)
             {
                 break;
             }
@@ -162,8 +164,8 @@ fn the_hub_reports_each_tunnel(hub: &nauti_testbed::cluster_bed::Cluster) {
         }
         let fields: Vec<&str> = status.split_whitespace().collect();
         assert!(
-            fields.len() == 2 && fields[0] == "True",
-            "{member}'s Peer on the hub lacks Ready or rxBytes: {status:?}"
+            fields.len() == 3 && fields[0] == "True",
+            "{member}'s Peer on the hub lacks Ready, rxBytes or latencyMs: {status:?}"
         );
     }
 }
