@@ -106,7 +106,6 @@ pub fn keeps_lead(failure: LookFailure, leading: bool, keep_while_unreachable: b
     leading && keep_while_unreachable && failure == LookFailure::Unreachable
 }
 
-
 /// Whether a leader whose last successful renewal was at `last_renew` must stop acting at
 /// `now`. It steps down before the lease could expire in anyone's eyes (`deadline` is shorter
 /// than the lease duration), so two leaders never act at once.
@@ -213,8 +212,14 @@ mod tests {
     #[test]
     fn only_a_leader_that_asked_keeps_the_lead_and_only_while_the_api_is_silent() {
         assert!(keeps_lead(LookFailure::Unreachable, true, true));
-        assert!(!keeps_lead(LookFailure::Refused, true, true), "a 403 is no outage");
+        assert!(
+            !keeps_lead(LookFailure::Refused, true, true),
+            "a 403 is no outage"
+        );
         assert!(!keeps_lead(LookFailure::Unreachable, true, false));
-        assert!(!keeps_lead(LookFailure::Unreachable, false, true), "a standby takes nothing");
+        assert!(
+            !keeps_lead(LookFailure::Unreachable, false, true),
+            "a standby takes nothing"
+        );
     }
 }
