@@ -16,10 +16,14 @@
     reason = "test code: a failure here is a test failure"
 )]
 
+#[path = "../support/mod.rs"]
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
+use support::{assert_fails_naming, nautictl, stdout_of};
 
 use k8s_openapi::api::core::v1::{ConfigMap, Container, Node, Pod, PodSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -47,35 +51,6 @@ const KUBEADM_COREFILE: &str = "\
     reload
 }
 ";
-
-fn nautictl(kubeconfig: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nautictl"))
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .args(args)
-        .env_remove("KUBECONFIG")
-        .env_remove("NAUTI_COREDNS_KEY")
-        .output()
-        .unwrap()
-}
-
-fn stdout_of(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "nautictl failed: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout.clone()).unwrap()
-}
-
-/// Exit code 1 (not a panic's 101, not clap's 2) and `cause` in the message.
-fn assert_fails_naming(out: &Output, cause: &str) {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
-    assert!(stderr.contains(cause), "{cause:?} not in: {stderr}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
-}
 
 fn nbctl(remote: &str, args: &[&str]) -> String {
     let out = Command::new("ovn-nbctl")

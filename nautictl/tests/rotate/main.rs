@@ -11,9 +11,11 @@
     reason = "test code: a failure here is a test failure"
 )]
 
-use std::path::Path;
-use std::process::{Command, Output};
+#[path = "../support/mod.rs"]
+mod support;
+
 use std::time::Duration;
+use support::{assert_fails_naming, nautictl, stdout_of};
 
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -26,34 +28,6 @@ use nauti_octopus::controller::local::{
 };
 use nauti_testbed::kube_api::repo_crds;
 use nauti_testbed::{KubeApi, TestDir, require_root};
-
-fn nautictl(kubeconfig: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nautictl"))
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .args(args)
-        .env_remove("KUBECONFIG")
-        .output()
-        .unwrap()
-}
-
-fn stdout_of(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "nautictl failed: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout.clone()).unwrap()
-}
-
-/// Exit code 1 (not a panic's 101, not clap's 2) and `cause` in the message.
-fn assert_fails_naming(out: &Output, cause: &str) {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
-    assert!(stderr.contains(cause), "{cause:?} not in: {stderr}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
-}
 
 async fn stored_key(secrets: &Api<Secret>) -> WireguardKey {
     let secret = secrets.get(WIREGUARD_KEY_SECRET).await.unwrap();
