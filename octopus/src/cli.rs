@@ -82,13 +82,13 @@ impl DataPathArgs {
         let Some(ifname) = &self.wireguard_interface else {
             return Ok(None);
         };
-        // The controllers start the userspace device only, so `kernel` stops here with the
-        // reason (no module, or not startable by them) before anything else runs.
-        let backend = choose_backend(self.wireguard_backend, probe_kernel, false)
+        // `kernel` without the module stops here with the reason, before anything else runs.
+        let backend = choose_backend(self.wireguard_backend, probe_kernel, true)
             .context("--wireguard-backend")?;
         tracing::info!(ifname, ?backend, "WireGuard backend");
-        let (config, mtu) =
+        let (mut config, mtu) =
             GatewayConfig::derive(ifname, self.underlay_mtu, policy).context("--underlay-mtu")?;
+        config.backend = backend;
         tracing::info!(
             ifname,
             tunnel_mtu = mtu.tunnel_mtu,

@@ -51,7 +51,7 @@ use crate::gateway::file::log_plan;
 use crate::gateway::{Gateway, GatewayConfig, log_applied, resolve_endpoints, usable_peers};
 use crate::hub::assign::{SliceDecision, assigned_slice, decide_slices};
 use crate::hub::{approval, grants};
-use crate::wg::userspace::Device;
+use crate::wg::AnyDevice;
 
 /// Finalizer the hub puts on every Peer, removed once the member's grants are revoked.
 pub const FINALIZER: &str = "nauti.io/octopus-hub";
@@ -155,7 +155,7 @@ async fn lead(
     let gateway = config
         .gateway
         .clone()
-        .map(|gw| Gateway::start_userspace(gw, key.private, config.port))
+        .map(|gw| Gateway::start(gw, key.private, config.port))
         .transpose()
         .context("start the WireGuard gateway")?;
     let mut last_plan = None;
@@ -233,7 +233,7 @@ const STATUS_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Reads the device, exports each member's tunnel as metrics and writes it into its Peer.
 async fn report_tunnels(
-    gateway: &Gateway<Device>,
+    gateway: &Gateway<AnyDevice>,
     peers: &Api<Peer>,
     valid: &[Peer],
     config: &HubConfig,
@@ -286,7 +286,7 @@ async fn pass(
     config: &HubConfig,
     own: &OwnPeer,
     metrics: &Metrics,
-    (gateway, last_plan): (Option<&Gateway<Device>>, &mut Option<TopologyPlan>),
+    (gateway, last_plan): (Option<&Gateway<AnyDevice>>, &mut Option<TopologyPlan>),
 ) -> anyhow::Result<Vec<Peer>> {
     publish(peers, own)
         .await

@@ -49,7 +49,7 @@ use crate::hub::assign::assigned_slice;
 use crate::join::credential::bootstrap_client;
 use crate::join::csr::{CsrError, request_certificate};
 use crate::join::{BootstrapToken, Credential};
-use crate::wg::userspace::Device;
+use crate::wg::AnyDevice;
 
 /// How long a join or renewal waits for the hub to approve and sign.
 const CERTIFICATE_WAIT: Duration = Duration::from_secs(120);
@@ -211,7 +211,7 @@ async fn lead(
     let gateway = config
         .gateway
         .clone()
-        .map(|gw| Gateway::start_userspace(gw, key.private, config.port))
+        .map(|gw| Gateway::start(gw, key.private, config.port))
         .transpose()
         .context("start the WireGuard gateway")?;
     // Traffic needs the route before anything from the hub: a takeover during a hub outage
@@ -411,7 +411,7 @@ async fn sync(
     own: &OwnPeer,
     metrics: &Metrics,
     seen: &mut Seen,
-    gateway: Option<&Gateway<Device>>,
+    gateway: Option<&Gateway<AnyDevice>>,
 ) -> anyhow::Result<()> {
     let list = peers
         .list(&ListParams::default())

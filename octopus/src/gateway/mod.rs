@@ -30,8 +30,9 @@ use crate::core::{
     DevicePeer, MtuPlan, MtuPlanError, PeerChange, PeerVerdict, RouteDiff, SlicePolicy,
     TopologyPlan, ValidPeer, diff_peers, diff_routes, plan_mtu,
 };
+use crate::wg::kernel::{ChosenBackend, KernelDevice, KernelDeviceConfig};
 use crate::wg::userspace::{Device, DeviceConfig};
-use crate::wg::{DeviceState, WgError, WireGuard};
+use crate::wg::{AnyDevice, DeviceState, WgError, WireGuard};
 pub use netlink::route_on_interface;
 
 /// Sysctl that turns IPv4 forwarding on in the calling thread's network namespace.
@@ -49,6 +50,8 @@ pub struct GatewayConfig {
     /// Ranges routed into the tunnel besides the plan's (the clusterset block: its addresses
     /// must never leave by the default route).
     pub extra_routes: Vec<IpNet>,
+    /// Which WireGuard implementation [`Gateway::start`] runs.
+    pub backend: ChosenBackend,
 }
 
 impl GatewayConfig {
@@ -76,6 +79,7 @@ impl GatewayConfig {
             ifname: ifname.to_owned(),
             mtu: mtu.tunnel_mtu,
             extra_routes: vec![policy.clusterset()],
+            backend: ChosenBackend::Userspace,
         };
         Ok((config, mtu))
     }
@@ -327,6 +331,41 @@ impl Gateway<Device> {
             .serve_uapi(&config.ifname)
             .map_err(device_error("serve UAPI"))?;
         Self::new(device, config)
+    }
+}
+
+impl Gateway<AnyDevice> {
+    /// Starts the device `config.backend` names in the calling thread's namespace: a kernel
+    /// `wireguard` link, or the userspace device with its UAPI socket. Needs a Tokio runtime.
+    pub fn start(
+        config: GatewayConfig,
+        private_key: [u8; 32],
+        listen_port: u16,
+    ) -> Result<Self, GatewayError> {
+        match config.backend {
+            ChosenBackend::Userspace => {
+                let gateway = Gateway::start_userspace(config, private_key, listen_port)?;
+                Ok(Gateway {
+                    device: AnyDevice::Userspace(gateway.device),
+                    links: gateway.links,
+                    config: gateway.config,
+                })
+            }
+            ChosenBackend::Kernel => {
+                let device = KernelDevice::create(&KernelDeviceConfig {
+                    ifname: config.ifname.clone(),
+                    private_key,
+                    listen_port,
+                    fwmark: None,
+                })
+                .map_err(|source| GatewayError::Device {
+                    ifname: config.ifname.clone(),
+                    what: "start",
+                    source,
+                })?;
+                Self::new(AnyDevice::Kernel(device), config)
+            }
+        }
     }
 }
 

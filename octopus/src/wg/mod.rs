@@ -1,5 +1,6 @@
-//! WireGuard devices behind one trait. The userspace backend (boringtun's protocol core under an
-//! I/O loop of our own) is the one this machine runs.
+//! WireGuard devices behind one trait: the kernel module over generic netlink where the node
+//! has it, else the userspace backend (boringtun's protocol core under an I/O loop of our own),
+//! the one this machine runs. [`AnyDevice`] is whichever the gateway started.
 
 pub mod kernel;
 pub mod userspace;
@@ -65,5 +66,36 @@ pub trait WireGuard {
             what: "switch the private key of a running device".to_owned(),
             source: std::io::ErrorKind::Unsupported.into(),
         })
+    }
+}
+
+/// The device a gateway runs: the kernel's or the userspace one.
+pub enum AnyDevice {
+    /// The in-process userspace device.
+    Userspace(userspace::Device),
+    /// A kernel `wireguard` link.
+    Kernel(kernel::KernelDevice),
+}
+
+impl WireGuard for AnyDevice {
+    fn state(&self) -> Result<DeviceState, WgError> {
+        match self {
+            Self::Userspace(device) => device.state(),
+            Self::Kernel(device) => device.state(),
+        }
+    }
+
+    fn apply(&self, changes: &[PeerChange]) -> Result<(), WgError> {
+        match self {
+            Self::Userspace(device) => device.apply(changes),
+            Self::Kernel(device) => device.apply(changes),
+        }
+    }
+
+    fn set_private_key(&self, private_key: &[u8; 32]) -> Result<bool, WgError> {
+        match self {
+            Self::Userspace(device) => device.set_private_key(private_key),
+            Self::Kernel(device) => device.set_private_key(private_key),
+        }
     }
 }
