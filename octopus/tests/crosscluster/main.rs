@@ -14,6 +14,7 @@
 mod bench;
 mod cluster;
 mod failover;
+mod garbage;
 mod leave;
 mod outage;
 
@@ -52,6 +53,7 @@ fn members_behind_nat_carry_pod_traffic_through_an_api_outage_a_cnf_failover_and
     );
 
     through_both_gateways_and_the_hub(hub, &east, &west, &server_ip);
+    garbage::garbage_at_the_hubs_port_stops_nothing(hub, &east, &server_ip);
     outage::a_stream_outlives_the_hubs_api_server(&bed, &east, &west, &server_ip);
     failover::the_standby_cnf_takes_over(&east, &server_ip);
     leave::a_member_leaves_and_joins_again(hub, &east, &west, &server_ip);
