@@ -1,6 +1,7 @@
 //! Operator CLI for Nauti: the pure parts of `nautictl`. Reading the hub's objects into rows and
 //! rendering them live here as plain functions; the binary only talks to the API server.
 
+pub mod benchmark;
 pub mod clean;
 pub mod diagnose;
 pub mod rotate;

@@ -1,5 +1,6 @@
 //! `nautictl`: see and manage a Nauti cluster set from the hub.
 
+mod benchmark_cmd;
 mod clean_cmd;
 mod diagnose_cmd;
 mod rotate_cmd;
@@ -40,6 +41,7 @@ const IN_CLUSTER_ENV: &str = "KUBERNETES_SERVICE_HOST";
         nautictl --context east clean --dry-run\n  \
         nautictl --context east diagnose --from default/client --to default/server --to-context west --hub-context hub --ovn-nb tcp:10.0.0.5:6641\n  \
         nautictl --context east rotate-keys --wait\n  \
+        nautictl benchmark --from-cluster east --to-cluster west\n  \
         source <(nautictl completion bash)"
 )]
 struct Cli {
@@ -110,6 +112,17 @@ enum Command {
         nautictl --context east rotate-keys --cluster east --wait --timeout 1m\n  \
         nautictl --context hub rotate-keys --wait   # the hub's own key")]
     RotateKeys(rotate_cmd::RotateArgs),
+    /// Measure throughput and latency across the tunnel and inside one cluster.
+    ///
+    /// Starts a server pod in each cluster and a client pod in the client's cluster, waits for
+    /// their global addresses (nauti.io/ip_address), then from the client pings each server and
+    /// sends it --size-mib MiB with netcat; prints both paths and their ratio, and deletes the
+    /// pods (also on failure or Ctrl-C). Progress goes to stderr.
+    #[command(after_help = "Examples:\n  \
+        nautictl benchmark --from-cluster east --to-cluster west\n  \
+        nautictl --kubeconfig east.kubeconfig benchmark --to-kubeconfig west.kubeconfig --size-mib 16\n  \
+        nautictl --context east benchmark --to-cluster west --image registry.example/tools:1 --pings 20")]
+    Benchmark(benchmark_cmd::BenchmarkArgs),
     /// Print a shell completion script.
     #[command(after_help = "Examples:\n  \
         source <(nautictl completion bash)\n  \
@@ -173,6 +186,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         emit(&String::from_utf8_lossy(&script))?;
         return Ok(ExitCode::SUCCESS);
     }
+    if let Command::Benchmark(args) = &cli.command {
+        // Two clusters: each side loads its own kubeconfig and context.
+        benchmark_cmd::run(cli.kubeconfig.as_ref(), cli.context.as_deref(), args).await?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let mut config = load_config(cli.kubeconfig.as_ref(), cli.context.as_deref()).await?;
     if let Command::Diagnose(args) = &cli.command {
         let timeout = diagnose_cmd::timeout(args)?;
@@ -201,7 +219,7 @@ async fn run_command(target: &Target, command: Command) -> anyhow::Result<()> {
         Command::Clean(args) => clean_cmd::clean(&target, &args).await,
         Command::RotateKeys(args) => rotate_cmd::rotate_keys(&target, &args).await,
         // Answered in run.
-        Command::Completion { .. } | Command::Diagnose(_) => Ok(()),
+        Command::Completion { .. } | Command::Diagnose(_) | Command::Benchmark(_) => Ok(()),
     }
 }
 
