@@ -408,17 +408,6 @@ async fn pass(
                 tracing::warn!(%error, "cannot apply the WireGuard plan");
             }
         }
-        // Probes through the tunnel need a source address members route back to the hub.
-        if let Some(slice) = own_slice {
-            match gateway.ensure_tunnel_address(slice).await {
-                Ok(true) => tracing::info!(%slice, ifname = gateway.ifname(), "tunnel address set"),
-                Ok(false) => {}
-                Err(error) => {
-                    failures += 1;
-                    tracing::warn!(%error, "cannot set the tunnel's address");
-                }
-            }
-        }
     }
     *last_plan = Some(plan);
     anyhow::ensure!(failures == 0, "{failures} step(s) failed");

@@ -138,8 +138,7 @@ fn through_both_gateways_and_the_hub(
     );
 }
 
-/// The hub writes each member's tunnel into its Peer: Ready, the byte counters and the round
-/// trip through the tunnel to the member's gateway address.
+/// The hub writes each member's tunnel into its Peer: Ready and the byte counters.
 fn the_hub_reports_each_tunnel(hub: &nauti_testbed::cluster_bed::Cluster) {
     for member in ["east", "west"] {
         let mut status = String::new();
@@ -152,13 +151,12 @@ fn the_hub_reports_each_tunnel(hub: &nauti_testbed::cluster_bed::Cluster) {
                     "-n",
                     "nauti-system",
                     "-o",
-                    "jsonpath={.status.conditions[?(@.type==\"Ready\")].status} {.status.rxBytes} {.status.latencyMs}",
+                    "jsonpath={.status.conditions[?(@.type==\"Ready\")].status} {.status.rxBytes}",
                 ])
                 .unwrap_or_default();
             let fields: Vec<&str> = status.split_whitespace().collect();
-            if let ["True", rx, latency] = fields.as_slice()
+            if let ["True", rx] = fields.as_slice()
                 && rx.parse::<u64>().is_ok_and(|rx| rx > 0)
-                && latency.parse::<u64>().is_ok_and(|ms| ms < 1000)
             {
                 break;
             }
@@ -166,8 +164,8 @@ fn the_hub_reports_each_tunnel(hub: &nauti_testbed::cluster_bed::Cluster) {
         }
         let fields: Vec<&str> = status.split_whitespace().collect();
         assert!(
-            fields.len() == 3 && fields[0] == "True",
-            "{member}'s Peer on the hub lacks Ready, rxBytes or latencyMs: {status:?}"
+            fields.len() == 2 && fields[0] == "True",
+            "{member}'s Peer on the hub lacks Ready or rxBytes: {status:?}"
         );
     }
 }
