@@ -397,9 +397,11 @@ async fn a_query_flood_leaves_memory_and_connections_bounded_and_dig_answered() 
     assert!(answered > 5_000, "only {answered} answers");
     assert!(opened > 3 * MAX_TCP as u64, "only {opened} connections");
     assert!(seen.max_tcp_held > 0, "the sampler never saw a connection");
+    // At the limit, a new connection is accepted only to be closed at once (and counted as
+    // refused): a sample can catch that one beside the served ones.
     assert!(
-        seen.max_tcp_held <= MAX_TCP,
-        "{} TCP connections held, limit {MAX_TCP}",
+        seen.max_tcp_held <= MAX_TCP + 1,
+        "{} TCP connections held, limit {MAX_TCP} served plus the one being refused",
         seen.max_tcp_held
     );
     assert!(
