@@ -19,6 +19,7 @@ pub mod kube;
 pub mod metrics;
 pub mod tcp;
 pub mod udp;
+mod wire;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};

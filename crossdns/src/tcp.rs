@@ -16,9 +16,9 @@ use std::time::Duration;
 use hickory_server::net::NetError;
 use hickory_server::net::runtime::TokioTime;
 use hickory_server::net::xfer::Protocol;
-use hickory_server::proto::op::{Header, HeaderCounts, MessageType, Metadata, ResponseCode};
+use hickory_server::proto::op::{Header, MessageType, Metadata, ResponseCode};
 use hickory_server::proto::rr::Record;
-use hickory_server::proto::serialize::binary::{BinDecodable, BinEncodable, BinEncoder};
+use hickory_server::proto::serialize::binary::BinDecodable;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponse;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -30,6 +30,7 @@ use tracing::debug;
 
 use crate::dns::Handler;
 use crate::metrics::Metrics;
+use crate::wire::{encode_response, header_only};
 
 /// The shortest message: a header.
 const HEADER_LEN: usize = 12;
@@ -214,18 +215,6 @@ async fn answer_query(handler: &Handler, query: Vec<u8>, peer: SocketAddr) -> Op
     }
 }
 
-/// A response of a header alone, as the wire bytes.
-fn header_only(metadata: Metadata) -> Vec<u8> {
-    let header = Header {
-        metadata,
-        counts: HeaderCounts::default(),
-    };
-    let mut bytes = Vec::with_capacity(HEADER_LEN);
-    // A header is 12 bytes and always fits an encoder without a size limit.
-    let _ = header.emit(&mut BinEncoder::new(&mut bytes));
-    bytes
-}
-
 /// Encodes the handler's response into a buffer the connection then writes under its deadline.
 #[derive(Clone, Default)]
 struct Reply {
@@ -245,27 +234,7 @@ impl ResponseHandler for Reply {
             impl Iterator<Item = &'a Record> + Send + 'a,
         >,
     ) -> Result<ResponseInfo, NetError> {
-        let id = response.metadata().id;
-        let mut bytes = Vec::with_capacity(512);
-        let mut encoder = BinEncoder::new(&mut bytes);
-        encoder.set_max_size(u16::MAX);
-        let info = match response.destructive_emit(&mut encoder) {
-            Ok(info) => info,
-            Err(error) => {
-                debug!(%error, "cannot encode a TCP response: SERVFAIL");
-                let mut metadata = Metadata::new(
-                    id,
-                    MessageType::Response,
-                    hickory_server::proto::op::OpCode::Query,
-                );
-                metadata.response_code = ResponseCode::ServFail;
-                bytes = header_only(metadata);
-                ResponseInfo::from(Header {
-                    metadata,
-                    counts: HeaderCounts::default(),
-                })
-            }
-        };
+        let (bytes, info) = encode_response(response, u16::MAX);
         *self.bytes.lock().unwrap_or_else(PoisonError::into_inner) = bytes;
         Ok(info)
     }

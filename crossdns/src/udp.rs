@@ -13,11 +13,9 @@ use std::sync::Arc;
 use hickory_server::net::NetError;
 use hickory_server::net::runtime::TokioTime;
 use hickory_server::net::xfer::Protocol;
-use hickory_server::proto::op::{
-    Header, HeaderCounts, MessageType, Metadata, OpCode, ResponseCode,
-};
+use hickory_server::proto::op::{Header, MessageType, Metadata, ResponseCode};
 use hickory_server::proto::rr::Record;
-use hickory_server::proto::serialize::binary::{BinDecodable, BinEncodable, BinEncoder};
+use hickory_server::proto::serialize::binary::BinDecodable;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponse;
 use tokio::net::UdpSocket;
@@ -25,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use crate::dns::Handler;
+use crate::wire::{encode_response, header_only};
 
 /// The largest datagram read: anything longer is cut, and then fails to decode.
 const MAX_DATAGRAM: usize = 65_535;
@@ -82,18 +81,6 @@ async fn answer(handler: &Handler, socket: &Arc<UdpSocket>, datagram: &[u8], src
     }
 }
 
-/// A response of a header alone (no section), as the wire bytes.
-fn header_only(metadata: Metadata) -> Vec<u8> {
-    let header = Header {
-        metadata,
-        counts: HeaderCounts::default(),
-    };
-    let mut bytes = Vec::with_capacity(12);
-    // A header is 12 bytes and always fits an encoder without a size limit.
-    let _ = header.emit(&mut BinEncoder::new(&mut bytes));
-    bytes
-}
-
 /// Encodes a response within the size the query allows and sends it to the querier.
 #[derive(Clone)]
 struct Reply {
@@ -117,23 +104,7 @@ impl ResponseHandler for Reply {
         // RFC 1035 4.2.1: 512 bytes without EDNS; the encoder truncates at a record boundary
         // and sets TC.
         let limit = response.edns().map_or(512, |edns| edns.max_payload());
-        let id = response.metadata().id;
-        let mut bytes = Vec::with_capacity(512);
-        let mut encoder = BinEncoder::new(&mut bytes);
-        encoder.set_max_size(limit);
-        let info = match response.destructive_emit(&mut encoder) {
-            Ok(info) => info,
-            Err(error) => {
-                debug!(%error, "cannot encode a response: SERVFAIL");
-                let mut metadata = Metadata::new(id, MessageType::Response, OpCode::Query);
-                metadata.response_code = ResponseCode::ServFail;
-                bytes = header_only(metadata);
-                ResponseInfo::from(Header {
-                    metadata,
-                    counts: HeaderCounts::default(),
-                })
-            }
-        };
+        let (bytes, info) = encode_response(response, limit);
         self.socket.send_to(&bytes, self.dst).await?;
         Ok(info)
     }
