@@ -3,9 +3,8 @@
 use super::nb::with_retries;
 use super::{Error, Northbound};
 use crate::core::lb::{self, DB, LOAD_BALANCER, LoadBalancer};
-use crate::core::nb::LOGICAL_SWITCH;
+use crate::core::nb;
 use crate::core::ops::{Condition, Operation};
-use crate::core::value::{Uuid, Value};
 
 impl Northbound {
     /// Makes every load balancer exist as wanted and attached to the switch, in one read and
@@ -56,14 +55,7 @@ impl Northbound {
         if ops.is_empty() {
             return Ok(0);
         }
-        let results = self.client().transact(DB, ops).await?;
-        // Every second result is a delete; a row deleted concurrently counts 0.
-        Ok(results
-            .iter()
-            .skip(1)
-            .step_by(2)
-            .filter_map(|r| r.count)
-            .sum::<u64>() as usize)
+        Ok(nb::count_deleted(&self.client().transact(DB, ops).await?))
     }
 
     /// Every load balancer attached to a switch, ours or not, sorted by name (empty when the
@@ -72,36 +64,14 @@ impl Northbound {
         &self,
         switch: &str,
     ) -> Result<Vec<LoadBalancer>, Error> {
-        let results = self
-            .client()
-            .transact(
-                DB,
-                vec![Operation::select(
-                    LOGICAL_SWITCH,
-                    vec![Condition::eq("name", switch)],
-                    &["load_balancer"],
-                )],
+        let mut found = self
+            .switch_children(
+                switch,
+                "load_balancer",
+                LOAD_BALANCER,
+                LoadBalancer::from_row,
             )
             .await?;
-        let uuids: Vec<Uuid> = results
-            .first()
-            .and_then(|r| r.rows.as_ref())
-            .and_then(|rows| rows.first())
-            .and_then(|row| row.get("load_balancer"))
-            .map(Value::uuids)
-            .unwrap_or_default();
-        if uuids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let ops = uuids
-            .iter()
-            .map(|u| Operation::select(LOAD_BALANCER, vec![Condition::uuid(u)], &[]))
-            .collect();
-        let results = self.client().transact(DB, ops).await?;
-        let mut found: Vec<LoadBalancer> = results
-            .iter()
-            .filter_map(|r| r.rows.as_ref()?.first().map(LoadBalancer::from_row))
-            .collect();
         found.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(found)
     }

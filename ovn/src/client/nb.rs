@@ -10,7 +10,7 @@ use crate::core::nb::{
     self, DB, LOGICAL_SWITCH, LOGICAL_SWITCH_PORT, LogicalSwitch, LogicalSwitchPort,
 };
 use crate::core::ops::{Condition, Operation, OperationResult};
-use crate::core::value::Uuid;
+use crate::core::value::{Row, Uuid};
 
 /// How many read-plan-write rounds an ensure makes before it reports a conflict.
 const ATTEMPTS: u32 = 5;
@@ -178,34 +178,47 @@ impl Northbound {
         &self,
         switch: &str,
     ) -> Result<Vec<LogicalSwitchPort>, Error> {
+        let mut ports = self
+            .switch_children(
+                switch,
+                "ports",
+                LOGICAL_SWITCH_PORT,
+                LogicalSwitchPort::from_row,
+            )
+            .await?;
+        ports.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(ports)
+    }
+
+    /// The rows a switch references in `column`, read from `child` and decoded (empty when the
+    /// switch does not exist). Two reads: the references, then the rows.
+    pub(super) async fn switch_children<T>(
+        &self,
+        switch: &str,
+        column: &str,
+        child: &str,
+        decode: fn(&Row) -> T,
+    ) -> Result<Vec<T>, Error> {
         let results = self
             .transact(vec![Operation::select(
                 LOGICAL_SWITCH,
                 vec![Condition::eq("name", switch)],
-                &["ports"],
+                &[column],
             )])
             .await?;
-        let uuids: Vec<Uuid> = results
-            .first()
-            .and_then(|r| r.rows.as_ref())
-            .and_then(|rows| rows.first())
-            .and_then(|row| row.get("ports"))
-            .map(crate::core::value::Value::uuids)
-            .unwrap_or_default();
+        let uuids = nb::referenced_uuids(&results, column);
         if uuids.is_empty() {
             return Ok(Vec::new());
         }
         let ops = uuids
             .iter()
-            .map(|u| Operation::select(LOGICAL_SWITCH_PORT, vec![Condition::uuid(u)], &[]))
+            .map(|u| Operation::select(child, vec![Condition::uuid(u)], &[]))
             .collect();
         let results = self.transact(ops).await?;
-        let mut ports: Vec<LogicalSwitchPort> = results
+        Ok(results
             .iter()
-            .filter_map(|r| r.rows.as_ref()?.first().map(LogicalSwitchPort::from_row))
-            .collect();
-        ports.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(ports)
+            .filter_map(|r| r.rows.as_ref()?.first().map(decode))
+            .collect())
     }
 
     /// Removes one port; `false` when it did not exist.
@@ -224,13 +237,6 @@ impl Northbound {
         if ops.is_empty() {
             return Ok(0);
         }
-        let results = self.transact(ops).await?;
-        // Every second result is a delete; a port deleted concurrently counts 0.
-        Ok(results
-            .iter()
-            .skip(1)
-            .step_by(2)
-            .filter_map(|r| r.count)
-            .sum::<u64>() as usize)
+        Ok(nb::count_deleted(&self.transact(ops).await?))
     }
 }

@@ -349,20 +349,7 @@ pub fn parse_load_balancer_names(results: &[OperationResult]) -> Result<Vec<Stri
 
 /// Operations that detach the load balancers from every switch holding them and delete them.
 pub fn plan_remove_load_balancers(existing: &[Uuid]) -> Vec<Operation> {
-    let mut ops = Vec::with_capacity(existing.len() * 2);
-    for uuid in existing {
-        let atom = Value::Atom(Atom::Uuid(uuid.clone()));
-        ops.push(Operation::mutate(
-            LOGICAL_SWITCH,
-            vec![Condition::includes("load_balancer", atom.clone())],
-            vec![Mutation::delete("load_balancer", atom)],
-        ));
-        ops.push(Operation::delete(
-            LOAD_BALANCER,
-            vec![Condition::uuid(uuid)],
-        ));
-    }
-    ops
+    super::nb::plan_detach_and_delete(LOGICAL_SWITCH, "load_balancer", LOAD_BALANCER, existing)
 }
 
 #[cfg(test)]

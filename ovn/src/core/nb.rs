@@ -488,20 +488,52 @@ pub fn parse_port_uuids(results: &[OperationResult]) -> Result<Vec<Uuid>, PlanEr
 
 /// Operations that detach the ports from whatever switch holds them and delete them.
 pub fn plan_remove_ports(existing: &[Uuid]) -> Vec<Operation> {
+    plan_detach_and_delete(LOGICAL_SWITCH, "ports", LOGICAL_SWITCH_PORT, existing)
+}
+
+/// Operations that take each row out of the `column` of every `parent` row holding it, then
+/// delete it: a child row of a strong reference must leave its parents in the same transaction.
+/// Every second operation is a delete (see [`count_deleted`]).
+pub fn plan_detach_and_delete(
+    parent: &str,
+    column: &str,
+    child: &str,
+    existing: &[Uuid],
+) -> Vec<Operation> {
     let mut ops = Vec::with_capacity(existing.len() * 2);
     for uuid in existing {
         let atom = Value::Atom(Atom::Uuid(uuid.clone()));
         ops.push(Operation::mutate(
-            LOGICAL_SWITCH,
-            vec![Condition::includes("ports", atom.clone())],
-            vec![Mutation::delete("ports", atom)],
+            parent,
+            vec![Condition::includes(column, atom.clone())],
+            vec![Mutation::delete(column, atom)],
         ));
-        ops.push(Operation::delete(
-            LOGICAL_SWITCH_PORT,
-            vec![Condition::uuid(uuid)],
-        ));
+        ops.push(Operation::delete(child, vec![Condition::uuid(uuid)]));
     }
     ops
+}
+
+/// How many rows the deletes of a [`plan_detach_and_delete`] transaction removed; a row deleted
+/// concurrently counts 0.
+pub fn count_deleted(results: &[OperationResult]) -> usize {
+    results
+        .iter()
+        .skip(1)
+        .step_by(2)
+        .filter_map(|r| r.count)
+        .sum::<u64>() as usize
+}
+
+/// The references held in `column` of the first row a select returned (empty when it returned
+/// none, e.g. for a switch that does not exist).
+pub fn referenced_uuids(results: &[OperationResult], column: &str) -> Vec<Uuid> {
+    results
+        .first()
+        .and_then(|r| r.rows.as_ref())
+        .and_then(|rows| rows.first())
+        .and_then(|row| row.get(column))
+        .map(Value::uuids)
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -121,6 +121,42 @@ fn removing_ports_detaches_and_deletes_each_existing_one() {
 }
 
 #[test]
+fn only_the_deletes_count_as_removed_rows() {
+    let counted = |n| OperationResult {
+        count: Some(n),
+        ..Default::default()
+    };
+    // A mutate that detached from two switches, a delete that found its row, a mutate that
+    // found nothing, a delete that lost the race.
+    let results = [counted(2), counted(1), counted(0), counted(0)];
+    assert_eq!(count_deleted(&results), 1);
+    assert_eq!(count_deleted(&[]), 0);
+}
+
+#[test]
+fn references_come_from_the_first_selected_row_only() {
+    let mut row = Row::new();
+    row.insert(
+        "ports".into(),
+        Value::Set(vec![Atom::Uuid(u(1)), Atom::Uuid(u(2))]),
+    );
+    let selected = OperationResult {
+        rows: Some(vec![row]),
+        ..Default::default()
+    };
+    assert_eq!(
+        referenced_uuids(std::slice::from_ref(&selected), "ports"),
+        vec![u(1), u(2)]
+    );
+    assert!(referenced_uuids(&[selected], "load_balancer").is_empty());
+    let none = OperationResult {
+        rows: Some(vec![]),
+        ..Default::default()
+    };
+    assert!(referenced_uuids(&[none], "ports").is_empty());
+}
+
+#[test]
 fn port_rows_read_back_into_the_same_port() {
     let p = mk_port("a").with_option("requested-chassis", "node1");
     assert_eq!(LogicalSwitchPort::from_row(&p.to_row()), p);
