@@ -67,11 +67,7 @@ async fn an_exhausted_node_block_fails_the_next_pod_naming_the_block() {
     let log = bed.dir.log("nauti-nri-small");
     let cmd = bed.plugin_command("node-small");
     let mut plugin = nauti_testbed::Daemon::spawn("nauti-nri small", cmd, &log).unwrap();
-    plugin
-        .wait_ready(WAIT, || {
-            std::fs::read_to_string(&log).is_ok_and(|t| t.contains("synchronized with the runtime"))
-        })
-        .unwrap();
+    plugin.wait_ready(WAIT, || bed.plugin_ready()).unwrap();
     bed.run_pod("one", &[]).await.unwrap();
     bed.run_pod("two", &[]).await.unwrap();
     let spec = bed.create_pod_object("three", &[]).await.unwrap();

@@ -308,6 +308,35 @@ async fn synchronize_removes_what_gone_sandboxes_left_then_the_handler_is_ready(
     assert_eq!(bed.metrics.addresses_allocated.get(), 1);
 }
 
+/// Item 1: the node is compared with the runtime's sandboxes on a timer too, not only after a
+/// `Synchronize`: what a gone sandbox left after the last one is removed with no event at all.
+#[tokio::test]
+async fn the_periodic_reconciliation_removes_what_a_gone_sandbox_left_without_a_synchronize() {
+    let bed = mk_bed(&["--reconcile-interval-ms", "100"], Some("10.112.1.0/24"));
+    let kept = mk_pod(1, "kept");
+    bed.handler.run_pod_sandbox(kept.clone()).await.unwrap();
+    Instrumented::new(bed.handler.clone(), bed.metrics.clone())
+        .synchronize(vec![kept.clone()], vec![])
+        .await
+        .unwrap();
+    eventually("ready", || bed.metrics.not_ready().is_none()).await;
+    // Left behind after the Synchronize: the OVS row and host end of a sandbox the runtime no
+    // longer has (no Remove will come for it).
+    let orphan = mk_pod(3, "orphan");
+    let host = host_ifname(&orphan.id);
+    bed.node.insert_ovs(
+        nauti_ovn::OvsPort::new(&host)
+            .with_external_id(nauti_api::core::port::OVS_SANDBOX, &orphan.id),
+    );
+    bed.node.insert_link(&host);
+    eventually("the leftovers removed by a periodic pass", || {
+        bed.node.ovs_ports() == [host_ifname(&kept.id)].into()
+            && bed.node.links() == [host_ifname(&kept.id)].into()
+    })
+    .await;
+    assert!(bed.node.lsps().contains_key("default_kept"));
+}
+
 #[tokio::test]
 async fn synchronize_plumbs_a_pod_missed_while_away_and_replumbs_a_lost_nic() {
     let bed = mk_bed(&[], Some("10.112.1.0/24"));
