@@ -5,6 +5,7 @@ pub mod benchmark;
 pub mod clean;
 pub mod diagnose;
 pub mod rotate;
+pub mod show;
 
 use std::collections::BTreeMap;
 
@@ -161,6 +162,10 @@ pub struct ClusterRow {
     pub ready: Option<ConditionState>,
     pub last_handshake: Option<jiff::Timestamp>,
     pub latency_ms: Option<u64>,
+    /// Bytes the hub's gateway received from the cluster through the tunnel.
+    pub rx_bytes: Option<u64>,
+    /// Bytes the hub's gateway sent to the cluster through the tunnel.
+    pub tx_bytes: Option<u64>,
 }
 
 /// The row of `peer`.
@@ -185,6 +190,8 @@ pub fn cluster_row(peer: &Peer) -> ClusterRow {
         ready: condition_state(status.and_then(|s| s.condition(condition::READY))),
         last_handshake: status.and_then(|s| s.last_handshake.as_ref()).map(|t| t.0),
         latency_ms: status.and_then(|s| s.latency_ms),
+        rx_bytes: status.and_then(|s| s.rx_bytes),
+        tx_bytes: status.and_then(|s| s.tx_bytes),
     }
 }
 
@@ -228,6 +235,11 @@ pub fn service_rows(imports: &[ServiceImport]) -> Vec<ServiceRow> {
 pub struct ShowReport {
     pub clusters: Vec<ClusterRow>,
     pub services: Vec<ServiceRow>,
+    /// The member clusters given by context, as their own API servers show them.
+    pub members: Vec<show::MemberView>,
+    /// The clusters that could not be read.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<show::ClusterError>,
 }
 
 /// `show`'s output formats.
@@ -271,6 +283,9 @@ fn render_show_table(report: &ShowReport, now: jiff::Timestamp) -> String {
             "VALID",
             "READY",
             "HANDSHAKE",
+            "LATENCY",
+            "RX",
+            "TX",
         ]
         .map(str::to_owned)
         .to_vec(),
@@ -291,10 +306,18 @@ fn render_show_table(report: &ShowReport, now: jiff::Timestamp) -> String {
             c.last_handshake
                 .map(|t| format!("{} ago", age(t, now)))
                 .unwrap_or_else(|| "never".to_owned()),
+            c.latency_ms
+                .map_or_else(|| "-".to_owned(), |ms| format!("{ms}ms")),
+            c.rx_bytes.map_or_else(|| "-".to_owned(), bytes),
+            c.tx_bytes.map_or_else(|| "-".to_owned(), bytes),
         ]);
     }
     let mut out = render_table(&clusters);
     out.push('\n');
+    if !report.members.is_empty() {
+        out.push_str(&render_gateways(&report.members));
+        out.push('\n');
+    }
     if report.services.is_empty() {
         out.push_str("No exported services.\n");
     } else {
@@ -307,7 +330,90 @@ fn render_show_table(report: &ShowReport, now: jiff::Timestamp) -> String {
         }
         out.push_str(&render_table(&services));
     }
+    let imports: Vec<_> = report
+        .members
+        .iter()
+        .flat_map(|m| m.imports.iter().map(move |i| (m, i)))
+        .collect();
+    if !imports.is_empty() {
+        out.push('\n');
+        let mut rows = vec![
+            ["IMPORTED IN", "SERVICE", "SERVED BY", "ENDPOINTS"]
+                .map(str::to_owned)
+                .to_vec(),
+        ];
+        for (member, import) in imports {
+            rows.push(vec![
+                member_name(member),
+                format!("{}/{}", import.namespace, import.name),
+                import.clusters.join(","),
+                import.endpoints.to_string(),
+            ]);
+        }
+        out.push_str(&render_table(&rows));
+    }
     out
+}
+
+/// The member's cluster ID, with the context it was read through when that differs.
+fn member_name(member: &show::MemberView) -> String {
+    match &member.cluster_id {
+        Some(id) if *id == member.context => id.clone(),
+        Some(id) => format!("{id} ({})", member.context),
+        None => member.context.clone(),
+    }
+}
+
+/// One line per gateway pod of each member: the Lease's holder active, the others standby.
+fn render_gateways(members: &[show::MemberView]) -> String {
+    let mut rows = vec![
+        ["MEMBER", "GATEWAY POD", "NODE", "ROLE", "STATUS"]
+            .map(str::to_owned)
+            .to_vec(),
+    ];
+    for member in members {
+        let name = member_name(member);
+        if member.gateways.is_empty() {
+            let holder = member
+                .lease_holder
+                .as_ref()
+                .map_or_else(String::new, |h| format!(" (Lease held by {h})"));
+            rows.push(vec![
+                name.clone(),
+                "-".to_owned(),
+                "-".to_owned(),
+                "-".to_owned(),
+                format!("no gateway pod{holder}"),
+            ]);
+        }
+        for gateway in &member.gateways {
+            let readiness = if gateway.ready { "Ready" } else { "NotReady" };
+            rows.push(vec![
+                name.clone(),
+                gateway.name.clone(),
+                gateway.node.clone().unwrap_or_else(|| "-".to_owned()),
+                gateway.role.clone(),
+                format!("{} {readiness}", gateway.phase),
+            ]);
+        }
+    }
+    render_table(&rows)
+}
+
+/// A byte count in binary units, as `ls -h` prints sizes.
+pub fn bytes(count: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = count as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{count}B")
+    } else {
+        format!("{value:.1}{}", UNITS[unit])
+    }
 }
 
 /// A coarse span from `from` to `to` as kubectl prints ages (`45s`, `3m`, `2h`, `4d`); `0s`
@@ -437,7 +543,8 @@ mod tests {
             ],
             last_handshake: Some(Time(ts("2026-12-04T00:00:00Z"))),
             latency_ms: Some(3),
-            ..PeerStatus::default()
+            rx_bytes: Some(1536),
+            tx_bytes: Some(3 * 1024 * 1024),
         });
         let row = cluster_row(&peer);
         assert_eq!(row.endpoint.as_deref(), Some("198.18.0.11:51820"));
@@ -447,10 +554,20 @@ mod tests {
         let report = ShowReport {
             clusters: vec![row, west],
             services: vec![],
+            members: vec![],
+            errors: vec![],
         };
         let table = render_show(&report, OutputFormat::Table, ts("2026-12-04T00:03:00Z")).unwrap();
         let east_line = table.lines().find(|l| l.starts_with("east")).unwrap();
-        for want in ["public", "True (Valid)", "False (NotAnswering)", "3m ago"] {
+        for want in [
+            "public",
+            "True (Valid)",
+            "False (NotAnswering)",
+            "3m ago",
+            "3ms",
+            "1.5KiB",
+            "3.0MiB",
+        ] {
             assert!(east_line.contains(want), "{want} in {table}");
         }
         let west_line = table.lines().find(|l| l.starts_with("west")).unwrap();
@@ -462,6 +579,8 @@ mod tests {
         .unwrap();
         assert_eq!(json["clusters"][0]["ready"]["reason"], "NotAnswering");
         assert_eq!(json["clusters"][0]["lastHandshake"], "2026-12-04T00:00:00Z");
+        assert_eq!(json["clusters"][0]["rxBytes"], 1536);
+        assert!(json.get("errors").is_none(), "{json}");
         let yaml = render_show(&report, OutputFormat::Yaml, ts("2026-12-04T00:03:00Z")).unwrap();
         assert!(yaml.contains("clusterId: east"), "{yaml}");
     }
@@ -513,12 +632,95 @@ mod tests {
             &ShowReport {
                 clusters: vec![],
                 services: rows,
+                members: vec![],
+                errors: vec![],
             },
             OutputFormat::Table,
             ts("2026-12-04T00:00:00Z"),
         )
         .unwrap();
         assert!(table.contains("shop/cart   east,west"), "{table}");
+    }
+
+    #[test]
+    fn members_show_their_gateways_and_imports() {
+        let gateway = |name: &str, role: &str| show::GatewayPod {
+            name: name.to_owned(),
+            node: Some("east-n0".to_owned()),
+            phase: "Running".to_owned(),
+            ready: role == "active",
+            role: role.to_owned(),
+        };
+        let report = ShowReport {
+            clusters: vec![],
+            services: vec![],
+            members: vec![
+                show::MemberView {
+                    context: "east".to_owned(),
+                    cluster_id: Some("east".to_owned()),
+                    gateways: vec![gateway("cnf-a", "active"), gateway("cnf-b", "standby")],
+                    lease_holder: None,
+                    imports: vec![],
+                },
+                show::MemberView {
+                    context: "ctx-west".to_owned(),
+                    cluster_id: Some("west".to_owned()),
+                    gateways: vec![],
+                    lease_holder: Some("cnf-gone".to_owned()),
+                    imports: vec![show::ImportRow {
+                        namespace: "default".to_owned(),
+                        name: "nginx-svc".to_owned(),
+                        clusters: vec!["east".to_owned()],
+                        endpoints: 2,
+                    }],
+                },
+            ],
+            errors: vec![show::ClusterError {
+                context: "south".to_owned(),
+                error: "down".to_owned(),
+            }],
+        };
+        let table = render_show(&report, OutputFormat::Table, ts("2026-12-04T00:00:00Z")).unwrap();
+        let line = |start: &str| {
+            table
+                .lines()
+                .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+                .find(|l| l.starts_with(start))
+                .unwrap_or_else(|| panic!("{start:?} in {table}"))
+        };
+        let active = line("east cnf-a");
+        assert!(
+            active.contains("east-n0") && active.contains("active"),
+            "{table}"
+        );
+        assert!(active.contains("Running Ready"), "{table}");
+        assert!(
+            line("east cnf-b").contains("standby Running NotReady"),
+            "{table}"
+        );
+        assert!(
+            line("west (ctx-west)").contains("no gateway pod (Lease held by cnf-gone)"),
+            "{table}"
+        );
+        assert!(
+            line("west (ctx-west) default/nginx-svc").contains("east 2"),
+            "{table}"
+        );
+        let json: serde_json::Value = serde_json::from_str(
+            &render_show(&report, OutputFormat::Json, ts("2026-12-04T00:00:00Z")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(json["members"][0]["gateways"][0]["role"], "active");
+        assert_eq!(json["members"][1]["imports"][0]["clusters"][0], "east");
+        assert_eq!(json["errors"][0]["context"], "south");
+    }
+
+    #[test]
+    fn byte_counts_read_in_binary_units() {
+        assert_eq!(bytes(0), "0B");
+        assert_eq!(bytes(1023), "1023B");
+        assert_eq!(bytes(1024), "1.0KiB");
+        assert_eq!(bytes(5 * 1024 * 1024 * 1024), "5.0GiB");
     }
 
     #[test]

@@ -4,6 +4,7 @@ mod benchmark_cmd;
 mod clean_cmd;
 mod diagnose_cmd;
 mod rotate_cmd;
+mod show_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,13 +16,9 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, ListParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use nauti_api::peer::DEFAULT_PEER_NAMESPACE;
-use nauti_api::{Peer, ServiceImport};
 use nauti_octopus::hub::tokens::issue_token;
 use nauti_octopus::join::token::{ISSUER_LABEL, SECRET_NAMESPACE};
-use nautictl::{
-    DEFAULT_AGENT_CHART, OutputFormat, ShowReport, cluster_row, render_join_instructions,
-    render_show, render_tokens, service_rows, token_row,
-};
+use nautictl::{DEFAULT_AGENT_CHART, render_join_instructions, render_tokens, token_row};
 
 /// How long to wait for the API server to accept a connection before calling it down.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -61,18 +58,20 @@ enum Command {
     /// Bootstrap tokens members join the hub with (run against the hub).
     #[command(subcommand)]
     JoinToken(JoinTokenCommand),
-    /// The clusters of the set (from their Peers) and the services they export.
+    /// The clusters of the set (from the hub's Peers: slices, tunnel state), the services they
+    /// export, and for each member given: its gateway pods and the services it imports.
+    ///
+    /// --kubeconfig/--context name the hub. Each --member-context (a context of the same
+    /// kubeconfig) or --member-kubeconfig adds a member: its CNF pods with their nodes, the one
+    /// holding the Lease active and the others standby, and the EndpointSlices octopus imported
+    /// there with the clusters serving them. A member that does not answer is named on stderr
+    /// and the exit code is 1; the rest is still printed.
     #[command(after_help = "Examples:\n  \
         nautictl --context hub show\n  \
+        nautictl --context hub show --member-context east --member-context west\n  \
+        nautictl --kubeconfig hub.kubeconfig show --member-kubeconfig east.kubeconfig -o json\n  \
         nautictl --context hub show -o yaml")]
-    Show {
-        /// Output format.
-        #[arg(short, long, value_enum, default_value = "table")]
-        output: OutputFormat,
-        /// Namespace of the Peers on the hub.
-        #[arg(long, default_value = DEFAULT_PEER_NAMESPACE)]
-        namespace: String,
-    },
+    Show(show_cmd::ShowArgs),
     /// Remove Nauti's traces from one cluster (safe to run again).
     ///
     /// Removes Nauti's annotations on every pod and Node, the CoreDNS block crossdns wired,
@@ -191,6 +190,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         benchmark_cmd::run(cli.kubeconfig.as_ref(), cli.context.as_deref(), args).await?;
         return Ok(ExitCode::SUCCESS);
     }
+    if let Command::Show(args) = &cli.command {
+        // The hub and each member: several clusters, each with its own config.
+        return show_cmd::run(cli.kubeconfig.as_ref(), cli.context.as_deref(), args).await;
+    }
     let mut config = load_config(cli.kubeconfig.as_ref(), cli.context.as_deref()).await?;
     if let Command::Diagnose(args) = &cli.command {
         let timeout = diagnose_cmd::timeout(args)?;
@@ -215,11 +218,13 @@ async fn run_command(target: &Target, command: Command) -> anyhow::Result<()> {
         }) => token_create(&target, ttl, hub_url, &namespace, &agent_chart).await,
         Command::JoinToken(JoinTokenCommand::List) => token_list(&target).await,
         Command::JoinToken(JoinTokenCommand::Delete { id }) => token_delete(&target, &id).await,
-        Command::Show { output, namespace } => show(&target, output, &namespace).await,
         Command::Clean(args) => clean_cmd::clean(&target, &args).await,
         Command::RotateKeys(args) => rotate_cmd::rotate_keys(&target, &args).await,
         // Answered in run.
-        Command::Completion { .. } | Command::Diagnose(_) | Command::Benchmark(_) => Ok(()),
+        Command::Completion { .. }
+        | Command::Diagnose(_)
+        | Command::Benchmark(_)
+        | Command::Show(_) => Ok(()),
     }
 }
 
@@ -365,25 +370,4 @@ async fn token_delete(target: &Target, id: &str) -> anyhow::Result<()> {
         .await
         .with_context(|| target.unreachable("delete the token Secret"))?;
     emit(&format!("token {id} deleted\n"))
-}
-
-async fn show(target: &Target, output: OutputFormat, namespace: &str) -> anyhow::Result<()> {
-    let peers: Api<Peer> = Api::namespaced(target.client.clone(), namespace);
-    let mut peers = peers
-        .list(&ListParams::default())
-        .await
-        .with_context(|| target.unreachable(&format!("list the Peers in {namespace}")))?
-        .items;
-    peers.sort_by(|a, b| a.spec.cluster_id.cmp(&b.spec.cluster_id));
-    let imports: Api<ServiceImport> = Api::all(target.client.clone());
-    let imports = imports
-        .list(&ListParams::default())
-        .await
-        .with_context(|| target.unreachable("list the ServiceImports"))?
-        .items;
-    let report = ShowReport {
-        clusters: peers.iter().map(cluster_row).collect(),
-        services: service_rows(&imports),
-    };
-    emit(&render_show(&report, output, jiff::Timestamp::now())?)
 }
