@@ -17,6 +17,7 @@
 )]
 mod cluster;
 mod mcs;
+mod phases;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -30,13 +31,12 @@ use mcs::{
     deploy_exported_nginx, dig, eventually, install_hub_mcs_crds, pod_nameserver, ready_nginx,
     wait_cnf_ready,
 };
+use phases::{
+    CLUSTERSET_NAME, HYPEROS_NAME, PROPAGATION, Phases, deploy_exported_headless,
+    deploy_invalid_exports,
+};
 
-const HYPEROS_NAME: &str = "nginx-svc.default.svc.hyperos.local";
-const CLUSTERSET_NAME: &str = "nginx-svc.default.svc.clusterset.local";
 const SRV_NAME: &str = "_http._tcp.nginx-svc.default.svc.clusterset.local";
-/// Bound of every wait for a change to travel east -> hub -> west -> crossdns -> CoreDNS
-/// (CoreDNS's `reload` alone may take 45 s to see a new Corefile).
-const PROPAGATION: Duration = Duration::from_secs(90);
 
 #[test]
 fn an_nginx_exported_in_east_is_reached_by_name_and_clusterset_ip_from_west() {
@@ -103,6 +103,9 @@ fn an_nginx_exported_in_east_is_reached_by_name_and_clusterset_ip_from_west() {
 
     let exported = Instant::now();
     deploy_exported_nginx(east.cluster(), 2);
+    // The later phases' exports start beside it: a headless StatefulSet and two invalid ones.
+    deploy_exported_headless(east.cluster(), 2);
+    deploy_invalid_exports(east.cluster());
     west.run_pod("client", &["sleep", "3600"]);
     let nameserver = pod_nameserver(&west, "client");
     let ask = |name: &str, record_type: &str| -> Result<DigAnswer, String> {
@@ -224,6 +227,16 @@ fn an_nginx_exported_in_east_is_reached_by_name_and_clusterset_ip_from_west() {
         .unwrap_or_else(|e| panic!("{e}\n{}", diagnostics()));
     assert!(page.contains("<h1>Welcome to nginx!</h1>"), "{page}");
     let phase_one = started.elapsed();
+    let phases = Phases {
+        hub,
+        east: &east,
+        west: &west,
+        nameserver: nameserver.clone(),
+        crossdns_ip: crossdns_ip.clone(),
+        diagnostics: &diagnostics,
+    };
+    let headless_answer = phases.headless();
+    let headless_done = started.elapsed();
 
     // Phase 2: the answers follow east's Deployment.
     let scale = |replicas: u32| {
@@ -289,6 +302,13 @@ fn an_nginx_exported_in_east_is_reached_by_name_and_clusterset_ip_from_west() {
         },
     );
 
+    // The later phases, each leaving east's nginx exported and only it.
+    phases.forged_annotation();
+    let after_outage = phases.hub_outage(&clusterset_ip);
+    let both_served = phases.exported_from_both(&clusterset_ip);
+    phases.invalid_exports();
+    let later_phases = started.elapsed();
+
     // Unexport: both names go away and so does west's ServiceImport (and its load balancer).
     let unexported = Instant::now();
     east.cluster()
@@ -345,7 +365,11 @@ fn an_nginx_exported_in_east_is_reached_by_name_and_clusterset_ip_from_west() {
          after the export was applied (its pods starting included), west's CoreDNS \
          {coredns_answer:?} after it; phase 1 done at {phase_one:?}; answers followed a scale up in \
          {scaled_up:?} (the clusterset IP then reached {spread} of 3 pods in 12 connections), a deleted pod in {after_delete:?}, a scale down in {scaled_down:?}; \
-         names gone {names_gone:?} after the unexport; in all {:?}",
+         names gone {names_gone:?} after the unexport; in all {:?}. Headless names answered \
+         {headless_answer:?} after east's StatefulSet was ready (done at {headless_done:?}); \
+         east's scale up reached west {after_outage:?} after the hub's API server was back; \
+         exported from both, the clusterset IP served {both_served} pods of both clusters; \
+         the later phases done at {later_phases:?}",
         started.elapsed()
     );
 }

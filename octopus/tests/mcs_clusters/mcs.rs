@@ -2,7 +2,7 @@
 //! the tools image, as octopus is), the seed's nginx example, and the client side of a test:
 //! `dig` and `curl` from a pod, the endpoints a name must answer with.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -249,12 +249,21 @@ pub fn deploy_exported_nginx(cluster: &Cluster, replicas: u32) {
 /// The ready, not terminating pods of the nginx example: (names, `nauti.io/ip_address`es).
 /// A pod without its address yet counts as not ready.
 pub fn ready_nginx(cluster: &Cluster) -> (BTreeSet<String>, BTreeSet<String>) {
+    let pods = ready_pods(cluster, NGINX_LABEL);
+    (
+        pods.keys().cloned().collect(),
+        pods.values().cloned().collect(),
+    )
+}
+
+/// The ready, not terminating pods with `label`: name -> `nauti.io/ip_address` (without a
+/// prefix length). A pod without its address yet counts as not ready.
+pub fn ready_pods(cluster: &Cluster, label: &str) -> BTreeMap<String, String> {
     let out = cluster
-        .kubectl(&["get", "pods", "-l", NGINX_LABEL, "-o", "json"])
+        .kubectl(&["get", "pods", "-l", label, "-o", "json"])
         .unwrap_or_default();
     let list: Value = serde_json::from_str(&out).unwrap_or(Value::Null);
-    let mut names = BTreeSet::new();
-    let mut addresses = BTreeSet::new();
+    let mut pods = BTreeMap::new();
     for pod in list["items"].as_array().into_iter().flatten() {
         let ready = pod["status"]["conditions"]
             .as_array()
@@ -268,11 +277,13 @@ pub fn ready_nginx(cluster: &Cluster) -> (BTreeSet<String>, BTreeSet<String>) {
         if let Some(address) = address {
             // The annotation may carry a prefix length.
             let ip = address.split('/').next().unwrap_or(address);
-            names.insert(pod["metadata"]["name"].as_str().unwrap_or("").to_owned());
-            addresses.insert(ip.to_owned());
+            pods.insert(
+                pod["metadata"]["name"].as_str().unwrap_or("").to_owned(),
+                ip.to_owned(),
+            );
         }
     }
-    (names, addresses)
+    pods
 }
 
 /// What `dig` said: the rcode and the answer section's (type, data) pairs.
