@@ -1,5 +1,6 @@
 //! The delay between attempts to reach a peer that is away: exponential with jitter (`backon`),
-//! so that the plugins of many nodes restarted together do not knock in step.
+//! so that the daemons of many nodes restarted together do not knock in step. Every retry loop of
+//! Nauti's daemons and clients waits with it.
 
 use std::time::Duration;
 

@@ -4,6 +4,7 @@
 //! binaries' flag parsing and the tests share one implementation of each rule.
 
 pub mod annotations;
+pub mod backoff;
 pub mod config;
 pub mod mac;
 pub mod names;

@@ -210,7 +210,8 @@ pub struct ClientConfig {
     /// Idle time after which the client sends an `echo`; a peer silent for twice this long is
     /// considered gone.
     pub echo_interval: Duration,
-    /// First reconnect delay; doubles up to `backoff_max`.
+    /// First reconnect delay; doubles up to `backoff_max`, each stretched by a random factor in
+    /// `[1, 2)` so that many clients of one server do not reconnect in step.
     pub backoff_min: Duration,
     /// Largest reconnect delay.
     pub backoff_max: Duration,

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use nauti_api::core::backoff::Backoff;
 use serde_json::{Value as Json, json};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -70,11 +71,11 @@ pub(super) async fn run(
         next_id,
         monitors: Vec::new(),
     };
-    let mut backoff = task.config.backoff_min;
+    let mut backoff = Backoff::new(task.config.backoff_min, task.config.backoff_max);
     loop {
         match connect(&task.config, task.tls.as_ref()).await {
             Ok((stream, splitter)) => {
-                backoff = task.config.backoff_min;
+                backoff.reset();
                 task.state.send_modify(|s| {
                     s.connected = true;
                     s.epoch += 1;
@@ -107,8 +108,7 @@ pub(super) async fn run(
             }
         }
         // Wait before the next attempt, answering commands with "not connected" meanwhile.
-        let deadline = Instant::now() + backoff;
-        backoff = (backoff * 2).min(task.config.backoff_max);
+        let deadline = Instant::now() + backoff.next_delay();
         loop {
             tokio::select! {
                 () = tokio::time::sleep_until(deadline) => break,

@@ -28,6 +28,7 @@ use std::time::Duration;
 
 use ::kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use k8s_openapi::api::core::v1::{Node, ObjectReference};
+use nauti_api::core::backoff::Backoff;
 use nauti_api::daemon::election;
 use nauti_api::daemon::{shutdown_on_signals, start_endpoints};
 use tokio::sync::{Notify, watch};
@@ -266,7 +267,7 @@ async fn connect_nb(
     metrics: &Arc<Metrics>,
     shutdown: &CancellationToken,
 ) -> Option<Northbound> {
-    let mut delay = RETRY_MIN;
+    let mut backoff = Backoff::new(RETRY_MIN, NB_RETRY_MAX);
     let mut attempt: u64 = 0;
     loop {
         attempt += 1;
@@ -294,19 +295,21 @@ async fn connect_nb(
                 });
                 return Some(Northbound::new(client));
             }
-            Err(error) => warn!(
-                %error,
-                %endpoint,
-                attempt,
-                retry_in = ?delay,
-                "cannot reach the OVN northbound database; retrying"
-            ),
+            Err(error) => {
+                let delay = backoff.next_delay();
+                warn!(
+                    %error,
+                    %endpoint,
+                    attempt,
+                    retry_in = ?delay,
+                    "cannot reach the OVN northbound database; retrying"
+                );
+                tokio::select! {
+                    () = shutdown.cancelled() => return None,
+                    () = tokio::time::sleep(delay) => {}
+                }
+            }
         }
-        tokio::select! {
-            () = shutdown.cancelled() => return None,
-            () = tokio::time::sleep(delay) => {}
-        }
-        delay = (delay * 2).min(NB_RETRY_MAX);
     }
 }
 
@@ -319,7 +322,7 @@ async fn reconcile_loop(
     let mut leader = ctx.leader.clone();
     let mut gc = GcTracker::new();
     let mut was_leader = false;
-    let mut retry = RETRY_MIN;
+    let mut retry = Backoff::new(RETRY_MIN, RETRY_MAX);
     loop {
         let leading = *leader.borrow_and_update();
         if leading != was_leader {
@@ -332,7 +335,7 @@ async fn reconcile_loop(
             match reconcile(ctx, &mut gc).await {
                 Ok(again) => {
                     ctx.metrics.reconciled("ok");
-                    retry = RETRY_MIN;
+                    retry.reset();
                     if again {
                         wait = RETRY_MIN;
                     }
@@ -342,9 +345,8 @@ async fn reconcile_loop(
                 }
                 Err(error) => {
                     ctx.metrics.reconciled(error.metric_label());
-                    warn!(%error, retry_in = ?retry, "reconcile failed");
-                    wait = retry;
-                    retry = (retry * 2).min(RETRY_MAX);
+                    wait = retry.next_delay();
+                    warn!(%error, retry_in = ?wait, "reconcile failed");
                 }
             }
         }
