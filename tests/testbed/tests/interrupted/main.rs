@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use nauti_testbed::cluster_bed::ClusterBed;
+use nauti_testbed::cluster_bed::{ClusterBed, ClusterSpec};
 use nauti_testbed::cluster_bed::sweep::{Record, beds_dir};
 use nauti_testbed::require_root;
 
@@ -54,7 +54,21 @@ fn a_killed_bed_is_swept_by_the_next_one() {
 
     let (early_id, early_record) = killed_while_starting();
 
-    let next = ClusterBed::start("after-kill", &[]).expect("a bed starts after a killed one");
+    // The next run starts clean and works: a cluster of its own comes up on the same machine.
+    let next = ClusterBed::start("after-kill", &[ClusterSpec::hub("again", 1)])
+        .expect("a bed starts after a killed one");
+    let nodes = next
+        .cluster("again")
+        .unwrap()
+        .kubectl(&[
+            "get",
+            "nodes",
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type==\"Ready\")].status}{\"\\n\"}{end}",
+        ])
+        .unwrap();
+    let ready: Vec<&str> = nodes.lines().filter(|l| l.ends_with("=True")).collect();
+    assert_eq!(ready.len(), 1, "the bed after the kill has no Ready node: {nodes}");
     let left = ClusterBed::leftovers_of(&id, &record);
     assert!(left.is_empty(), "the killed bed {id} left: {left:#?}");
     let left = ClusterBed::leftovers_of(&early_id, &early_record);
