@@ -8,8 +8,8 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use nauti_testbed::cluster_bed::{ClusterBed, ClusterSpec};
 use nauti_testbed::cluster_bed::sweep::{Record, beds_dir};
+use nauti_testbed::cluster_bed::{ClusterBed, ClusterSpec};
 use nauti_testbed::require_root;
 
 #[test]
@@ -68,7 +68,11 @@ fn a_killed_bed_is_swept_by_the_next_one() {
         ])
         .unwrap();
     let ready: Vec<&str> = nodes.lines().filter(|l| l.ends_with("=True")).collect();
-    assert_eq!(ready.len(), 1, "the bed after the kill has no Ready node: {nodes}");
+    assert_eq!(
+        ready.len(),
+        1,
+        "the bed after the kill has no Ready node: {nodes}"
+    );
     let left = ClusterBed::leftovers_of(&id, &record);
     assert!(left.is_empty(), "the killed bed {id} left: {left:#?}");
     let left = ClusterBed::leftovers_of(&early_id, &early_record);
