@@ -403,7 +403,7 @@ async fn warm_up(pods: &Api<Pod>, client: &str, name: &str, address: &str) -> an
 }
 
 /// Runs `command` in the pod's container through the API server; its stdout when it exits 0.
-async fn exec(
+pub(crate) async fn exec(
     pods: &Api<Pod>,
     pod: &str,
     command: Vec<String>,

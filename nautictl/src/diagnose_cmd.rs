@@ -11,6 +11,7 @@ use anyhow::{Context, anyhow, bail};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, ListParams};
 use nauti_api::peer::DEFAULT_PEER_NAMESPACE;
 use nauti_api::{Peer, ServiceImport};
@@ -20,8 +21,9 @@ use nauti_ovn::core::router;
 use nauti_ovn::master::core::{gateway_router, gateway_router_port};
 use nauti_ovn::{Client, ClientConfig, Condition, Endpoint, Northbound, Operation, TlsArgs};
 use nautictl::diagnose::{
-    BindingFacts, CNF_POD_KEY, CnfPod, Destination, GatewayFacts, LeaseFacts, PathEnd, PathFacts,
-    RouterRoute, SourcePod, SwitchPort, cluster_of, diagnose, dns, parse_target, pod_of_identity,
+    BindingFacts, CNF_POD_KEY, CnfPod, CorednsFacts, CrossdnsState, Destination, GatewayFacts,
+    InterfaceFacts, LeaseFacts, POD_INTERFACE, PathEnd, PathFacts, RouterRoute, SourcePod,
+    SwitchPort, cluster_of, diagnose, dns, parse_target, pod_of_identity,
 };
 use nautictl::service_rows;
 
@@ -80,9 +82,14 @@ pub struct DiagnoseArgs {
     /// Namespace of the CNF (Deployment and Lease `octopus-member`) and of crossdns.
     #[arg(long, default_value = "nauti-system")]
     pub nauti_namespace: String,
-    /// crossdns's address (`IP` or `IP:PORT`); the cluster IP of its Service when absent.
+    /// crossdns's address (`IP` or `IP:PORT`), asked from this machine; the cluster IP of its
+    /// Service when absent, asked from the --from pod (with `dig`) when there is one.
     #[arg(long, value_name = "ADDR")]
     pub crossdns: Option<String>,
+    /// The cluster's DNS Service (`<namespace>/<name>`), asked from the --from pod whether a
+    /// service name resolves through CoreDNS as it does in crossdns.
+    #[arg(long, value_name = "NS/NAME", default_value = "kube-system/kube-dns")]
+    pub cluster_dns: String,
 }
 
 /// `--timeout`, checked.
@@ -174,6 +181,13 @@ pub async fn run(
         .await
         .with_context(|| format!("the gateway of cluster {source_cluster}"))?;
 
+    let interface = match &pod {
+        Some(pod) => read_interface(source, pod, timeout).await,
+        None => InterfaceFacts::NotRead,
+    };
+
+    let mut crossdns_state = CrossdnsState::default();
+    let mut coredns = CorednsFacts::NotAsked;
     let (destination, peers, crossdns) = match &to {
         None => (Destination::None, Vec::new(), None),
         Some(end) => {
@@ -222,8 +236,40 @@ pub async fn run(
                         .find(|row| row.namespace == *namespace && row.name == *name)
                         .map(|row| row.clusters)
                         .unwrap_or_default();
-                    let server = crossdns_address(source, args).await?;
-                    let answers = resolve(server, fqdn, timeout).await;
+                    crossdns_state = read_crossdns_state(source, args).await?;
+                    let answers = match (&args.crossdns, &pod) {
+                        // The Service's cluster IP is reachable from the pods, not
+                        // necessarily from this machine: ask from the source pod.
+                        (None, Some(pod)) => {
+                            let server = crossdns_address(source, args).await?;
+                            match dig_in_pod(source, pod, &server.ip().to_string(), fqdn, timeout)
+                                .await
+                            {
+                                Ok(addresses) => (!addresses.is_empty()).then_some(addresses),
+                                Err(e) => {
+                                    eprintln!(
+                                        "nautictl: crossdns at {server} for {fqdn}, asked from pod \
+                                         {}/{}: {e:#}",
+                                        pod.namespace, pod.name
+                                    );
+                                    None
+                                }
+                            }
+                        }
+                        _ => {
+                            let server = crossdns_address(source, args).await?;
+                            resolve(server, fqdn, timeout).await
+                        }
+                    };
+                    coredns = match &pod {
+                        Some(pod) if answers.is_some() => {
+                            ask_coredns(source, pod, fqdn, args, timeout).await?
+                        }
+                        Some(_) => CorednsFacts::NotAsked,
+                        None => CorednsFacts::Unasked(
+                            "no --from pod to ask the cluster's CoreDNS from".to_owned(),
+                        ),
+                    };
                     let destination = Destination::Service {
                         name: fqdn.clone(),
                         clusters,
@@ -243,6 +289,9 @@ pub async fn run(
         destination,
         peers,
         crossdns,
+        interface,
+        crossdns_state,
+        coredns,
     };
     let report = diagnose(&facts, jiff::Timestamp::now());
     emit(&report.render())?;
@@ -615,4 +664,146 @@ async fn query(
         .map_err(|_| anyhow!("no answer within {timeout:?}"))?
         .context("receive")?;
     Ok(dns::decode_addresses(&buf[..len], id)?)
+}
+
+/// `ip -o link` and `ip -o addr` of `eth-nauti`, run in the pod through the API server
+/// (iproute2's `ip`, or busybox's when the image has only that).
+async fn read_interface(target: &Target, pod: &SourcePod, timeout: Duration) -> InterfaceFacts {
+    let script = format!(
+        "if command -v ip >/dev/null 2>&1; then ip=ip; else ip='busybox ip'; fi; \
+         $ip -o link show dev {POD_INTERFACE} && $ip -o addr show dev {POD_INTERFACE}"
+    );
+    let pods: Api<Pod> = Api::namespaced(target.client.clone(), &pod.namespace);
+    let command = vec!["sh".to_owned(), "-c".to_owned(), script];
+    match crate::benchmark_cmd::exec(&pods, &pod.name, command, timeout).await {
+        Ok(out) => nautictl::diagnose::parse_ip_oneline(&out),
+        Err(e) => {
+            let message = format!("{e:#}");
+            if message.contains("can't find device")
+                || message.contains("does not exist")
+                || message.contains("Cannot find device")
+            {
+                InterfaceFacts::Missing(message.rsplit("): ").next().unwrap_or(&message).to_owned())
+            } else {
+                InterfaceFacts::Unreadable(message)
+            }
+        }
+    }
+}
+
+/// The A and AAAA answers of `server` for `name`, asked with `dig` from the pod.
+async fn dig_in_pod(
+    target: &Target,
+    pod: &SourcePod,
+    server: &str,
+    name: &str,
+    timeout: Duration,
+) -> anyhow::Result<Vec<IpAddr>> {
+    let pods: Api<Pod> = Api::namespaced(target.client.clone(), &pod.namespace);
+    let command = [
+        "dig",
+        "+short",
+        "+time=2",
+        "+tries=1",
+        &format!("@{server}"),
+        name,
+        "A",
+        name,
+        "AAAA",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    // Two questions of at most 2 s each, and the exec's own round trips.
+    let out =
+        crate::benchmark_cmd::exec(&pods, &pod.name, command, timeout + Duration::from_secs(4))
+            .await?;
+    if out.contains("connection timed out") || out.contains("no servers could be reached") {
+        bail!("no answer from {server}");
+    }
+    Ok(out
+        .lines()
+        .filter_map(|l| l.trim().parse::<IpAddr>().ok())
+        .collect())
+}
+
+/// The cluster's CoreDNS (the `--cluster-dns` Service) asked from the pod.
+async fn ask_coredns(
+    target: &Target,
+    pod: &SourcePod,
+    name: &str,
+    args: &DiagnoseArgs,
+    timeout: Duration,
+) -> anyhow::Result<CorednsFacts> {
+    let Some((namespace, service)) = args.cluster_dns.split_once('/') else {
+        bail!(
+            "--cluster-dns {:?} is not <namespace>/<name>",
+            args.cluster_dns
+        );
+    };
+    let found = Api::<Service>::namespaced(target.client.clone(), namespace)
+        .get_opt(service)
+        .await
+        .map_err(concise)
+        .with_context(|| target.unreachable(&format!("read Service {namespace}/{service}")))?;
+    let Some(ip) = found
+        .and_then(|s| s.spec)
+        .and_then(|s| s.cluster_ip)
+        .filter(|ip| ip.parse::<IpAddr>().is_ok())
+    else {
+        return Ok(CorednsFacts::Unasked(format!(
+            "no Service {namespace}/{service} with a cluster IP: the cluster's DNS was not asked"
+        )));
+    };
+    let server = format!("{ip} (Service {namespace}/{service})");
+    Ok(match dig_in_pod(target, pod, &ip, name, timeout).await {
+        Ok(addresses) => CorednsFacts::Answered {
+            server,
+            addresses: Ok(addresses),
+        },
+        Err(e) if format!("{e:#}").contains("no answer from") => CorednsFacts::Answered {
+            server,
+            addresses: Err("no answer".to_owned()),
+        },
+        Err(e) => CorednsFacts::Unasked(format!(
+            "dig could not run in pod {}/{}: {e:#}",
+            pod.namespace, pod.name
+        )),
+    })
+}
+
+/// crossdns's Deployment and the ready endpoints of its Service in the source cluster.
+async fn read_crossdns_state(
+    target: &Target,
+    args: &DiagnoseArgs,
+) -> anyhow::Result<CrossdnsState> {
+    let namespace = &args.nauti_namespace;
+    let deployment = Api::<Deployment>::namespaced(target.client.clone(), namespace)
+        .get_opt("crossdns")
+        .await
+        .map_err(concise)
+        .with_context(|| target.unreachable(&format!("read Deployment {namespace}/crossdns")))?
+        .map(|d| {
+            (
+                d.spec.replicas.unwrap_or(1),
+                d.status.and_then(|s| s.ready_replicas).unwrap_or(0),
+            )
+        });
+    let slices = Api::<EndpointSlice>::namespaced(target.client.clone(), namespace)
+        .list(&ListParams::default().labels("kubernetes.io/service-name=crossdns"))
+        .await
+        .map_err(concise)
+        .with_context(|| {
+            target.unreachable(&format!("list the EndpointSlices of {namespace}/crossdns"))
+        })?
+        .items;
+    let ready = slices
+        .iter()
+        .flat_map(|s| s.endpoints.iter().flatten())
+        .filter(|e| e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true))
+        .count();
+    Ok(CrossdnsState {
+        namespace: namespace.clone(),
+        deployment,
+        ready_endpoints: Some(ready),
+    })
 }

@@ -90,9 +90,12 @@ enum Command {
     ///
     /// Hops, in order: the source pod's nauti.io annotations are readable and agree with its OVN
     /// logical switch port (address and MAC); the port is bound on the pod's node (with
-    /// --ovn-sb); the gateway router holds the pod's gateway and routes the global network
-    /// through a CNF pod that exists, runs and holds the Lease; the Peers of both clusters are
-    /// Ready on the hub with a recent handshake; a service name resolves in crossdns.
+    /// --ovn-sb); the pod's own eth-nauti holds that address and MAC (`ip` run in the pod
+    /// through the API server); the gateway router holds the pod's gateway and routes the
+    /// global network through a CNF pod that exists, runs and holds the Lease; the Peers of
+    /// both clusters are Ready on the hub with a recent handshake; a service name resolves in
+    /// crossdns (a stopped crossdns is named) and, asked with `dig` from the pod, through the
+    /// cluster's CoreDNS to the same addresses.
     #[command(after_help = "Examples:\n  \
         nautictl --context east diagnose --from default/client --to default/server \\\n      \
         --to-context west --hub-context hub --ovn-nb tcp:10.0.0.5:6641 --ovn-sb tcp:10.0.0.5:6642\n  \

@@ -156,6 +156,80 @@ pub struct PathFacts {
     /// What crossdns answered for a service name; `None` for no address (no answer, NXDOMAIN,
     /// a timeout).
     pub crossdns: Option<Vec<IpAddr>>,
+    /// What the source pod's own network namespace shows of `eth-nauti`.
+    pub interface: InterfaceFacts,
+    /// Whether crossdns runs: its Deployment and the ready endpoints behind its Service.
+    pub crossdns_state: CrossdnsState,
+    /// What the cluster's CoreDNS (the kube-dns Service) answered for the service name.
+    pub coredns: CorednsFacts,
+}
+
+/// The pod's second NIC.
+pub const POD_INTERFACE: &str = "eth-nauti";
+
+/// What `ip -o link show` and `ip -o addr show` of [`POD_INTERFACE`] said inside the pod.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum InterfaceFacts {
+    /// Not read: no source pod, or the pod could not run the command (why).
+    #[default]
+    NotRead,
+    /// The command could not run in the pod (no shell or `ip` in its image, exec refused).
+    Unreadable(String),
+    /// The pod has no such interface (the command's message).
+    Missing(String),
+    /// The interface's MAC and addresses.
+    Present {
+        mac: Option<String>,
+        addresses: Vec<IpAddr>,
+    },
+}
+
+/// Reads `ip -o link show` and `ip -o addr show` output (iproute2's or busybox's) of one
+/// interface: its `link/ether` MAC and its `inet`/`inet6` addresses.
+pub fn parse_ip_oneline(text: &str) -> InterfaceFacts {
+    let mut mac = None;
+    let mut addresses = Vec::new();
+    for line in text.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        for pair in words.windows(2) {
+            match pair[0] {
+                "link/ether" => mac = Some(pair[1].to_ascii_lowercase()),
+                "inet" | "inet6" => {
+                    let address = pair[1].split('/').next().unwrap_or_default();
+                    if let Ok(ip) = address.parse() {
+                        addresses.push(ip);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    InterfaceFacts::Present { mac, addresses }
+}
+
+/// crossdns's Deployment and Service as the source cluster's API server shows them.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CrossdnsState {
+    pub namespace: String,
+    /// `(spec.replicas, status.readyReplicas)` of Deployment `crossdns`; `None` when absent.
+    pub deployment: Option<(i32, i32)>,
+    /// Ready endpoints behind Service `crossdns`; `None` when not read.
+    pub ready_endpoints: Option<usize>,
+}
+
+/// What the cluster's CoreDNS answered.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum CorednsFacts {
+    /// Not asked (no service name, or no way to ask: why).
+    #[default]
+    NotAsked,
+    /// Could not be asked; why.
+    Unasked(String),
+    /// Its addresses for the name; `None` for none (NXDOMAIN, SERVFAIL, a timeout: why).
+    Answered {
+        server: String,
+        addresses: Result<Vec<IpAddr>, String>,
+    },
 }
 
 /// The hops of a path, in the order they are checked.
@@ -167,6 +241,8 @@ pub enum Hop {
     LogicalSwitchPort,
     /// The port is bound to the pod's node's chassis.
     Binding,
+    /// The pod's own `eth-nauti` holds the annotated address and MAC.
+    Interface,
     /// The gateway router holds the pod's gateway and routes the global network through a
     /// running CNF pod that holds the Lease.
     Gateway,
@@ -174,17 +250,21 @@ pub enum Hop {
     Peer,
     /// The service name resolves in crossdns.
     Dns,
+    /// The service name resolves through the cluster's CoreDNS to crossdns's addresses.
+    CoreDns,
 }
 
 impl Hop {
     /// Every hop, in the order they are checked.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 8] = [
         Self::Annotations,
         Self::LogicalSwitchPort,
         Self::Binding,
+        Self::Interface,
         Self::Gateway,
         Self::Peer,
         Self::Dns,
+        Self::CoreDns,
     ];
 
     /// What the hop checks.
@@ -195,6 +275,7 @@ impl Hop {
                 "the pod's logical switch port holds the annotated address and MAC"
             }
             Self::Binding => "the port is bound (southbound Port_Binding) on the pod's node",
+            Self::Interface => "the pod's own eth-nauti holds the annotated address and MAC",
             Self::Gateway => {
                 "the gateway router holds the pod's gateway and routes the global network \
                  through a running CNF pod that holds the Lease"
@@ -203,6 +284,9 @@ impl Hop {
                 "the Peers of both clusters are Valid and Ready with a handshake under 180s old"
             }
             Self::Dns => "the service name resolves in crossdns",
+            Self::CoreDns => {
+                "the service name resolves through the cluster's CoreDNS to crossdns's addresses"
+            }
         }
     }
 
@@ -211,9 +295,11 @@ impl Hop {
             Self::Annotations => "annotations",
             Self::LogicalSwitchPort => "logical switch port",
             Self::Binding => "port binding",
+            Self::Interface => "interface",
             Self::Gateway => "gateway",
             Self::Peer => "peer",
             Self::Dns => "dns",
+            Self::CoreDns => "coredns",
         }
     }
 }
@@ -303,7 +389,12 @@ pub fn diagnose(facts: &PathFacts, now: jiff::Timestamp) -> Report {
     let mut report = Report::default();
     let network = match &facts.source {
         None => {
-            for hop in [Hop::Annotations, Hop::LogicalSwitchPort, Hop::Binding] {
+            for hop in [
+                Hop::Annotations,
+                Hop::LogicalSwitchPort,
+                Hop::Binding,
+                Hop::Interface,
+            ] {
                 report.skip(hop, "no --from pod");
             }
             None
@@ -344,6 +435,14 @@ pub fn diagnose(facts: &PathFacts, now: jiff::Timestamp) -> Report {
                     "no --ovn-sb: where the port is bound was not read",
                 ),
             }
+            match check_interface(pod, &facts.interface, &network) {
+                Some(result) => {
+                    if !report.push(Hop::Interface, result) {
+                        return report;
+                    }
+                }
+                None => report.skip(Hop::Interface, interface_skip_reason(&facts.interface)),
+            }
             Some(network)
         }
     };
@@ -378,10 +477,27 @@ pub fn diagnose(facts: &PathFacts, now: jiff::Timestamp) -> Report {
         }
     }
     if let Destination::Service { name, clusters } = &facts.destination {
-        report.push(
+        if !report.push(
             Hop::Dns,
-            check_dns(name, facts.crossdns.as_deref(), clusters),
-        );
+            check_dns(
+                name,
+                facts.crossdns.as_deref(),
+                clusters,
+                &facts.crossdns_state,
+            ),
+        ) {
+            return report;
+        }
+        match (&facts.coredns, facts.crossdns.as_deref()) {
+            (CorednsFacts::NotAsked, _) => report.skip(Hop::CoreDns, "CoreDNS was not asked"),
+            (CorednsFacts::Unasked(why), _) => report.skip(Hop::CoreDns, why.clone()),
+            (CorednsFacts::Answered { server, addresses }, crossdns) => {
+                report.push(
+                    Hop::CoreDns,
+                    check_coredns(name, server, addresses, crossdns.unwrap_or_default()),
+                );
+            }
+        }
     }
     report
 }
@@ -715,28 +831,150 @@ fn check_peers(facts: &PathFacts, destinations: &[&str], now: jiff::Timestamp) -
     Ok(seen.join("; "))
 }
 
-fn check_dns(name: &str, answers: Option<&[IpAddr]>, clusters: &[String]) -> CheckResult {
+fn check_dns(
+    name: &str,
+    answers: Option<&[IpAddr]>,
+    clusters: &[String],
+    state: &CrossdnsState,
+) -> CheckResult {
     match answers.filter(|a| !a.is_empty()) {
         None if clusters.is_empty() => Err(format!(
             "{name} does not resolve in crossdns, and no cluster exports it (no ServiceImport \
              on the hub): create a ServiceExport for it in the cluster that serves it"
         )),
-        None => Err(format!(
-            "{name} does not resolve in crossdns although {} export(s) it: crossdns is down or \
-             has not synced; check the crossdns pod and its log",
+        None => Err(match crossdns_stopped(state) {
+            Some(cause) => format!(
+                "{name} does not resolve: crossdns is stopped ({cause}) although {} export(s) \
+                 it; scale Deployment {}/crossdns up or see why its pod is gone",
+                clusters.join(", "),
+                state.namespace
+            ),
+            None => format!(
+                "{name} does not resolve in crossdns although {} export(s) it: crossdns is down or \
+                 has not synced; check the crossdns pod and its log",
+                clusters.join(", ")
+            ),
+        }),
+        Some(addresses) => Ok(format!(
+            "{name} -> {} (exported by {})",
+            address_list(addresses),
             clusters.join(", ")
         )),
-        Some(addresses) => {
-            let list = addresses
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", ");
-            Ok(format!(
-                "{name} -> {list} (exported by {})",
-                clusters.join(", ")
-            ))
+    }
+}
+
+/// Why crossdns is not running, when its Deployment or Service says so.
+fn crossdns_stopped(state: &CrossdnsState) -> Option<String> {
+    let ns = &state.namespace;
+    match (state.deployment, state.ready_endpoints) {
+        (Some((0, _)), _) => Some(format!(
+            "Deployment {ns}/crossdns has 0 replica(s): scaled to 0"
+        )),
+        (Some((want, 0)), _) => Some(format!(
+            "Deployment {ns}/crossdns has {want} replica(s), 0 ready"
+        )),
+        (_, Some(0)) => Some(format!(
+            "Service {ns}/crossdns has no ready endpoint: its pod is gone or not ready"
+        )),
+        _ => None,
+    }
+}
+
+fn address_list(addresses: &[IpAddr]) -> String {
+    let mut sorted = addresses.to_vec();
+    sorted.sort();
+    sorted.dedup();
+    sorted
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn check_coredns(
+    name: &str,
+    server: &str,
+    answers: &Result<Vec<IpAddr>, String>,
+    crossdns: &[IpAddr],
+) -> CheckResult {
+    let want = address_list(crossdns);
+    match answers {
+        Err(why) => Err(format!(
+            "{name} does not resolve through CoreDNS at {server} ({why}) although crossdns \
+             answers {want}: CoreDNS is not wired to crossdns; run crossdns wire-coredns"
+        )),
+        Ok(addresses) if addresses.is_empty() => Err(format!(
+            "{name} does not resolve through CoreDNS at {server} although crossdns answers \
+             {want}: CoreDNS is not wired to crossdns; run crossdns wire-coredns"
+        )),
+        Ok(addresses) if address_list(addresses) != want => Err(format!(
+            "CoreDNS at {server} answers {name} with {} but crossdns with {want}: CoreDNS \
+             forwards the zone elsewhere or serves a stale cache",
+            address_list(addresses)
+        )),
+        Ok(_) => Ok(format!(
+            "{name} -> {want} through CoreDNS at {server}, as crossdns"
+        )),
+    }
+}
+
+/// `None` when the interface was not read (the hop is skipped).
+fn check_interface(
+    pod: &SourcePod,
+    facts: &InterfaceFacts,
+    network: &PodNetwork,
+) -> Option<CheckResult> {
+    match facts {
+        InterfaceFacts::NotRead | InterfaceFacts::Unreadable(_) => None,
+        InterfaceFacts::Missing(message) => Some(Err(format!(
+            "pod {} has no {POD_INTERFACE} ({}): nauti-nri did not plumb its second NIC or it \
+             was removed; delete the pod so it is plumbed again",
+            pod_ref(pod),
+            message.trim()
+        ))),
+        InterfaceFacts::Present { mac, addresses } => {
+            if !addresses.contains(&network.ip_address) {
+                let held = if addresses.is_empty() {
+                    "no address".to_owned()
+                } else {
+                    address_list(addresses)
+                };
+                return Some(Err(format!(
+                    "pod {} is annotated {}={} but its {POD_INTERFACE} holds {held}: the \
+                     annotation or the interface is stale; delete the pod so nauti-nri plumbs it \
+                     again",
+                    pod_ref(pod),
+                    nauti_api::keys::IP_ADDRESS,
+                    network.ip_address
+                )));
+            }
+            let annotated_mac = network.mac_address.to_string();
+            if let Some(mac) = mac
+                && *mac != annotated_mac
+            {
+                return Some(Err(format!(
+                    "pod {} is annotated {}={annotated_mac} but its {POD_INTERFACE} has MAC \
+                     {mac}: delete the pod so nauti-nri plumbs it again",
+                    pod_ref(pod),
+                    nauti_api::keys::MAC_ADDRESS
+                )));
+            }
+            Some(Ok(format!(
+                "{POD_INTERFACE} in pod {} holds {} {}",
+                pod_ref(pod),
+                mac.as_deref().unwrap_or("(no MAC shown)"),
+                network.ip_address
+            )))
         }
+    }
+}
+
+fn interface_skip_reason(facts: &InterfaceFacts) -> String {
+    match facts {
+        InterfaceFacts::Unreadable(why) => {
+            format!("{POD_INTERFACE} could not be read in the pod: {why}")
+        }
+        _ => format!("{POD_INTERFACE} was not read"),
     }
 }
 

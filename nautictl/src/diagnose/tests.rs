@@ -104,6 +104,12 @@ fn healthy() -> PathFacts {
             ready_peer("member-2", "10.114.0.0/16"),
         ],
         crossdns: None,
+        interface: InterfaceFacts::Present {
+            mac: Some("0a:58:0a:70:01:05".to_owned()),
+            addresses: vec![ip("10.112.1.5")],
+        },
+        crossdns_state: CrossdnsState::default(),
+        coredns: CorednsFacts::NotAsked,
     }
 }
 
@@ -117,6 +123,7 @@ fn a_healthy_path_passes_every_hop() {
             Hop::Annotations,
             Hop::LogicalSwitchPort,
             Hop::Binding,
+            Hop::Interface,
             Hop::Gateway,
             Hop::Peer
         ]
@@ -169,7 +176,7 @@ fn a_service_destination_resolves_in_crossdns() {
     };
     let report = diagnose(&facts, ts(NOW));
     assert_eq!(
-        report.hops[4],
+        report.hops[5],
         (
             Hop::Peer,
             Outcome::Skipped("no cluster exports the service".to_owned())
@@ -181,6 +188,178 @@ fn a_service_destination_resolves_in_crossdns() {
             .unwrap()
             .1
             .contains("no cluster exports it (no ServiceImport on the hub)")
+    );
+}
+
+#[test]
+fn the_pods_own_interface_must_hold_the_annotated_address() {
+    let mut facts = healthy();
+    assert!(
+        diagnose(&facts, ts(NOW))
+            .render()
+            .contains("ok    interface            eth-nauti in pod default/web-0 holds 0a:58:0a:70:01:05 10.112.1.5"),
+        "{}",
+        diagnose(&facts, ts(NOW)).render()
+    );
+    facts.interface = InterfaceFacts::Present {
+        mac: Some("0a:58:0a:70:01:05".to_owned()),
+        addresses: vec![ip("10.112.1.77")],
+    };
+    assert_eq!(
+        diagnose(&facts, ts(NOW)).failure(),
+        Some((
+            Hop::Interface,
+            "pod default/web-0 is annotated nauti.io/ip_address=10.112.1.5 but its eth-nauti \
+             holds 10.112.1.77: the annotation or the interface is stale; delete the pod so \
+             nauti-nri plumbs it again"
+        ))
+    );
+    facts.interface = InterfaceFacts::Present {
+        mac: Some("0a:58:0a:70:01:06".to_owned()),
+        addresses: vec![ip("10.112.1.5")],
+    };
+    let report = diagnose(&facts, ts(NOW));
+    let (hop, cause) = report.failure().unwrap();
+    assert_eq!(hop, Hop::Interface);
+    assert!(cause.contains("has MAC 0a:58:0a:70:01:06"), "{cause}");
+    facts.interface = InterfaceFacts::Missing("ip: can't find device 'eth-nauti'".to_owned());
+    let report = diagnose(&facts, ts(NOW));
+    let (hop, cause) = report.failure().unwrap();
+    assert_eq!(hop, Hop::Interface);
+    assert!(
+        cause.starts_with("pod default/web-0 has no eth-nauti (ip: can't find device"),
+        "{cause}"
+    );
+    // An image without a shell or `ip`: noted, not failed.
+    facts.interface = InterfaceFacts::Unreadable("no sh in the image".to_owned());
+    let report = diagnose(&facts, ts(NOW));
+    assert_eq!(report.exit_code(), 0);
+    assert!(
+        report
+            .render()
+            .contains("skip  interface            eth-nauti could not be read in the pod: no sh"),
+        "{}",
+        report.render()
+    );
+}
+
+#[test]
+fn ip_output_of_iproute2_and_busybox_is_read() {
+    let text = "4: eth-nauti@if5: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1400 qdisc noqueue \
+                state UP \\    link/ether 0a:58:0A:70:01:05 brd ff:ff:ff:ff:ff:ff\n\
+                4: eth-nauti    inet 10.112.1.5/16 brd 10.112.255.255 scope global eth-nauti\\       valid_lft forever preferred_lft forever\n\
+                4: eth-nauti    inet6 fe80::858:aff:fe70:105/64 scope link \\       valid_lft forever preferred_lft forever\n";
+    assert_eq!(
+        parse_ip_oneline(text),
+        InterfaceFacts::Present {
+            mac: Some("0a:58:0a:70:01:05".to_owned()),
+            addresses: vec![ip("10.112.1.5"), ip("fe80::858:aff:fe70:105")],
+        }
+    );
+}
+
+fn service_facts() -> PathFacts {
+    let mut facts = healthy();
+    facts.destination = Destination::Service {
+        name: "nginx.default.svc.hyperos.local".to_owned(),
+        clusters: vec!["member-2".to_owned()],
+    };
+    facts.crossdns_state = CrossdnsState {
+        namespace: "nauti-system".to_owned(),
+        deployment: Some((1, 1)),
+        ready_endpoints: Some(1),
+    };
+    facts
+}
+
+#[test]
+fn a_stopped_crossdns_is_named() {
+    let mut facts = service_facts();
+    facts.crossdns_state.deployment = Some((0, 0));
+    facts.crossdns_state.ready_endpoints = Some(0);
+    assert_eq!(
+        diagnose(&facts, ts(NOW)).failure(),
+        Some((
+            Hop::Dns,
+            "nginx.default.svc.hyperos.local does not resolve: crossdns is stopped (Deployment \
+             nauti-system/crossdns has 0 replica(s): scaled to 0) although member-2 export(s) \
+             it; scale Deployment nauti-system/crossdns up or see why its pod is gone"
+        ))
+    );
+    facts.crossdns_state.deployment = Some((1, 1));
+    let report = diagnose(&facts, ts(NOW));
+    assert!(
+        report.failure().unwrap().1.contains(
+            "crossdns is stopped (Service nauti-system/crossdns has no ready endpoint: its pod \
+             is gone or not ready)"
+        ),
+        "{}",
+        report.render()
+    );
+    facts.crossdns_state.deployment = Some((1, 0));
+    let report = diagnose(&facts, ts(NOW));
+    assert!(
+        report
+            .failure()
+            .unwrap()
+            .1
+            .contains("Deployment nauti-system/crossdns has 1 replica(s), 0 ready"),
+        "{}",
+        report.render()
+    );
+}
+
+#[test]
+fn coredns_must_answer_as_crossdns_does() {
+    let mut facts = service_facts();
+    facts.crossdns = Some(vec![ip("10.114.0.8"), ip("10.114.0.7")]);
+    let answered = |addresses: Result<Vec<IpAddr>, String>| CorednsFacts::Answered {
+        server: "10.96.0.10".to_owned(),
+        addresses,
+    };
+    facts.coredns = answered(Ok(vec![ip("10.114.0.7"), ip("10.114.0.8")]));
+    let report = diagnose(&facts, ts(NOW));
+    assert_eq!(report.exit_code(), 0, "{}", report.render());
+    assert_eq!(report.passed().last(), Some(&Hop::CoreDns));
+    assert!(
+        report.render().contains(
+            "ok    coredns              nginx.default.svc.hyperos.local -> 10.114.0.7, 10.114.0.8 \
+             through CoreDNS at 10.96.0.10, as crossdns"
+        ),
+        "{}",
+        report.render()
+    );
+    facts.coredns = answered(Ok(vec![ip("10.114.0.7")]));
+    let (hop, cause) = diagnose(&facts, ts(NOW))
+        .failure()
+        .map(|(h, c)| (h, c.to_owned()))
+        .unwrap();
+    assert_eq!(hop, Hop::CoreDns);
+    assert_eq!(
+        cause,
+        "CoreDNS at 10.96.0.10 answers nginx.default.svc.hyperos.local with 10.114.0.7 but \
+         crossdns with 10.114.0.7, 10.114.0.8: CoreDNS forwards the zone elsewhere or serves a \
+         stale cache"
+    );
+    facts.coredns = answered(Err("status NXDOMAIN".to_owned()));
+    let report = diagnose(&facts, ts(NOW));
+    assert!(
+        report.failure().unwrap().1.contains(
+            "does not resolve through CoreDNS at 10.96.0.10 (status NXDOMAIN) although crossdns \
+             answers 10.114.0.7, 10.114.0.8: CoreDNS is not wired to crossdns"
+        ),
+        "{}",
+        report.render()
+    );
+    facts.coredns = CorednsFacts::Unasked("no --from pod to ask from".to_owned());
+    let report = diagnose(&facts, ts(NOW));
+    assert_eq!(report.exit_code(), 0);
+    assert_eq!(
+        report.hops.last(),
+        Some(&(
+            Hop::CoreDns,
+            Outcome::Skipped("no --from pod to ask from".to_owned())
+        ))
     );
 }
 

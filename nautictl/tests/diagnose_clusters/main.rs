@@ -1,9 +1,13 @@
-//! `nautictl diagnose` on real clusters (ClusterBed: a hub and two members behind NAT, Nauti
-//! installed as `nauti-octopus --test crosscluster` installs it): the path from a pod in east to
-//! a pod in west passes every hop; then one thing at a time is broken and restored (the CNF
-//! scaled to 0, the gateway router's route deleted, an annotation forged on the source pod) and
-//! the diagnosis names the hop and the cause; a bad kubeconfig, an unknown context and a frozen
-//! API server give a clear error and a non-zero exit.
+//! `nautictl diagnose` and `show` on real clusters (ClusterBed: a hub and two members behind
+//! NAT, Nauti installed as `nauti-octopus --test crosscluster` installs it, nginx exported from
+//! west and crossdns in east with east's CoreDNS wired to it, as `--test mcs_clusters` does): the
+//! path from a pod in east to a pod in west passes every hop; then one thing at a time is broken
+//! and restored (the CNF scaled to 0, the gateway router's route deleted, an annotation forged on
+//! the source pod) and the diagnosis names the hop and the cause; `show` lists the three
+//! clusters, the members' gateway pods and nodes, the tunnels Ready with bytes and the export;
+//! the exported name resolves in crossdns and through CoreDNS until crossdns is scaled to 0,
+//! which the dns hop names; a bad kubeconfig, an unknown context and a frozen API server give a
+//! clear error and a non-zero exit (`show` still prints the clusters that answered).
 //!
 //! The built `nautictl` runs on the machine against the clusters' API servers (through the bed's
 //! relays) and the OVN central's unix sockets, as an operator's would.
@@ -17,6 +21,13 @@
 )]
 mod cluster;
 
+#[path = "../../../octopus/tests/mcs_clusters/mcs.rs"]
+#[allow(
+    dead_code,
+    reason = "shared with octopus's --test mcs_clusters, which uses the rest"
+)]
+mod mcs;
+
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -24,6 +35,10 @@ use nauti_testbed::cluster_bed::{Cluster, ClusterBed, ClusterSpec};
 use nauti_testbed::{TestDir, require_root};
 
 use cluster::{Member, NAMESPACE, deploy_hub, issue_token, pod_address};
+use mcs::{
+    corefile, crossdns_command, crossdns_log, deploy_crossdns, deploy_exported_nginx,
+    install_hub_mcs_crds,
+};
 
 const GLOBAL: &str = "10.112.0.0/12";
 
@@ -100,6 +115,34 @@ impl Path3<'_> {
         .to_vec()
     }
 
+    /// `show` on the hub with both members, in `output`.
+    fn show(&self, output: &str) -> Run {
+        let east = self.east.kubeconfig().display().to_string();
+        let west = self.west.kubeconfig().display().to_string();
+        let hub = self.hub.kubeconfig().display().to_string();
+        nautictl(&[
+            "--kubeconfig",
+            &hub,
+            "show",
+            "--member-kubeconfig",
+            &east,
+            "--member-kubeconfig",
+            &west,
+            "--timeout",
+            "5s",
+            "-o",
+            output,
+        ])
+    }
+
+    /// The arguments of `diagnose` from east's client to the service name `to`.
+    fn service_args(&self, to: &str) -> Vec<String> {
+        let mut args = self.args();
+        let at = args.iter().position(|a| a == "--to").unwrap();
+        args[at + 1] = to.to_owned();
+        args
+    }
+
     fn diagnose(&self) -> Run {
         let args = self.args();
         nautictl(&args.iter().map(String::as_str).collect::<Vec<_>>())
@@ -161,6 +204,8 @@ fn diagnose_passes_a_healthy_path_and_names_each_broken_hop() {
     .unwrap();
     let hub = bed.cluster("hub").unwrap();
     deploy_hub(hub);
+    // The hub carries the members' exports: `show` lists them and the DNS hops resolve them.
+    install_hub_mcs_crds(hub);
     let token = issue_token(hub);
     let east = Member::start(&bed, "east", "10.113.0.0/16", &token);
     let west = Member::start(&bed, "west", "10.114.0.0/16", &token);
@@ -168,6 +213,19 @@ fn diagnose_passes_a_healthy_path_and_names_each_broken_hop() {
     west.wait_gateway_ready(1);
     west.run_pod("server", &["sleep", "3600"]);
     east.run_pod("client", &["sleep", "3600"]);
+    // A service exported from west; crossdns in east with east's CoreDNS wired to it.
+    deploy_exported_nginx(west.cluster(), 1);
+    let crossdns_ip = deploy_crossdns(east.cluster());
+    let wired = crossdns_command(
+        east.cluster(),
+        &["wire-coredns", "--forward-to", &crossdns_ip],
+    );
+    assert!(
+        wired.is_ok(),
+        "wire-coredns: {wired:?}\n{}\n{}",
+        corefile(east.cluster()),
+        crossdns_log(east.cluster())
+    );
     let server_ip = pod_address(west.cluster(), "server");
     let client_ip = pod_address(east.cluster(), "client");
     eprintln!("bed and Nauti ready after {:?}", started.elapsed());
@@ -204,6 +262,8 @@ fn diagnose_passes_a_healthy_path_and_names_each_broken_hop() {
     route_deleted(&path, &east);
     annotation_forged(&path, &east, &client_ip);
     service_not_exported(&path);
+    show_lists_the_set(&path);
+    service_resolves_then_crossdns_stopped(&path);
     operator_errors(&path, &bed);
     eprintln!("whole test: {:?}", started.elapsed());
 }
@@ -216,6 +276,7 @@ fn healthy(path: &Path3<'_>, client_ip: &str) {
         "ok    annotations ",
         "ok    logical switch port ",
         "ok    port binding ",
+        "ok    interface ",
         "ok    gateway ",
         "ok    peer ",
     ];
@@ -227,6 +288,8 @@ fn healthy(path: &Path3<'_>, client_ip: &str) {
         format!("nauti.io/ip_address={client_ip}"),
         "default_client holds 0a:58:".to_owned(),
         "bound on chassis east-n0".to_owned(),
+        "eth-nauti in pod default/client holds 0a:58:".to_owned(),
+        format!(" {client_ip}\nok    gateway"),
         format!("route {GLOBAL} via 10.113."),
         "on nauti-east-gw (CNF pod nauti-system/octopus-member-".to_owned(),
         "Running, holds Lease nauti-system/octopus-member".to_owned(),
@@ -426,7 +489,26 @@ fn operator_errors(path: &Path3<'_>, bed: &ClusterBed) {
     let west = bed.cluster("west").unwrap();
     west.control_plane.pause_apiserver().unwrap();
     let run = path.diagnose();
+    let shown = path.show("table");
     west.control_plane.resume_apiserver().unwrap();
+    eprintln!("show with west's API server frozen: {shown}");
+    assert_eq!(shown.code, Some(1), "{shown}");
+    assert!(
+        shown.stderr.contains("nautictl: cluster west: ")
+            && shown.stderr.contains("on the API server https://"),
+        "{shown}"
+    );
+    // The clusters that answered are still shown.
+    assert!(
+        shown.stdout.lines().any(|l| l
+            .split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ")
+            .starts_with("east octopus-member-")),
+        "{shown}"
+    );
+    assert!(shown.took < Duration::from_secs(30), "{shown}");
     eprintln!("west's API server frozen: {run}");
     assert_ne!(run.code, Some(0), "{run}");
     assert!(run.stdout.is_empty(), "{run}");
@@ -450,5 +532,221 @@ fn operator_errors(path: &Path3<'_>, bed: &ClusterBed) {
         run.stderr.contains("connect to the OVN database at unix:")
             && run.stderr.contains("(--ovn-nb)"),
         "{run}"
+    );
+}
+
+const NGINX: &str = "nginx-svc.default";
+
+/// `show` lists the three clusters with Ready tunnels that carried bytes, each member's gateway
+/// pod and node, and the service west exports imported in east; in JSON, then as a table.
+fn show_lists_the_set(path: &Path3<'_>) {
+    let start = Instant::now();
+    let shown = loop {
+        let run = path.show("json");
+        assert_eq!(run.code, Some(0), "{run}");
+        let json: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+        if show_complete(&json) {
+            break (run, json);
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "show never listed the whole set; last:\n{run}"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    };
+    let (run, json) = shown;
+    eprintln!(
+        "show listed the set {:?} after it was asked (one run {:?}):\n{}",
+        start.elapsed(),
+        run.took,
+        run.stdout
+    );
+    let cluster = |id: &str| {
+        json["clusters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["clusterId"] == id)
+            .unwrap_or_else(|| panic!("no cluster {id}: {json}"))
+            .clone()
+    };
+    assert_eq!(cluster("hub")["isHub"], true, "{json}");
+    for id in ["east", "west"] {
+        let row = cluster(id);
+        assert_eq!(row["ready"]["status"], "True", "{json}");
+        assert!(row["rxBytes"].as_u64().unwrap() > 0, "{json}");
+        assert!(row["txBytes"].as_u64().unwrap() > 0, "{json}");
+        assert!(row["lastHandshake"].is_string(), "{json}");
+    }
+    assert_eq!(
+        cluster("east")["slices"],
+        serde_json::json!(["10.113.0.0/16"])
+    );
+    let members = json["members"].as_array().unwrap();
+    assert_eq!(members.len(), 2, "{json}");
+    for (member, id) in members.iter().zip(["east", "west"]) {
+        assert_eq!(member["context"], id, "{json}");
+        assert_eq!(member["clusterId"], id, "{json}");
+        let gateways = member["gateways"].as_array().unwrap();
+        assert_eq!(gateways.len(), 1, "{json}");
+        assert_eq!(gateways[0]["role"], "active", "{json}");
+        assert_eq!(gateways[0]["node"], format!("{id}-n0"), "{json}");
+        assert!(
+            gateways[0]["name"]
+                .as_str()
+                .unwrap()
+                .starts_with("octopus-member-"),
+            "{json}"
+        );
+    }
+    assert_eq!(
+        json["services"],
+        serde_json::json!([{"namespace": "default", "name": "nginx-svc", "clusters": ["west"]}])
+    );
+    let east_imports = &members[0]["imports"];
+    assert_eq!(east_imports[0]["name"], "nginx-svc", "{json}");
+    assert_eq!(east_imports[0]["clusters"], serde_json::json!(["west"]));
+    assert_eq!(east_imports[0]["endpoints"], 1, "{json}");
+
+    let table = path.show("table");
+    assert_eq!(table.code, Some(0), "{table}");
+    let words = |start: &str| {
+        table
+            .stdout
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .find(|l| l.starts_with(start))
+            .unwrap_or_else(|| panic!("no line {start:?}:\n{table}"))
+    };
+    for id in ["east", "west"] {
+        assert!(
+            words(&format!("{id} 10.11")).contains(" True (Connected) "),
+            "{table}"
+        );
+        let gateway = words(&format!("{id} octopus-member-"));
+        assert!(
+            gateway.ends_with(&format!("{id}-n0 active Running Ready")),
+            "{table}"
+        );
+    }
+    assert_eq!(words("default/nginx-svc"), "default/nginx-svc west");
+    assert_eq!(
+        words("east default/nginx-svc"),
+        "east default/nginx-svc west 1"
+    );
+}
+
+/// Whether `show`'s JSON has everything the set should show once settled.
+fn show_complete(json: &serde_json::Value) -> bool {
+    let ready_with_bytes = json["clusters"].as_array().is_some_and(|clusters| {
+        ["east", "west"].iter().all(|id| {
+            clusters.iter().any(|c| {
+                c["clusterId"] == *id
+                    && c["ready"]["status"] == "True"
+                    && c["rxBytes"].as_u64().unwrap_or(0) > 0
+                    && c["txBytes"].as_u64().unwrap_or(0) > 0
+            })
+        })
+    });
+    let imported = json["members"][0]["imports"].as_array().is_some_and(|i| {
+        i.iter()
+            .any(|i| i["name"] == "nginx-svc" && i["endpoints"] == 1)
+    });
+    ready_with_bytes && imported && json["services"].as_array().is_some_and(|s| !s.is_empty())
+}
+
+fn crossdns_pods(cluster: &Cluster) -> String {
+    cluster
+        .kubectl(&[
+            "get",
+            "pods",
+            "-n",
+            NAMESPACE,
+            "-l",
+            "app=crossdns",
+            "-o",
+            "name",
+        ])
+        .unwrap_or_else(|e| format!("error: {e}"))
+}
+
+/// The exported name resolves in crossdns and through east's CoreDNS to west's pod; then
+/// crossdns is scaled to 0 and the dns hop names it.
+fn service_resolves_then_crossdns_stopped(path: &Path3<'_>) {
+    let args = path.service_args(NGINX);
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let start = Instant::now();
+    let healthy = loop {
+        let run = nautictl(&argv);
+        if run.code == Some(0) {
+            break run;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "{NGINX} never resolved through crossdns and CoreDNS; last:\n{run}\n{}",
+            corefile(path.east)
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    };
+    eprintln!(
+        "{NGINX} diagnosed healthy {:?} after asked (one run {:?}):\n{}",
+        start.elapsed(),
+        healthy.took,
+        healthy.stdout
+    );
+    let nginx_ip = path
+        .west
+        .kubectl(&[
+            "get",
+            "pods",
+            "-l",
+            "app=nginx",
+            "-o",
+            "jsonpath={.items[0].metadata.annotations.nauti\\.io/ip_address}",
+        ])
+        .unwrap();
+    let nginx_ip = nginx_ip.trim().split('/').next().unwrap();
+    let fqdn = "nginx-svc.default.svc.hyperos.local";
+    for seen in [
+        format!("ok    dns                  {fqdn} -> {nginx_ip} (exported by west)"),
+        format!("ok    coredns              {fqdn} -> {nginx_ip} through CoreDNS at 10."),
+        "(Service kube-system/kube-dns), as crossdns".to_owned(),
+    ] {
+        assert!(
+            healthy.stdout.contains(&seen),
+            "{seen:?} missing:\n{healthy}"
+        );
+    }
+
+    path.east
+        .kubectl(&[
+            "scale",
+            "-n",
+            NAMESPACE,
+            "deployment/crossdns",
+            "--replicas=0",
+        ])
+        .unwrap();
+    let stopped = Instant::now();
+    while !crossdns_pods(path.east).trim().is_empty() {
+        assert!(
+            stopped.elapsed() < Duration::from_secs(60),
+            "crossdns pods did not go: {}",
+            crossdns_pods(path.east)
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let run = nautictl(&argv);
+    eprintln!(
+        "crossdns scaled to 0, diagnosed in {:?}:\n{}",
+        run.took, run.stdout
+    );
+    assert_fails_at(
+        &run,
+        "dns",
+        &[&format!(
+            "{fqdn} does not resolve: crossdns is stopped (Deployment nauti-system/crossdns has \
+             0 replica(s): scaled to 0) although west export(s) it"
+        )],
     );
 }
