@@ -462,6 +462,13 @@ impl Phases<'_> {
         self.hub.control_plane.pause_apiserver().unwrap();
         let outage = Outage(self.hub);
         let paused = Instant::now();
+        let hub_answered = self
+            .hub
+            .kubectl(&["get", "namespaces", "--request-timeout=2s"]);
+        assert!(
+            hub_answered.is_err(),
+            "the hub's API server still answers: {hub_answered:?}"
+        );
         self.scale_east_nginx(3);
         let mut east_scaled = false;
         let mut answered = 0;
@@ -619,6 +626,20 @@ impl Phases<'_> {
             message.contains("\"east\"") && message.contains("80/TCP"),
             "the message names the older export and its port: {message}"
         );
+        // The specification puts the condition on every export of the name: east's says so too.
+        let (_, reason, message) = eventually(
+            "Conflict=True on east's (older) ServiceExport",
+            PROPAGATION,
+            self.diagnostics,
+            || {
+                let conflict = export_condition(self.east.cluster(), "nginx-svc", "Conflict");
+                conflict
+                    .clone()
+                    .filter(|c| c.0 == "True")
+                    .ok_or(format!("{conflict:?}"))
+            },
+        );
+        assert_eq!(reason, "PortConflict", "{message}");
         let import = west_import(self.west.cluster(), "nginx-svc").unwrap();
         assert_eq!(
             import.ports,
