@@ -2,7 +2,9 @@
 //! installed as `--test crosscluster` installs them): the seed's nginx example exported in east
 //! is reached by name and by clusterset IP from a pod in west, through west's own CoreDNS wired
 //! to crossdns; the answers follow scaling and pod replacement in east, and an unexport takes
-//! the names and west's ServiceImport away.
+//! the names and west's ServiceImport away. Between the two, on the same bed, the
+//! [`phases`] of a headless export, a forged pod address, a frozen hub, an export from both
+//! members with a conflict, and invalid exports.
 //!
 //! crossdns runs in west as a pod (this build's binary mounted into the tools image) under the
 //! RBAC of deploy/rbac/crossdns.yaml; `crossdns wire-coredns` and `unwire-coredns` run inside
