@@ -8,8 +8,10 @@
 
 #![no_main]
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::{Arc, LazyLock, Mutex, RwLock};
+mod fixture;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 
 use hickory_server::net::NetError;
 use hickory_server::net::runtime::TokioTime;
@@ -20,73 +22,8 @@ use hickory_server::proto::serialize::binary::BinEncoder;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponse;
 use libfuzzer_sys::fuzz_target;
-use nauti_crossdns::core::{
-    EndpointView, ImportKind, ImportView, Index, PortView, ServiceKey, SliceKey, SliceView,
-};
-use nauti_crossdns::dns::Handler;
-use nauti_crossdns::metrics::Metrics;
 
-/// `--max-udp-payload`'s default.
-const MAX_UDP_PAYLOAD: u16 = 1232;
-
-fn index() -> Index {
-    let mut index = Index::new();
-    let http = PortView::new("http", "TCP", 80);
-    index.reset_imports([
-        (
-            ServiceKey::new("shop", "web"),
-            ImportView {
-                kind: ImportKind::ClusterSetIp(vec![IpAddr::V4(Ipv4Addr::new(10, 127, 0, 10))]),
-                ports: vec![http.clone(), PortView::new("", "UDP", 53)],
-            },
-        ),
-        (
-            ServiceKey::new("shop", "big"),
-            ImportView {
-                kind: ImportKind::Headless,
-                ports: vec![http.clone()],
-            },
-        ),
-    ]);
-    let endpoints = |count: u8, hostnames: bool| -> Vec<EndpointView> {
-        (1..=count)
-            .map(|i| EndpointView {
-                addresses: vec![IpAddr::V4(Ipv4Addr::new(10, 113, 2, i))],
-                hostname: hostnames.then(|| format!("big-{i}")),
-                ready: i % 7 != 0,
-            })
-            .collect()
-    };
-    index.reset_slices([
-        (
-            SliceKey::new("shop", "web-east"),
-            SliceView {
-                service: ServiceKey::new("shop", "web"),
-                cluster: "east".into(),
-                ports: vec![PortView::new("http", "TCP", 8080)],
-                endpoints: endpoints(3, false),
-            },
-        ),
-        (
-            SliceKey::new("shop", "big-east"),
-            SliceView {
-                service: ServiceKey::new("shop", "big"),
-                cluster: "east".into(),
-                ports: vec![PortView::new("http", "TCP", 8080)],
-                endpoints: endpoints(120, true),
-            },
-        ),
-    ]);
-    index
-}
-
-static HANDLER: LazyLock<Handler> = LazyLock::new(|| {
-    Handler::new(
-        Arc::new(RwLock::new(index())),
-        Arc::new(Metrics::new()),
-        MAX_UDP_PAYLOAD,
-    )
-});
+use fixture::{HANDLER, MAX_UDP_PAYLOAD};
 
 /// Encodes the response as the server would and keeps the bytes.
 #[derive(Clone)]
@@ -118,8 +55,15 @@ impl ResponseHandler for Capture {
         encoder.set_max_size(limit);
         let info = response.destructive_emit(&mut encoder);
         assert!(info.is_ok(), "the response does not encode: {info:?}");
-        assert!(bytes.len() <= usize::from(limit), "{} > {limit}", bytes.len());
-        self.sent.lock().unwrap_or_else(|e| e.into_inner()).push(bytes);
+        assert!(
+            bytes.len() <= usize::from(limit),
+            "{} > {limit}",
+            bytes.len()
+        );
+        self.sent
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(bytes);
         info.map_err(NetError::from)
     }
 }
