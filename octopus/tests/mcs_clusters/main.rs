@@ -34,8 +34,7 @@ use mcs::{
     wait_cnf_ready,
 };
 use phases::{
-    CLUSTERSET_NAME, HYPEROS_NAME, PROPAGATION, Phases, deploy_exported_headless,
-    deploy_invalid_exports,
+    CLUSTERSET_NAME, HYPEROS_NAME, PROPAGATION, Phases, deploy_headless, deploy_invalid_exports,
 };
 
 const SRV_NAME: &str = "_http._tcp.nginx-svc.default.svc.clusterset.local";
@@ -105,8 +104,10 @@ fn an_nginx_exported_in_east_is_reached_by_name_and_clusterset_ip_from_west() {
 
     let exported = Instant::now();
     deploy_exported_nginx(east.cluster(), 2);
-    // The later phases' exports start beside it: a headless StatefulSet and two invalid ones.
-    deploy_exported_headless(east.cluster(), 2);
+    // The later phases' workloads start beside it: a headless StatefulSet in each member
+    // (exported from east, not yet from west) and two invalid exports.
+    deploy_headless(east.cluster(), 2, true);
+    deploy_headless(west.cluster(), 1, false);
     deploy_invalid_exports(east.cluster());
     west.run_pod("client", &["sleep", "3600"]);
     let nameserver = pod_nameserver(&west, "client");

@@ -151,37 +151,41 @@ fn west_slices(west: &Cluster, service: &str) -> BTreeMap<String, BTreeSet<Strin
 }
 
 /// A headless Service `web-hl` over a StatefulSet `web` of `replicas` nginx pods (hostnames
-/// `web-0`, ...), exported.
-pub fn deploy_exported_headless(cluster: &Cluster, replicas: u32) {
+/// `web-0`, ...), exported if `exported`.
+pub fn deploy_headless(cluster: &Cluster, replicas: u32, exported: bool) {
     let labels = json!({"app": "web"});
+    let mut items = vec![
+        json!({"apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": HEADLESS, "namespace": "default"},
+        "spec": {"clusterIP": "None", "selector": labels, "ports": [
+           {"name": "http", "port": 80, "targetPort": 80, "protocol": "TCP"},
+        ]}}),
+        json!({"apiVersion": "apps/v1", "kind": "StatefulSet",
+        "metadata": {"name": "web", "namespace": "default"},
+        "spec": {
+           "replicas": replicas,
+           "serviceName": HEADLESS,
+           "podManagementPolicy": "Parallel",
+           "selector": {"matchLabels": labels},
+           "template": {"metadata": {"labels": labels}, "spec": {
+               "terminationGracePeriodSeconds": 2,
+               "containers": [{"name": "nginx", "image": NGINX_IMAGE,
+                               "imagePullPolicy": "IfNotPresent",
+                               "ports": [{"containerPort": 80}]}],
+           }},
+        }}),
+    ];
+    if exported {
+        items.push(headless_export());
+    }
     cluster
-        .apply(&json!({
-            "apiVersion": "v1", "kind": "List",
-            "items": [
-                {"apiVersion": "v1", "kind": "Service",
-                 "metadata": {"name": HEADLESS, "namespace": "default"},
-                 "spec": {"clusterIP": "None", "selector": labels, "ports": [
-                    {"name": "http", "port": 80, "targetPort": 80, "protocol": "TCP"},
-                 ]}},
-                {"apiVersion": "apps/v1", "kind": "StatefulSet",
-                 "metadata": {"name": "web", "namespace": "default"},
-                 "spec": {
-                    "replicas": replicas,
-                    "serviceName": HEADLESS,
-                    "podManagementPolicy": "Parallel",
-                    "selector": {"matchLabels": labels},
-                    "template": {"metadata": {"labels": labels}, "spec": {
-                        "terminationGracePeriodSeconds": 2,
-                        "containers": [{"name": "nginx", "image": NGINX_IMAGE,
-                                        "imagePullPolicy": "IfNotPresent",
-                                        "ports": [{"containerPort": 80}]}],
-                    }},
-                 }},
-                {"apiVersion": "multicluster.x-k8s.io/v1beta1", "kind": "ServiceExport",
-                 "metadata": {"name": HEADLESS, "namespace": "default"}},
-            ],
-        }))
+        .apply(&json!({"apiVersion": "v1", "kind": "List", "items": items}))
         .unwrap();
+}
+
+fn headless_export() -> Value {
+    json!({"apiVersion": "multicluster.x-k8s.io/v1beta1", "kind": "ServiceExport",
+           "metadata": {"name": HEADLESS, "namespace": "default"}})
 }
 
 /// Exports that must be refused: an ExternalName Service, and a name with no Service.
@@ -260,7 +264,8 @@ impl Phases<'_> {
     }
 
     /// Headless: the StatefulSet's pods by the service name, by `<hostname>.east.<svc>...`
-    /// and as SRV targets; then the export goes and its names with it. Returns how long the
+    /// and as SRV targets; then west exports its own (`web-0` in both clusters, told apart by
+    /// the cluster ID); then both exports go and their names with them. Returns how long the
     /// answers took once east's pods were ready.
     pub fn headless(&self) -> Duration {
         let pods = eventually(
@@ -327,23 +332,75 @@ impl Phases<'_> {
             "{import:?}"
         );
 
-        self.east
-            .cluster()
-            .kubectl(&["delete", "serviceexport", HEADLESS])
-            .unwrap();
-        self.nxdomain(
-            "the headless names go away after the unexport",
-            &[HEADLESS_NAME, &format!("web-0.east.{HEADLESS_NAME}")],
+        // West exports its own `web` too: the same hostname `web-0` in both clusters, told
+        // apart by the cluster ID.
+        self.west.cluster().apply(&headless_export()).unwrap();
+        let west_pods = eventually(
+            "west's StatefulSet has a ready pod with its address",
+            PROPAGATION,
+            self.diagnostics,
+            || {
+                let pods = ready_pods(self.west.cluster(), HEADLESS_LABEL);
+                (pods.len() == 1)
+                    .then_some(pods.clone())
+                    .ok_or(format!("{pods:?}"))
+            },
         );
-        self.east
-            .cluster()
-            .kubectl(&[
-                "delete",
-                "statefulset/web",
-                &format!("service/{HEADLESS}"),
-                "--wait=false",
-            ])
+        let west_web_0 = west_pods
+            .get("web-0")
+            .unwrap_or_else(|| panic!("west's pods {west_pods:?}"))
+            .clone();
+        let mut all = addresses.clone();
+        all.insert(west_web_0.clone());
+        self.answers_exactly(
+            "the headless clusterset name answers the pods of both clusters",
+            HEADLESS_NAME,
+            "A",
+            &all,
+        );
+        for (cluster, address) in [("east", &pods["web-0"]), ("west", &west_web_0)] {
+            let host = format!("web-0.{cluster}.{HEADLESS_NAME}");
+            let answer = self.ask(&host, "A").unwrap();
+            assert_eq!(
+                (answer.status.as_str(), answer.of_type("A")),
+                ("NOERROR", BTreeSet::from([address.clone()])),
+                "{host}: {answer:?}"
+            );
+        }
+        let mut targets = targets;
+        targets.insert(format!("0 100 80 web-0.west.{HEADLESS_NAME}."));
+        let srv = self
+            .ask(&format!("_http._tcp.{HEADLESS_NAME}"), "SRV")
             .unwrap();
+        assert_eq!(srv.of_type("SRV"), targets, "{srv:?}");
+        let import = west_import(self.west.cluster(), HEADLESS).unwrap();
+        assert_eq!(import.clusters, ["east", "west"], "{import:?}");
+
+        for member in [self.east, self.west] {
+            member
+                .cluster()
+                .kubectl(&["delete", "serviceexport", HEADLESS])
+                .unwrap();
+        }
+        self.nxdomain(
+            "the headless names go away after both unexports",
+            &[
+                HEADLESS_NAME,
+                &format!("web-0.east.{HEADLESS_NAME}"),
+                &format!("web-0.west.{HEADLESS_NAME}"),
+            ],
+        );
+        for member in [self.east, self.west] {
+            member
+                .cluster()
+                .kubectl(&[
+                    "delete",
+                    "statefulset/web",
+                    &format!("service/{HEADLESS}"),
+                    "--wait=false",
+                ])
+                .unwrap();
+        }
         took
     }
 
@@ -515,8 +572,9 @@ impl Phases<'_> {
 
     /// nginx exported from both members: west's answers and ServiceImport carry both, and the
     /// clusterset IP reaches pods of both; then west's Service takes another port number under
-    /// the same name, and west's younger export gets `Conflict=True` (PortConflict) while the
-    /// import keeps east's port. West's export then goes, and with it the conflict.
+    /// the same name: `Conflict=True` (PortConflict) on both exports while the import keeps
+    /// east's port; then west's Service becomes headless: TypeConflict, the import stays a
+    /// clusterset IP. West's export then goes, and with it the conflict.
     pub fn exported_from_both(&self, clusterset_ip: &str) -> usize {
         deploy_exported_nginx(self.west.cluster(), 1);
         let (east_pods, east_addresses) = ready_nginx(self.east.cluster());
@@ -650,6 +708,49 @@ impl Phases<'_> {
         assert_eq!(
             answer.as_ref().map(|a| a.of_type("SRV")),
             Ok(BTreeSet::from([format!("0 100 80 {CLUSTERSET_NAME}.")])),
+            "{answer:?}"
+        );
+
+        // Conflicting types: west's Service becomes headless (same port again). The older
+        // ClusterSetIP export decides; the import keeps its clusterset IP.
+        self.west
+            .cluster()
+            .kubectl(&["delete", "service", "nginx-svc"])
+            .unwrap();
+        self.west
+            .cluster()
+            .apply(&json!({
+                "apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": "nginx-svc", "namespace": "default"},
+                "spec": {"clusterIP": "None", "selector": {"app": "nginx"}, "ports": [
+                    {"name": "http", "port": 80, "targetPort": 80, "protocol": "TCP"},
+                ]},
+            }))
+            .unwrap();
+        let (_, reason, message) = eventually(
+            "TypeConflict on west's ServiceExport",
+            PROPAGATION,
+            self.diagnostics,
+            || {
+                let conflict = export_condition(self.west.cluster(), "nginx-svc", "Conflict");
+                conflict
+                    .clone()
+                    .filter(|c| c.0 == "True" && c.1 != "PortConflict")
+                    .ok_or(format!("{conflict:?}"))
+            },
+        );
+        assert_eq!(reason, "TypeConflict", "{message}");
+        assert!(message.contains("\"east\""), "{message}");
+        let import = west_import(self.west.cluster(), "nginx-svc").unwrap();
+        assert_eq!(
+            (import.kind.as_str(), import.ips.clone()),
+            ("ClusterSetIP", vec![clusterset_ip.to_owned()]),
+            "the oldest export's type is used: {import:?}"
+        );
+        let answer = self.ask(CLUSTERSET_NAME, "A");
+        assert_eq!(
+            answer.as_ref().map(|a| a.of_type("A")),
+            Ok(BTreeSet::from([clusterset_ip.to_owned()])),
             "{answer:?}"
         );
 
