@@ -472,5 +472,38 @@ fn detach_and_delete(table: &str, uuid: &Uuid, holders: &[(&str, &str)]) -> Vec<
     ops
 }
 
+/// What every host end of a pod's veth is named after (nauti-nri's `HOST_IFNAME_PREFIX`).
+pub const HOST_IFNAME_PREFIX: &str = "nti";
+
+/// The Open vSwitch interfaces nauti-nri made on a node: the ones carrying its sandbox key.
+/// Others' ports (the bridge's own, tunnels, an operator's) carry none and stay.
+pub fn nauti_ovs_ports(interfaces: &[nauti_ovn::OvsPort]) -> Vec<String> {
+    let mut names: Vec<String> = interfaces
+        .iter()
+        .filter(|i| {
+            i.external_ids
+                .contains_key(nauti_api::core::port::OVS_SANDBOX)
+        })
+        .map(|i| i.name.clone())
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// The links of `ip -o link` output (iproute2's or busybox's) that are host ends of Nauti's
+/// veths, without their `@peer` suffix.
+pub fn host_veths(ip_link: &str) -> Vec<String> {
+    let mut names: Vec<String> = ip_link
+        .lines()
+        .filter_map(|line| line.split(": ").nth(1))
+        .map(|name| name.split('@').next().unwrap_or(name).to_owned())
+        .filter(|name| name.starts_with(HOST_IFNAME_PREFIX))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
 #[cfg(test)]
 mod tests;

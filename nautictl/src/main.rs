@@ -77,11 +77,14 @@ enum Command {
     /// Removes Nauti's annotations on every pod and Node, the CoreDNS block crossdns wired,
     /// and (with --ovn-nb) Nauti's OVN logical switches, ports and load balancers. Annotations
     /// of others, `nauti.io/enabled` (the user's opt-out) and OVN rows without Nauti's
-    /// external_ids stay. Node-local traces (OVS ports, veths, routes in pods) are not
-    /// touched: only each node's nauti-nri reaches them, and it removes them with its pods.
+    /// external_ids stay. Node-local traces only with their flags: --node-nics deletes the
+    /// host ends of Nauti's veths on every Node (each pod's eth-nauti and its routes go with
+    /// them) from a short-lived privileged host-network pod, and each --ovs-db removes the
+    /// ports nauti-nri made in that node's Open vSwitch database.
     #[command(after_help = "Examples:\n  \
         nautictl --context east clean --dry-run\n  \
         nautictl --context east clean --ovn-nb tcp:10.0.0.5:6641\n  \
+        nautictl --context east clean --node-nics --ovs-db unix:/var/run/openvswitch/db.sock\n  \
         nautictl --kubeconfig east.kubeconfig clean --coredns-key Corefile.custom\n  \
         nautictl clean --keep-coredns   # in a pod, as its ServiceAccount (the chart's uninstall hook)")]
     Clean(clean_cmd::CleanArgs),

@@ -335,3 +335,25 @@ fn the_northbound_read_parses_into_a_snapshot() {
         .is_err()
     );
 }
+
+#[test]
+fn nautis_ovs_ports_carry_its_sandbox_key() {
+    let ports = [
+        nauti_ovn::OvsPort::new("ntiabc123def456")
+            .with_iface_id("default_client")
+            .with_external_id(nauti_api::core::port::OVS_SANDBOX, "abc123"),
+        nauti_ovn::OvsPort::new("br-int"),
+        // An operator's port with an iface-id of its own.
+        nauti_ovn::OvsPort::new("vm1").with_iface_id("vm1"),
+    ];
+    assert_eq!(nauti_ovs_ports(&ports), ["ntiabc123def456"]);
+}
+
+#[test]
+fn host_veths_are_the_nti_links() {
+    let links = "1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue\\    link/loopback 00:00:00:00:00:00\n\
+                 7: ntiabc123def456@if3: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1400\\    link/ether 0a:58:01:02:03:04\n\
+                 8: eth0@if9: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500\\    link/ether 0a:58:01:02:03:05\n\
+                 9: ntiffff: <BROADCAST,MULTICAST> mtu 1400\\    link/ether 0a:58:01:02:03:06\n";
+    assert_eq!(host_veths(links), ["ntiabc123def456", "ntiffff"]);
+}

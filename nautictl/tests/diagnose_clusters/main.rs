@@ -39,6 +39,7 @@ use mcs::{
     corefile, crossdns_command, crossdns_log, deploy_crossdns, deploy_exported_nginx,
     install_hub_mcs_crds,
 };
+use nautictl::clean::{HOST_IFNAME_PREFIX, host_veths};
 
 const GLOBAL: &str = "10.112.0.0/12";
 
@@ -265,6 +266,7 @@ fn diagnose_passes_a_healthy_path_and_names_each_broken_hop() {
     show_lists_the_set(&path);
     service_resolves_then_crossdns_stopped(&path);
     operator_errors(&path, &bed);
+    clean_east(&bed, east);
     eprintln!("whole test: {:?}", started.elapsed());
 }
 
@@ -749,4 +751,172 @@ fn service_resolves_then_crossdns_stopped(path: &Path3<'_>) {
              0 replica(s): scaled to 0) although west export(s) it"
         )],
     );
+}
+
+/// Nauti's traces left in `cluster`, one line each: northbound rows, `nauti.io/*` annotations
+/// on pods and Nodes (the user's `nauti.io/enabled` aside), the CoreDNS block, the pod's
+/// `eth-nauti`, the nodes' host veths (`nti*`) and their Open vSwitch ports.
+fn scan(cluster: &Cluster, pod: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let nb = cluster.central.nbctl(&["show"]).unwrap();
+    for line in nb
+        .lines()
+        .filter(|l| l.contains("nauti") || l.contains(pod))
+    {
+        found.push(format!("northbound: {}", line.trim()));
+    }
+    let balancers = cluster.central.nbctl(&["lb-list"]).unwrap();
+    for line in balancers.lines().skip(1) {
+        found.push(format!("load balancer: {}", line.trim()));
+    }
+    for kind in ["pods", "nodes"] {
+        let list: serde_json::Value =
+            serde_json::from_str(&cluster.kubectl(&["get", kind, "-A", "-o", "json"]).unwrap())
+                .unwrap();
+        for item in list["items"].as_array().unwrap() {
+            let empty = serde_json::Map::new();
+            let annotations = item["metadata"]["annotations"]
+                .as_object()
+                .unwrap_or(&empty);
+            for key in annotations.keys() {
+                if key.starts_with("nauti.io/") && key != "nauti.io/enabled" {
+                    found.push(format!(
+                        "{kind} {}/{} annotation {key}",
+                        item["metadata"]["namespace"].as_str().unwrap_or(""),
+                        item["metadata"]["name"].as_str().unwrap_or("")
+                    ));
+                }
+            }
+        }
+    }
+    if corefile(cluster).contains("nauti-crossdns") {
+        found.push("Corefile: the crossdns block".to_owned());
+    }
+    let in_pod = cluster
+        .kubectl(&["exec", pod, "--", "busybox", "ip", "-o", "link"])
+        .unwrap();
+    if in_pod.contains("eth-nauti") {
+        found.push(format!("pod {pod}: eth-nauti"));
+    }
+    for node in &cluster.nodes {
+        let links = node.netns.exec("ip", &["-o", "link"]).unwrap();
+        for veth in host_veths(&links) {
+            found.push(format!("node {}: veth {veth}", node.name));
+        }
+        let ports = node.ovn.vsctl(&["list-ports", "br-int"]).unwrap();
+        for port in ports.lines().filter(|p| p.starts_with(HOST_IFNAME_PREFIX)) {
+            found.push(format!("node {}: OVS port {port}", node.name));
+        }
+    }
+    found
+}
+
+/// Uninstalls Nauti from east as the charts do (its own workloads, then the node agents), runs
+/// `clean` with the northbound database, the node's Open vSwitch database and `--node-nics`,
+/// and scans: nothing of Nauti is left, and the client pod lives on.
+fn clean_east(bed: &ClusterBed, east: Member<'_>) {
+    let cluster = bed.cluster("east").unwrap();
+    let before = scan(cluster, "client");
+    for want in [
+        "pods default/client annotation nauti.io/ip_address",
+        "pod client: eth-nauti",
+        "Corefile: the crossdns block",
+    ] {
+        assert!(
+            before.iter().any(|t| t == want),
+            "the scan does not see {want:?}: {before:#?}"
+        );
+    }
+    for want in [
+        "nauti-east-gw",
+        "node east-n0: veth nti",
+        "node east-n0: OVS port nti",
+    ] {
+        assert!(
+            before.iter().any(|t| t.contains(want)),
+            "the scan does not see {want:?}: {before:#?}"
+        );
+    }
+    // Nauti's own workloads first, while nauti-nri still takes their NICs down with them.
+    cluster
+        .kubectl(&[
+            "delete",
+            "deployment",
+            "-n",
+            NAMESPACE,
+            "octopus-member",
+            "crossdns",
+            "--wait=true",
+            "--timeout=60s",
+        ])
+        .unwrap();
+    let start = Instant::now();
+    loop {
+        let left = cluster
+            .kubectl(&["get", "pods", "-n", NAMESPACE, "-o", "name"])
+            .unwrap_or_default();
+        if left.trim().is_empty() {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "Nauti's pods did not go: {left}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // nauti-ovnmaster and nauti-nri stop, as helm uninstall removes them.
+    drop(east);
+
+    let kubeconfig = cluster.kubeconfig().display().to_string();
+    let nb = cluster.central.nb_remote();
+    let ovs = cluster.nodes[0].ovn.db_remote();
+    let clean = |extra: &[&str]| {
+        let mut args = vec![
+            "--kubeconfig",
+            &kubeconfig,
+            "clean",
+            "--ovn-nb",
+            &nb,
+            "--ovs-db",
+            &ovs,
+            "--node-nics",
+        ];
+        args.extend(extra);
+        nautictl(&args)
+    };
+    let uninstalled = scan(cluster, "client");
+    let dry = clean(&["--dry-run"]);
+    assert_eq!(dry.code, Some(0), "{dry}");
+    for listed in [
+        "Node east-n0 link nti",
+        &format!("Open_vSwitch {ovs} port nti"),
+        "Pod default/client annotations ",
+        "Logical_Router nauti-east-gw",
+        "block # BEGIN nauti-crossdns",
+    ] {
+        assert!(dry.stdout.contains(listed), "{listed:?} not listed:\n{dry}");
+    }
+    assert_eq!(
+        scan(cluster, "client"),
+        uninstalled,
+        "the dry run changed something"
+    );
+    let run = clean(&[]);
+    eprintln!("clean of east in {:?}:\n{}", run.took, run.stdout);
+    assert_eq!(run.code, Some(0), "{run}");
+    for removed in [
+        "removed Node east-n0 link nti",
+        &format!("removed Open_vSwitch {ovs} port nti"),
+    ] {
+        assert!(run.stdout.contains(removed), "{removed:?} missing:\n{run}");
+    }
+    let after = scan(cluster, "client");
+    assert!(
+        after.is_empty(),
+        "Nauti left in east after clean: {after:#?}\n{run}"
+    );
+    // The pod lives on without its second NIC; a second clean finds nothing.
+    let again = clean(&[]);
+    assert_eq!(again.code, Some(0), "{again}");
+    assert_eq!(again.stdout, "nothing of Nauti left to remove\n", "{again}");
 }
