@@ -48,7 +48,9 @@ use super::status::{self, StatusWriter};
 use super::{connect, local, next_pass, watch_peers};
 use crate::core::{LocalRole, SlicePolicy, TopologyPlan, plan_topology, review_peers};
 use crate::gateway::file::log_plan;
-use crate::gateway::{Gateway, GatewayConfig, log_applied, resolve_endpoints, usable_peers};
+use crate::gateway::{
+    Gateway, GatewayConfig, log_applied, resolve_endpoints, tunnel_address, usable_peers,
+};
 use crate::hub::assign::{SliceDecision, assigned_slice, decide_slices};
 use crate::hub::{approval, grants};
 use crate::wg::AnyDevice;
@@ -254,7 +256,14 @@ async fn report_tunnels(
         .collect();
     let now = SystemTime::now();
     let mut statuses = status::observe(&state, &members, now);
-    status::add_latency(&mut statuses, &members, ProbeSettings::default()).await;
+    // From the hub's own tunnel address, which members route back into their tunnels.
+    let source = valid
+        .iter()
+        .find(|p| p.metadata.name.as_deref() == Some(config.cluster_id.as_str()))
+        .and_then(assigned_slice)
+        .and_then(tunnel_address)
+        .map(|address| address.addr());
+    status::add_latency(&mut statuses, &members, source, ProbeSettings::default()).await;
     status::record_metrics(metrics, &statuses);
     let failures = writer.write(peers, &members, &statuses, now).await;
     if failures > 0 {
@@ -406,6 +415,18 @@ async fn pass(
             Err(error) => {
                 failures += 1;
                 tracing::warn!(%error, "cannot apply the WireGuard plan");
+            }
+        }
+        // The latency probes go out from this address (its slice's gateway address, which no
+        // pod is given): every member routes the hub's slice back into its tunnel.
+        if let Some(slice) = own_slice {
+            match gateway.ensure_tunnel_address(slice).await {
+                Ok(true) => tracing::info!(%slice, ifname = gateway.ifname(), "tunnel address set"),
+                Ok(false) => {}
+                Err(error) => {
+                    failures += 1;
+                    tracing::warn!(%error, "cannot set the tunnel's address");
+                }
             }
         }
     }

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::sys::socket::{
-    AddressFamily, MsgFlags, SockFlag, SockProtocol, SockType, SockaddrStorage, recvfrom, sendto,
-    socket,
+    AddressFamily, MsgFlags, SockFlag, SockProtocol, SockType, SockaddrStorage, bind, recvfrom,
+    sendto, socket,
 };
 use tokio::io::unix::AsyncFd;
 use tokio::time::Instant;
@@ -40,6 +40,15 @@ pub enum ProbeError {
     /// The raw socket cannot be opened (no `CAP_NET_RAW`) or registered with the runtime.
     #[error("open a raw ICMP socket: {0}")]
     Socket(#[source] std::io::Error),
+    /// The source address is not (yet) local.
+    #[error("bind the probe to {source_address}: {source}")]
+    Bind {
+        /// The address.
+        source_address: IpAddr,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
     /// An echo request cannot be sent (no route, ...).
     #[error("send an echo request to {target}: {source}")]
     Send {
@@ -54,9 +63,11 @@ pub enum ProbeError {
 /// What the echo requests carry: marks them in a capture.
 const PAYLOAD: &[u8] = b"nauti-octopus-latency";
 
-/// The median round trip to `target` over `settings.count` echo requests, each waiting at most
-/// `settings.timeout`; `Ok(None)` when none was answered.
+/// The median round trip to `target` over `settings.count` echo requests sent from `source`
+/// (a local address; the kernel's choice when `None`), each waiting at most `settings.timeout`;
+/// `Ok(None)` when none was answered.
 pub async fn round_trip(
+    source: Option<IpAddr>,
     target: IpAddr,
     settings: ProbeSettings,
 ) -> Result<Option<Duration>, ProbeError> {
@@ -72,6 +83,16 @@ pub async fn round_trip(
         protocol,
     )
     .map_err(|errno| ProbeError::Socket(errno.into()))?;
+    if let Some(source) = source {
+        bind(
+            fd.as_raw_fd(),
+            &SockaddrStorage::from(SocketAddr::new(source, 0)),
+        )
+        .map_err(|errno| ProbeError::Bind {
+            source_address: source,
+            source: errno.into(),
+        })?;
+    }
     #[allow(
         deprecated,
         reason = "the safe constructor is deprecated for inner types whose descriptor may close \

@@ -76,6 +76,7 @@ pub fn probe_target(peer: &Peer) -> Option<IpAddr> {
 pub async fn add_latency(
     statuses: &mut [(String, TunnelStatus)],
     peers: &[Peer],
+    source: Option<IpAddr>,
     settings: ProbeSettings,
 ) {
     let probes = statuses.iter().map(|(name, _)| {
@@ -85,7 +86,7 @@ pub async fn add_latency(
             .and_then(probe_target);
         async move {
             let target = target?;
-            match probe::round_trip(target, settings).await {
+            match probe::round_trip(source, target, settings).await {
                 Ok(rtt) => rtt.map(round_ms),
                 Err(error) => {
                     tracing::debug!(peer = %name, %target, %error, "cannot probe the latency");

@@ -452,6 +452,29 @@ impl<W: WireGuard> Gateway<W> {
     }
 }
 
+impl<D: WireGuard> Gateway<D> {
+    /// Gives the WireGuard interface the address of [`tunnel_address`] for `slice` (the hub's
+    /// own slice): what the hub sends from into the tunnel (its latency probes) then comes from
+    /// the global network, which every member routes back into its tunnel. True when added.
+    pub async fn ensure_tunnel_address(&self, slice: IpNet) -> Result<bool, GatewayError> {
+        let Some(address) = tunnel_address(slice) else {
+            return Ok(false);
+        };
+        let link = self.links.find(&self.config.ifname).await?;
+        self.links.add_address(&link, address).await
+    }
+}
+
+/// The first usable address of `slice` as a host route (`/32`, `/128`).
+pub fn tunnel_address(slice: IpNet) -> Option<IpNet> {
+    let address = nauti_api::NetworkConfig::gateway_of(&slice)?;
+    let host = match address {
+        IpAddr::V4(_) => 32,
+        IpAddr::V6(_) => 128,
+    };
+    IpNet::new(address, host).ok()
+}
+
 /// Writes `1` to the sysctl unless it already is; true when it was written.
 fn turn_on(key: &'static str) -> Result<bool, GatewayError> {
     let sysctl = |source| GatewayError::Sysctl { key, source };
@@ -471,6 +494,18 @@ mod tests {
 
     fn net(s: &str) -> IpNet {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_tunnel_address_is_the_slices_first_usable_as_a_host_route() {
+        assert_eq!(
+            tunnel_address(net("10.112.0.0/16")),
+            Some(net("10.112.0.1/32"))
+        );
+        assert_eq!(
+            tunnel_address(net("fd00:112::/48")),
+            Some(net("fd00:112::1/128"))
+        );
     }
 
     #[test]

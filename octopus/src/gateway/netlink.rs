@@ -96,6 +96,25 @@ impl Links {
         }
     }
 
+    /// Adds `address` to `link`; false when it was there already.
+    pub(super) async fn add_address(
+        &self,
+        link: &Link,
+        address: IpNet,
+    ) -> Result<bool, GatewayError> {
+        match self
+            .handle
+            .address()
+            .add(link.index, address.addr(), address.prefix_len())
+            .execute()
+            .await
+        {
+            Ok(()) => Ok(true),
+            Err(e) if is_errno(&e, libc::EEXIST) => Ok(false),
+            Err(source) => Err(netlink("add address", &describe(link, address), source)),
+        }
+    }
+
     pub(super) async fn del_route(&self, link: &Link, route: IpNet) -> Result<(), GatewayError> {
         let msg = route_message(link, route)?;
         match self.handle.route().del(msg).execute().await {
