@@ -126,6 +126,10 @@ pub struct LeaseArgs {
     /// suffix so a restarted replica never mistakes its predecessor's lease for its own).
     #[arg(long, env = "OCTOPUS_LEASE_IDENTITY")]
     lease_identity: Option<String>,
+    /// This replica's pod (in --namespace): the leader labels it `nauti.io/gateway-active`,
+    /// which the gateway Service selects; without it no pod is labelled.
+    #[arg(long, env = "POD_NAME")]
+    pod_name: Option<String>,
 }
 
 impl LeaseArgs {
@@ -504,6 +508,7 @@ async fn hub(args: HubRunArgs) -> anyhow::Result<()> {
     let shutdown = shutdown_on_signals().context("install signal handlers")?;
     let policy = args.slices.policy()?;
     let gateway = args.data_path.gateway(&policy)?;
+    let pod_name = args.lease.pod_name.clone();
     let lease = gateway_lease(
         args.lease.settings(DEFAULT_HUB_LEASE, &args.namespace)?,
         gateway.is_some(),
@@ -520,6 +525,7 @@ async fn hub(args: HubRunArgs) -> anyhow::Result<()> {
         key_secret: args.wg_key_secret,
         metrics_addr: args.metrics_addr,
         lease,
+        pod_name,
     };
     crate::controller::hub::run(config, shutdown).await
 }
@@ -626,6 +632,7 @@ async fn member(args: MemberRunArgs) -> anyhow::Result<()> {
         .context("the bootstrap token")?;
     let hub_ca_file = required(args.hub_ca_file, "--hub-ca-file")?;
     let policy = args.slices.policy()?;
+    let pod_name = args.lease.pod_name.clone();
     let lease = args.lease.settings(DEFAULT_MEMBER_LEASE, &args.namespace)?;
     let gateway = args.data_path.gateway(&policy)?;
     let lease = gateway_lease(lease, gateway.is_some());
@@ -666,6 +673,7 @@ async fn member(args: MemberRunArgs) -> anyhow::Result<()> {
         metrics_addr: args.metrics_addr,
         services,
         lease,
+        pod_name,
     };
     let shutdown = shutdown_on_signals().context("install signal handlers")?;
     crate::controller::member::run(config, shutdown).await

@@ -41,6 +41,7 @@ use nauti_api::peer::condition;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use super::active::{self, ActivePod, active_pod};
 use super::metrics::{Metrics, ValidLabel};
 use super::probe::ProbeSettings;
 use super::publish::{OwnPeer, publish};
@@ -83,17 +84,28 @@ pub struct HubConfig {
     pub gateway: Option<GatewayConfig>,
     /// The Lease replicas elect their leader on.
     pub lease: LeaseSettings,
+    /// This replica's pod, labelled [`active::ACTIVE_LABEL`] while it leads and runs the tunnel.
+    pub pod_name: Option<String>,
 }
 
 /// Runs the hub until `shutdown`. Replicas elect a leader on the Lease; a standby only waits,
 /// and a leader that loses the lease stops (its pod restarts as a standby), so never two
 /// replicas write or run the tunnel at once.
 pub async fn run(config: HubConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let metrics = Arc::new(Metrics::new("standby: waiting for the lease"));
+    let metrics = Arc::new(Metrics::new("connecting to the API server"));
     let _endpoints = start_endpoints(config.metrics_addr, metrics.clone(), shutdown.clone())
         .await
         .with_context(|| format!("serve --metrics-addr {}", config.metrics_addr))?;
     let client = connect(config.kubeconfig.as_deref()).await?;
+    // A healthy standby is ready: the gateway Service selects the leader by its label.
+    let active = active_pod(
+        &client,
+        &config.namespace,
+        config.pod_name.as_deref(),
+        config.gateway.is_some(),
+    )
+    .await;
+    metrics.set_ready();
     let leader_metric = metrics.clone();
     let (mut leader, lease_task) = election::spawn(
         client.clone(),
@@ -115,7 +127,7 @@ pub async fn run(config: HubConfig, shutdown: CancellationToken) -> anyhow::Resu
             let _ = leader.wait_for(|leading| !*leading).await;
         };
         tokio::select! {
-            outcome = lead(&config, client, &metrics, &shutdown) => outcome,
+            outcome = lead(&config, client, &metrics, active.as_ref(), &shutdown) => outcome,
             // On shutdown the lease task steps down first, then releases: not a loss.
             () = lost => if shutdown.is_cancelled() {
                 Ok(())
@@ -130,6 +142,9 @@ pub async fn run(config: HubConfig, shutdown: CancellationToken) -> anyhow::Resu
         Ok(())
     };
     shutdown.cancel();
+    if led && let Some(active) = &active {
+        active::step_down(active).await;
+    }
     // The lease task releases the lease (bounded) once it sees the cancellation.
     if let Err(error) = lease_task.await {
         tracing::warn!(%error, "the lease task ended abnormally");
@@ -142,6 +157,7 @@ async fn lead(
     config: &HubConfig,
     client: kube::Client,
     metrics: &Metrics,
+    active: Option<&ActivePod>,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
     let mut key =
@@ -179,8 +195,13 @@ async fn lead(
     let mut status_writer = StatusWriter::new();
     tracing::info!(cluster = %config.cluster_id, public_key = %key.public, "hub running");
     let mut next_status = tokio::time::Instant::now();
+    let mut marked = false;
     loop {
         metrics.syncs.inc();
+        // The tunnel runs here: the gateway Service may send members' packets to this pod.
+        if !marked && let Some(active) = active {
+            marked = active::take_over(active).await;
+        }
         if local::follow_key_secret(&mut key_view, &mut key, gateway.as_ref()) {
             own.public_key = key.public;
         }

@@ -37,6 +37,7 @@ use nauti_api::peer::condition;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use super::active::{self, ActivePod, active_pod};
 use super::claim::GatewayClaim;
 use super::metrics::{Metrics, ValidLabel};
 use super::publish::{OwnPeer, publish};
@@ -103,6 +104,9 @@ pub struct MemberConfig {
     pub services: super::services::ServicesConfig,
     /// The Lease (in the member's own cluster) replicas elect their leader on.
     pub lease: LeaseSettings,
+    /// This replica's pod, labelled [`super::active::ACTIVE_LABEL`] while it leads and runs
+    /// the tunnel.
+    pub pod_name: Option<String>,
 }
 
 #[derive(Default)]
@@ -121,6 +125,15 @@ pub async fn run(config: MemberConfig, shutdown: CancellationToken) -> anyhow::R
         .await
         .with_context(|| format!("serve --metrics-addr {}", config.metrics_addr))?;
     let local_cluster = connect(config.kubeconfig.as_deref()).await?;
+    // A healthy standby is ready: the gateway Service selects the leader by its label.
+    let active = active_pod(
+        &local_cluster,
+        &config.namespace,
+        config.pod_name.as_deref(),
+        config.gateway.is_some(),
+    )
+    .await;
+    metrics.set_ready();
     let leader_metric = metrics.clone();
     let (mut leader, lease_task) = election::spawn(
         local_cluster.clone(),
@@ -133,7 +146,7 @@ pub async fn run(config: MemberConfig, shutdown: CancellationToken) -> anyhow::R
     tracing::info!(identity = %config.lease.identity, lease = %config.lease.name, "waiting for the lease");
     let led = tokio::select! {
         led = leader.wait_for(|leading| *leading) => led.is_ok(),
-        () = report_holder(&local_cluster, &config.lease, &metrics) => false,
+        () = report_holder(&local_cluster, &config.lease) => false,
         () = shutdown.cancelled() => false,
     };
     let outcome = if led {
@@ -143,7 +156,7 @@ pub async fn run(config: MemberConfig, shutdown: CancellationToken) -> anyhow::R
             let _ = leader.wait_for(|leading| !*leading).await;
         };
         tokio::select! {
-            outcome = lead(&config, local_cluster, &metrics, &shutdown) => outcome,
+            outcome = lead(&config, local_cluster, &metrics, active.as_ref(), &shutdown) => outcome,
             // On shutdown the lease task steps down first, then releases: not a loss.
             () = lost => if shutdown.is_cancelled() {
                 Ok(())
@@ -158,6 +171,9 @@ pub async fn run(config: MemberConfig, shutdown: CancellationToken) -> anyhow::R
         Ok(())
     };
     shutdown.cancel();
+    if led && let Some(active) = &active {
+        active::step_down(active).await;
+    }
     // The lease task releases the lease (bounded) once it sees the cancellation.
     if let Err(error) = lease_task.await {
         tracing::warn!(%error, "the lease task ended abnormally");
@@ -173,16 +189,22 @@ fn standby_reason(lease: &str, holder: Option<&str>) -> String {
     }
 }
 
-/// While standing by, names the Lease's holder in `/readyz`, looking at every renew interval.
-async fn report_holder(local_cluster: &kube::Client, lease: &LeaseSettings, metrics: &Metrics) {
+/// While standing by (ready: a healthy standby), logs the Lease's holder whenever it changes,
+/// looking at every renew interval.
+async fn report_holder(local_cluster: &kube::Client, lease: &LeaseSettings) {
     let leases: Api<Lease> = Api::namespaced(local_cluster.clone(), &lease.namespace);
+    let mut last = None;
     loop {
         match leases.get_opt(&lease.name).await {
             Ok(current) => {
                 let holder = current
                     .and_then(|l| l.spec)
                     .and_then(|spec| spec.holder_identity);
-                metrics.set_not_ready(standby_reason(&lease.name, holder.as_deref()));
+                let reason = standby_reason(&lease.name, holder.as_deref());
+                if last.as_ref() != Some(&reason) {
+                    tracing::info!("{reason}");
+                    last = Some(reason);
+                }
             }
             Err(error) => tracing::debug!(%error, "cannot read the lease's holder"),
         }
@@ -195,6 +217,7 @@ async fn lead(
     config: &MemberConfig,
     local_cluster: kube::Client,
     metrics: &Metrics,
+    active: Option<&ActivePod>,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
     let mut key =
@@ -218,6 +241,12 @@ async fn lead(
     // still moves it.
     let mut claim = config.claim.clone().map(GatewayClaim::new);
     assert_claim(claim.as_mut(), shutdown).await;
+    // The tunnel runs here: the gateway Service (a public member's) may send peers' packets
+    // to this pod; retried on each pass until done.
+    let mut marked = match active {
+        Some(active) => active::take_over(active).await,
+        None => true,
+    };
     let mut own = OwnPeer {
         cluster_id: config.cluster_id.clone(),
         endpoint: config.endpoint.clone(),
@@ -258,6 +287,9 @@ async fn lead(
         loop {
             metrics.syncs.inc();
             assert_claim(claim.as_mut(), shutdown).await;
+            if !marked && let Some(active) = active {
+                marked = active::take_over(active).await;
+            }
             if local::follow_key_secret(&mut key_view, &mut key, gateway.as_ref()) {
                 own.public_key = key.public;
             }

@@ -5,6 +5,7 @@
 //! - [`member`]: joins once with a bootstrap token, keeps and renews its credential, publishes
 //!   its Peer, hands the slice the hub assigned to `nauti-ovnmaster` and works out the
 //!   WireGuard plan from the valid Peers.
+//! - [`active`]: the leader's pod label the gateway Service selects.
 //! - [`claim`]: the active CNF pod makes itself the next hop of its cluster's gateway router.
 //! - [`local`]: the key, credential and slice kept in the cluster octopus runs in.
 //! - [`publish`]: a cluster's own Peer on the hub.
@@ -13,6 +14,7 @@
 //! - [`services`]: multi-cluster services in a member: [`exports`] publishes this cluster's
 //!   ServiceExports on the hub, [`imports`] keeps every cluster's exports here.
 
+pub mod active;
 pub mod claim;
 pub mod exports;
 pub mod hub;

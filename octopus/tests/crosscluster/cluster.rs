@@ -100,8 +100,7 @@ fn deployment(name: &str, account: &str, annotations: Value, pod: Value) -> Valu
         "metadata": {"name": name, "namespace": NAMESPACE},
         "spec": {
             "replicas": 1,
-            // Only the leader is ready (its /readyz): a rolling update would wait forever for
-            // new pods that stand by while an old one leads.
+            // The old pods go first (the hub's hostPort fits one pod on its node).
             "strategy": {"type": "Recreate"},
             "selector": {"matchLabels": labels},
             "template": {"metadata": {"labels": labels, "annotations": annotations}, "spec": spec},
@@ -109,8 +108,31 @@ fn deployment(name: &str, account: &str, annotations: Value, pod: Value) -> Valu
     })
 }
 
-/// Waits until `deployment` has `replicas` pods of its current template, one of them ready (the
-/// leader: only it answers /readyz).
+/// The pods of `deployment` (label `app`) labelled `nauti.io/gateway-active=true` by their
+/// leader, leaving out those being deleted.
+pub fn active_pods(cluster: &Cluster, deployment: &str) -> Vec<String> {
+    cluster
+        .kubectl(&[
+            "get",
+            "pods",
+            "-n",
+            NAMESPACE,
+            "-l",
+            &format!("app={deployment},nauti.io/gateway-active=true"),
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.name} {.metadata.deletionTimestamp}{\"\\n\"}{end}",
+        ])
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| match line.split_whitespace().collect::<Vec<_>>()[..] {
+            [name] => Some(name.to_owned()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Waits until `deployment` has `replicas` pods of its current template, all ready (a standby
+/// is ready too), and one of them labelled active by the leader.
 fn wait_leader(cluster: &Cluster, deployment: &str, replicas: usize) {
     let start = std::time::Instant::now();
     loop {
@@ -126,7 +148,8 @@ fn wait_leader(cluster: &Cluster, deployment: &str, replicas: usize) {
             && generation == observed
             && *updated == want
             && *total == want
-            && *ready == "1"
+            && *ready == want
+            && active_pods(cluster, deployment).len() == 1
         {
             return;
         }
