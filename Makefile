@@ -4,7 +4,7 @@ export NAUTI_PEERS_DIR ?= $(HOME)/.cache/nauti-peers
 export PATH := $(NAUTI_PEERS_DIR)/bin:$(HOME)/.cargo/bin:$(PATH)
 CARGO ?= cargo
 
-.PHONY: all build deps peers test lint fmt-check clippy demo bench fuzz crds charts clean
+.PHONY: all build deps peers test lint fmt-check clippy demo images bench fuzz crds charts clean
 
 all: build
 
@@ -41,6 +41,10 @@ charts: peers
 ## All tests. Root-only tests fail rather than skip here (NAUTI_REQUIRE_ROOT=1).
 test: peers lint
 	NAUTI_REQUIRE_ROOT=1 $(CARGO) test --workspace --no-fail-fast -- --test-threads=2
+
+## Every image the charts run, as OCI archives in target/images (names and tags from the charts).
+images: peers
+	@bash tests/peers/make-images.sh
 
 demo: peers
 	@bash tests/demo/demo.sh
