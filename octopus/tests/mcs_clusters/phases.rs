@@ -572,7 +572,11 @@ impl Phases<'_> {
             std::thread::sleep(Duration::from_secs(1));
         }
         assert!(answered >= 3, "only {answered} answers during the outage");
+        let ready_during = export_condition(self.east.cluster(), "nginx-svc", "Ready");
         drop(outage);
+        eprintln!(
+            "mcs_clusters: east's ServiceExport at the end of the outage: Ready {ready_during:?}"
+        );
         let resumed = Instant::now();
         let (_, after) = ready_nginx(self.east.cluster());
         assert_eq!(after.len(), 3, "{after:?}");
@@ -582,7 +586,22 @@ impl Phases<'_> {
             "A",
             &after,
         );
-        resumed.elapsed()
+        let propagated = resumed.elapsed();
+        // And east's export says it is published again.
+        eventually(
+            "east's ServiceExport is Ready after the outage",
+            PROPAGATION,
+            self.diagnostics,
+            || {
+                let valid = export_condition(self.east.cluster(), "nginx-svc", "Valid");
+                let ready = export_condition(self.east.cluster(), "nginx-svc", "Ready");
+                match (&valid, &ready) {
+                    (Some(valid), Some(ready)) if valid.0 == "True" && ready.0 == "True" => Ok(()),
+                    _ => Err(format!("Valid {valid:?}, Ready {ready:?}")),
+                }
+            },
+        );
+        propagated
     }
 
     /// nginx exported from both members: west's answers and ServiceImport carry both, and the
