@@ -31,6 +31,8 @@ use crate::{Target, emit, load_config};
 
 /// The Deployment and Lease of the CNF, as the nauti-agent chart names them.
 const CNF_NAME: &str = "octopus-member";
+/// How `dig_in_pod` words a server that did not answer, as opposed to `dig` not running.
+const NO_ANSWER: &str = "no answer from";
 /// The nauti-agent chart's global network (`tunnel.cidr`).
 const DEFAULT_GLOBAL: &str = "10.112.0.0/12";
 
@@ -246,13 +248,22 @@ pub async fn run(
                                 .await
                             {
                                 Ok(addresses) => (!addresses.is_empty()).then_some(addresses),
-                                Err(e) => {
+                                Err(e) if format!("{e:#}").contains(NO_ANSWER) => {
                                     eprintln!(
                                         "nautictl: crossdns at {server} for {fqdn}, asked from pod \
                                          {}/{}: {e:#}",
                                         pod.namespace, pod.name
                                     );
                                     None
+                                }
+                                // No `dig` in the pod's image, or exec refused: ask from here.
+                                Err(e) => {
+                                    eprintln!(
+                                        "nautictl: cannot ask crossdns from pod {}/{} ({e:#}); \
+                                         asking {server} from this machine",
+                                        pod.namespace, pod.name
+                                    );
+                                    resolve(server, fqdn, timeout).await
                                 }
                             }
                         }
@@ -714,11 +725,30 @@ async fn dig_in_pod(
     .map(str::to_owned)
     .to_vec();
     // Two questions of at most 2 s each, and the exec's own round trips.
-    let out =
-        crate::benchmark_cmd::exec(&pods, &pod.name, command, timeout + Duration::from_secs(4))
-            .await?;
-    if out.contains("connection timed out") || out.contains("no servers could be reached") {
-        bail!("no answer from {server}");
+    // dig exits 9 when no server answered: the server's failure, not the exec's.
+    let silent = |text: &str| {
+        [
+            "connection timed out",
+            "no servers could be reached",
+            "connection refused",
+        ]
+        .iter()
+        .any(|m| text.contains(m))
+    };
+    let out = match crate::benchmark_cmd::exec(
+        &pods,
+        &pod.name,
+        command,
+        timeout + Duration::from_secs(4),
+    )
+    .await
+    {
+        Ok(out) => out,
+        Err(e) if silent(&format!("{e:#}")) => bail!("{NO_ANSWER} {server}"),
+        Err(e) => return Err(e),
+    };
+    if silent(&out) {
+        bail!("{NO_ANSWER} {server}");
     }
     Ok(out
         .lines()
@@ -760,7 +790,7 @@ async fn ask_coredns(
             server,
             addresses: Ok(addresses),
         },
-        Err(e) if format!("{e:#}").contains("no answer from") => CorednsFacts::Answered {
+        Err(e) if format!("{e:#}").contains(NO_ANSWER) => CorednsFacts::Answered {
             server,
             addresses: Err("no answer".to_owned()),
         },

@@ -124,6 +124,8 @@ async fn target(
 ) -> anyhow::Result<Target> {
     let mut config = load_config(path, context).await?;
     bound_requests(&mut config, timeout);
+    // A member that does not even accept the connection is reported after --timeout as well.
+    config.connect_timeout = Some(timeout);
     Target::new(config)
 }
 
