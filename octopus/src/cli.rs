@@ -57,6 +57,18 @@ pub enum Command {
     /// WireGuard device with the peers, routes and forwarding the topology wants, re-applied
     /// whenever the file changes (static setups and data-path tests).
     Gateway(Box<GatewayArgs>),
+    /// Print, as one line of JSON, the routes the gateway holds on its WireGuard interface in
+    /// this network namespace (`{"interface":..,"exists":..,"routes":[..]}`); `nautictl
+    /// diagnose` runs it in the CNF pod, whose image has no `ip`.
+    Routes(RoutesArgs),
+}
+
+/// The flags of `octopus routes`.
+#[derive(Debug, clap::Args)]
+pub struct RoutesArgs {
+    /// The WireGuard interface.
+    #[arg(long, env = "OCTOPUS_WIREGUARD_INTERFACE")]
+    interface: String,
 }
 
 /// The gateway's data path in `octopus hub` and `octopus member`.
@@ -484,6 +496,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             MemberArgs { action: None, run } => member(run).await,
         },
         Command::Gateway(gateway_args) => gateway(*gateway_args).await,
+        Command::Routes(routes) => {
+            let found = crate::routes::read(&routes.interface)
+                .await
+                .with_context(|| format!("list the routes of {}", routes.interface))?;
+            writeln!(std::io::stdout(), "{}", found.to_json()).context("write to stdout")
+        }
     }
 }
 

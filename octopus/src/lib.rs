@@ -8,6 +8,7 @@
 //! - [`wg`]: WireGuard devices behind one trait; the userspace one runs in-process.
 //! - [`join`]: bootstrap tokens, member certificates and credentials (TLS bootstrap).
 //! - [`hub`]: the hub's side of joining: tokens, CSR approval and each member's grants.
+//! - [`routes`]: `octopus routes`, the tunnel routes of this namespace as JSON.
 
 pub mod cli;
 pub mod controller;
@@ -15,4 +16,5 @@ pub mod core;
 pub mod gateway;
 pub mod hub;
 pub mod join;
+pub mod routes;
 pub mod wg;

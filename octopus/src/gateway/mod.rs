@@ -15,7 +15,7 @@
 //! those on the WireGuard interface are ever removed.
 
 pub mod file;
-mod netlink;
+pub mod netlink;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;

@@ -13,7 +13,7 @@ use rtnetlink::{Handle, LinkUnspec, RouteMessageBuilder};
 use super::GatewayError;
 
 /// The WireGuard link as the kernel reports it.
-pub(super) struct Link {
+pub struct Link {
     name: String,
     index: u32,
     pub(super) mtu: Option<u32>,
@@ -21,19 +21,19 @@ pub(super) struct Link {
 }
 
 /// An rtnetlink connection in the namespace it was opened in.
-pub(super) struct Links {
+pub struct Links {
     handle: Handle,
 }
 
 impl Links {
-    pub(super) fn connect() -> Result<Self, GatewayError> {
+    pub fn connect() -> Result<Self, GatewayError> {
         let (connection, handle, _) =
             rtnetlink::new_connection().map_err(GatewayError::Connection)?;
         tokio::spawn(connection);
         Ok(Self { handle })
     }
 
-    pub(super) async fn find(&self, name: &str) -> Result<Link, GatewayError> {
+    pub async fn find(&self, name: &str) -> Result<Link, GatewayError> {
         let mut links = self
             .handle
             .link()
@@ -68,7 +68,7 @@ impl Links {
     }
 
     /// The routes in the main table onto `link` that this module would have added.
-    pub(super) async fn routes(&self, link: &Link) -> Result<Vec<IpNet>, GatewayError> {
+    pub async fn routes(&self, link: &Link) -> Result<Vec<IpNet>, GatewayError> {
         let mut out = Vec::new();
         for query in [
             RouteMessageBuilder::<std::net::Ipv4Addr>::new().build(),
