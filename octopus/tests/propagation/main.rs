@@ -64,6 +64,27 @@ fn services_wanted() -> usize {
         .unwrap_or(1000)
 }
 
+/// `PROPAGATION_RATE`: ServiceExports created per second, the members together; `None` (unset,
+/// `0` or `burst`) creates them all at once.
+fn export_rate() -> Option<f64> {
+    std::env::var("PROPAGATION_RATE")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|rate| *rate > 0.0)
+}
+
+/// The 1, 5 and 15 minute load averages.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|text| {
+            text.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default()
+}
+
 fn octopus_bin() -> PathBuf {
     std::env::var_os("NAUTI_OCTOPUS_BIN").map_or_else(
         || PathBuf::from(env!("CARGO_BIN_EXE_octopus")),
@@ -630,12 +651,19 @@ async fn propagation_from_service_export_to_a_crossdns_answer_in_another_cluster
         let stop = stop.clone();
         std::thread::spawn(move || poll_answers(&sockets, &watched, &stop))
     };
+    let rate = export_rate();
+    let load_before = load_average();
     let burst_started = Instant::now();
     futures::future::join_all(members.iter().enumerate().map(|(cluster, member)| {
         let watched = watched.clone();
         async move {
             let exports = Api::<ServiceExport>::namespaced(member.admin.clone(), NS);
             for index in (cluster..total).step_by(CLUSTERS) {
+                // Paced: service i is due i / rate seconds in, whichever member runs it.
+                if let Some(rate) = rate {
+                    let due = burst_started + Duration::from_secs_f64(index as f64 / rate);
+                    tokio::time::sleep_until(due.into()).await;
+                }
                 watched.lock().unwrap()[index].exported = Some(Instant::now());
                 exports
                     .create(
@@ -649,6 +677,7 @@ async fn propagation_from_service_export_to_a_crossdns_answer_in_another_cluster
     }))
     .await;
     let burst = burst_started.elapsed();
+    let load_after_creates = load_average();
     let deadline = Instant::now() + ANSWER_BOUND;
     while Instant::now() < deadline && watched.lock().unwrap().iter().any(|s| s.answered.is_none())
     {
@@ -677,6 +706,7 @@ async fn propagation_from_service_export_to_a_crossdns_answer_in_another_cluster
         .map(|s| s.answered.unwrap() - s.exported.unwrap())
         .collect();
     let last = watched.iter().filter_map(|s| s.answered).max().unwrap();
+    let load_at_end = load_average();
     // Per service: the export, its slice on the hub, its slice in the member asked, the answer.
     let mut to_hub = Vec::new();
     let mut to_member = Vec::new();
@@ -690,13 +720,21 @@ async fn propagation_from_service_export_to_a_crossdns_answer_in_another_cluster
             to_member.push(seen.saturating_duration_since(exported));
         }
     }
+    let mode = rate.map_or_else(
+        || "all at once".to_owned(),
+        |rate| format!("paced at {rate} per second"),
+    );
     println!(
         "propagation: {total} services exported from {CLUSTERS} members in {burst:?} \
-         (ServiceExport creates, the members at once); ServiceExport to the first correct \
-         crossdns answer in the next member (polled every {POLL:?}): {}; all answered {:.3} s \
-         after the first export",
+         (ServiceExport creates {mode}, the members side by side); ServiceExport to the first \
+         correct crossdns answer in the next member (polled every {POLL:?}): {}; all answered \
+         {:.3} s after the first export",
         summary(latencies),
         (last - burst_started).as_secs_f64(),
+    );
+    println!(
+        "propagation load average: {load_before} before the first export, \
+         {load_after_creates} after the last, {load_at_end} when all were answered"
     );
     println!(
         "propagation stages: ServiceExport to its EndpointSlice on the hub ({} seen): {}; \
