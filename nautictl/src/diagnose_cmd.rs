@@ -1,6 +1,7 @@
 //! `nautictl diagnose`: the adapters around [`nautictl::diagnose`]. They read the source pod,
 //! its OVN port and binding, the gateway router and the CNF behind its route, the hub's Peers and
-//! (for a service name) crossdns's answer, then hand all of it to the checks and print the hops.
+//! (for a service name) crossdns's answer, the tunnel routes of the active CNF at each end (with
+//! `octopus routes` run in its pod), then hand all of it to the checks and print the hops.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -15,15 +16,16 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, ListParams};
 use nauti_api::peer::DEFAULT_PEER_NAMESPACE;
 use nauti_api::{Peer, ServiceImport};
+use nauti_octopus::routes::InterfaceRoutes;
 use nauti_ovn::client::sb;
 use nauti_ovn::core::nb::{DB as NB_DB, LOGICAL_SWITCH_PORT};
 use nauti_ovn::core::router;
 use nauti_ovn::master::core::{gateway_router, gateway_router_port};
 use nauti_ovn::{Client, ClientConfig, Condition, Endpoint, Northbound, Operation, TlsArgs};
 use nautictl::diagnose::{
-    BindingFacts, CNF_POD_KEY, CnfPod, CorednsFacts, CrossdnsState, Destination, GatewayFacts,
-    InterfaceFacts, LeaseFacts, POD_INTERFACE, PathEnd, PathFacts, RouterRoute, SourcePod,
-    SwitchPort, cluster_of, diagnose, dns, parse_target, pod_of_identity,
+    BindingFacts, CNF_POD_KEY, CnfPod, CnfRoutes, CnfRoutesRead, CorednsFacts, CrossdnsState,
+    Destination, GatewayFacts, InterfaceFacts, LeaseFacts, POD_INTERFACE, PathEnd, PathFacts,
+    RouterRoute, SourcePod, SwitchPort, cluster_of, diagnose, dns, parse_target, pod_of_identity,
 };
 use nautictl::service_rows;
 
@@ -35,6 +37,11 @@ const CNF_NAME: &str = "octopus-member";
 const NO_ANSWER: &str = "no answer from";
 /// The nauti-agent chart's global network (`tunnel.cidr`).
 const DEFAULT_GLOBAL: &str = "10.112.0.0/12";
+/// The CNF container's variable naming its WireGuard interface, and the chart's default name.
+const INTERFACE_ENV: &str = "OCTOPUS_WIREGUARD_INTERFACE";
+const DEFAULT_INTERFACE: &str = "nauti-wg";
+/// The octopus binary in the CNF image (its entrypoint) when the pod names no command.
+const DEFAULT_OCTOPUS: &str = "/octopus";
 
 /// The flags of `diagnose`.
 #[derive(Debug, clap::Args)]
@@ -190,6 +197,8 @@ pub async fn run(
 
     let mut crossdns_state = CrossdnsState::default();
     let mut coredns = CorednsFacts::NotAsked;
+    // The destination's cluster, when a context other than the source's names it.
+    let mut other_target = None;
     let (destination, peers, crossdns) = match &to {
         None => (Destination::None, Vec::new(), None),
         Some(end) => {
@@ -207,6 +216,9 @@ pub async fn run(
                 PathEnd::Pod { namespace, name } => {
                     let target = destination_target(source, kubeconfig, args, timeout).await?;
                     let address = read_destination_address(&target, namespace, name).await?;
+                    if has_to_flags(args) {
+                        other_target = Some(target);
+                    }
                     let cluster_id = cluster_of(&peers, address).with_context(|| {
                         format!(
                             "pod {namespace}/{name}'s address {address} is in no cluster's slice \
@@ -281,6 +293,10 @@ pub async fn run(
                             "no --from pod to ask the cluster's CoreDNS from".to_owned(),
                         ),
                     };
+                    if has_to_flags(args) {
+                        other_target =
+                            Some(destination_target(source, kubeconfig, args, timeout).await?);
+                    }
                     let destination = Destination::Service {
                         name: fqdn.clone(),
                         clusters,
@@ -291,7 +307,19 @@ pub async fn run(
         }
     };
 
+    let tunnel_routes = read_tunnel_routes(
+        source,
+        &source_cluster,
+        &gateway,
+        other_target.as_ref(),
+        &destination,
+        &peers,
+        args,
+        timeout,
+    )
+    .await;
     let facts = PathFacts {
+        tunnel_routes,
         source_cluster,
         source: pod,
         lsp,
@@ -310,6 +338,191 @@ pub async fn run(
         None => ExitCode::SUCCESS,
         Some(_) => ExitCode::FAILURE,
     })
+}
+
+fn has_to_flags(args: &DiagnoseArgs) -> bool {
+    args.to_kubeconfig.is_some() || args.to_context.is_some()
+}
+
+/// The tunnel routes of the active CNF at each end of a cross-cluster path: the source's (the
+/// pod its gateway router's route names) and the destination cluster's (the holder of its Lease),
+/// when `other` is the context of one; an exporting cluster without a context is noted as not
+/// read. Nothing is read when the path stays in the source cluster.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the facts read so far, each once"
+)]
+async fn read_tunnel_routes(
+    source: &Target,
+    source_cluster: &str,
+    gateway: &GatewayFacts,
+    other: Option<&Target>,
+    destination: &Destination,
+    peers: &[Peer],
+    args: &DiagnoseArgs,
+    timeout: Duration,
+) -> Vec<CnfRoutes> {
+    let remote: Vec<&String> = match destination {
+        Destination::None => Vec::new(),
+        Destination::Pod { cluster_id, .. } => vec![cluster_id],
+        Destination::Service { clusters, .. } => clusters.iter().collect(),
+    }
+    .into_iter()
+    .filter(|id| *id != source_cluster)
+    .collect();
+    if remote.is_empty() {
+        return Vec::new();
+    }
+    let namespace = &args.nauti_namespace;
+    let source_read = match &gateway.cnf {
+        Some(cnf) => cnf_routes(source, namespace, &cnf.name, timeout).await,
+        None => CnfRoutesRead::Unreadable(
+            "the gateway router's route names no CNF pod that exists".to_owned(),
+        ),
+    };
+    let mut out = vec![CnfRoutes {
+        cluster_id: source_cluster.to_owned(),
+        read: source_read,
+    }];
+    // The other context's cluster: the destination pod's, or the one whose slice holds its
+    // active CNF's address.
+    let mut other_read = None;
+    if let Some(target) = other {
+        other_read = Some(match active_cnf(target, namespace).await {
+            Ok(pod) => {
+                let cluster = match destination {
+                    Destination::Pod { cluster_id, .. } => Some(cluster_id.clone()),
+                    _ => pod_address(&pod).and_then(|ip| cluster_of(peers, ip)),
+                };
+                let name = pod.metadata.name.clone().unwrap_or_default();
+                (cluster, cnf_routes(target, namespace, &name, timeout).await)
+            }
+            Err(e) => (
+                match destination {
+                    Destination::Pod { cluster_id, .. } => Some(cluster_id.clone()),
+                    _ => None,
+                },
+                CnfRoutesRead::Unreadable(format!("{e:#}")),
+            ),
+        });
+    }
+    for id in remote {
+        let read = match &other_read {
+            Some((Some(cluster), read)) if cluster == id => read.clone(),
+            _ => CnfRoutesRead::NotRead(format!(
+                "no --to-context or --to-kubeconfig names cluster {id}"
+            )),
+        };
+        out.push(CnfRoutes {
+            cluster_id: id.clone(),
+            read,
+        });
+    }
+    out
+}
+
+/// The pod holding the CNF's Lease in the cluster of `target`.
+async fn active_cnf(target: &Target, namespace: &str) -> anyhow::Result<Pod> {
+    let lease = Api::<Lease>::namespaced(target.client.clone(), namespace)
+        .get_opt(CNF_NAME)
+        .await
+        .map_err(concise)
+        .with_context(|| target.unreachable(&format!("read Lease {namespace}/{CNF_NAME}")))?
+        .with_context(|| {
+            format!(
+                "no Lease {namespace}/{CNF_NAME} on {}: no CNF leads",
+                target.server
+            )
+        })?;
+    let holder = lease
+        .spec
+        .and_then(|s| s.holder_identity)
+        .filter(|h| !h.is_empty())
+        .with_context(|| format!("Lease {namespace}/{CNF_NAME} has no holder: no CNF leads"))?;
+    let name = pod_of_identity(&holder);
+    Api::<Pod>::namespaced(target.client.clone(), namespace)
+        .get_opt(name)
+        .await
+        .map_err(concise)
+        .with_context(|| target.unreachable(&format!("read CNF pod {namespace}/{name}")))?
+        .with_context(|| {
+            format!("Lease {namespace}/{CNF_NAME} is held by pod {name}, which does not exist")
+        })
+}
+
+fn pod_address(pod: &Pod) -> Option<IpAddr> {
+    pod.metadata
+        .annotations
+        .as_ref()?
+        .get(nauti_api::keys::IP_ADDRESS)?
+        .split('/')
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// `octopus routes` in CNF pod `name`: the pod's own octopus binary (its command, or the image's
+/// entrypoint) on the interface its container is given.
+async fn cnf_routes(
+    target: &Target,
+    namespace: &str,
+    name: &str,
+    timeout: Duration,
+) -> CnfRoutesRead {
+    let pods: Api<Pod> = Api::namespaced(target.client.clone(), namespace);
+    let pod = match pods.get_opt(name).await.map_err(concise) {
+        Ok(Some(pod)) => pod,
+        Ok(None) => {
+            return CnfRoutesRead::Unreadable(format!("CNF pod {namespace}/{name} does not exist"));
+        }
+        Err(e) => {
+            return CnfRoutesRead::Unreadable(format!(
+                "{}: {e:#}",
+                target.unreachable(&format!("read CNF pod {namespace}/{name}"))
+            ));
+        }
+    };
+    let container = pod.spec.as_ref().and_then(|s| {
+        s.containers
+            .iter()
+            .find(|c| c.name == "octopus")
+            .or_else(|| s.containers.first())
+    });
+    let binary = container
+        .and_then(|c| c.command.as_ref()?.first())
+        .filter(|c| c.rsplit('/').next() == Some("octopus"))
+        .map_or(DEFAULT_OCTOPUS, String::as_str)
+        .to_owned();
+    let ifname = container
+        .and_then(|c| {
+            c.env
+                .as_ref()?
+                .iter()
+                .find(|e| e.name == INTERFACE_ENV)?
+                .value
+                .clone()
+        })
+        .unwrap_or_else(|| DEFAULT_INTERFACE.to_owned());
+    let command = vec![
+        binary,
+        "routes".to_owned(),
+        "--interface".to_owned(),
+        ifname,
+    ];
+    let pod_ref = format!("{namespace}/{name}");
+    match crate::benchmark_cmd::exec(&pods, name, command, timeout).await {
+        Ok(out) => match InterfaceRoutes::from_json(&out) {
+            Ok(routes) => CnfRoutesRead::Listed {
+                pod: pod_ref,
+                routes,
+            },
+            Err(e) => CnfRoutesRead::Unreadable(format!(
+                "octopus routes in CNF pod {pod_ref} printed {:?}: {e}",
+                out.trim()
+            )),
+        },
+        Err(e) => CnfRoutesRead::Unreadable(format!("octopus routes in CNF pod {pod_ref}: {e:#}")),
+    }
 }
 
 /// The API server's own message for a refusal, the error itself for anything else.

@@ -96,7 +96,10 @@ enum Command {
     /// --ovn-sb); the pod's own eth-nauti holds that address and MAC (`ip` run in the pod
     /// through the API server); the gateway router holds the pod's gateway and routes the
     /// global network through a CNF pod that exists, runs and holds the Lease; the Peers of
-    /// both clusters are Ready on the hub with a recent handshake; a service name resolves in
+    /// both clusters are Ready on the hub with a recent handshake; the tunnel routes: the
+    /// source's active CNF routes the destination cluster's slices into its WireGuard interface
+    /// and the destination's (read with --to-context/--to-kubeconfig) the source's (`octopus
+    /// routes` run in each CNF pod through the API server); a service name resolves in
     /// crossdns (a stopped crossdns is named) and, asked with `dig` from the pod, through the
     /// cluster's CoreDNS to the same addresses.
     #[command(after_help = "Examples:\n  \

@@ -7,8 +7,8 @@
 //! on the switch `nauti-<cluster>`; the switch's gateway router `nauti-<cluster>-gw` holds the
 //! pod's gateway address and routes the global network through the active CNF pod (the leader
 //! of Deployment `octopus-member`, holder of Lease `octopus-member`); the CNF tunnels to the
-//! other cluster, whose Peer on the hub is Ready with a recent handshake; a service name
-//! resolves in crossdns.
+//! other cluster, whose Peer on the hub is Ready with a recent handshake; each end's CNF routes
+//! the other end's slices into its WireGuard interface; a service name resolves in crossdns.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -16,6 +16,7 @@ use std::net::IpAddr;
 
 use nauti_api::PodNetwork;
 use nauti_api::peer::{Peer, condition};
+use nauti_octopus::routes::InterfaceRoutes;
 use nauti_ovn::client::sb::PortBinding;
 
 pub mod dns;
@@ -162,6 +163,30 @@ pub struct PathFacts {
     pub crossdns_state: CrossdnsState,
     /// What the cluster's CoreDNS (the kube-dns Service) answered for the service name.
     pub coredns: CorednsFacts,
+    /// What the active CNF of each cluster on the path routes into its tunnel: the source's,
+    /// then each destination cluster's.
+    pub tunnel_routes: Vec<CnfRoutes>,
+}
+
+/// The tunnel routes of one cluster's active CNF pod.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CnfRoutes {
+    pub cluster_id: String,
+    pub read: CnfRoutesRead,
+}
+
+/// How reading a CNF's tunnel routes (`octopus routes` in its pod) went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CnfRoutesRead {
+    /// Not read, why (no kubeconfig context for the cluster was given).
+    NotRead(String),
+    /// Could not be read, why (no active CNF pod, the exec failed).
+    Unreadable(String),
+    /// What `octopus routes` printed in CNF pod `pod` (`<namespace>/<name>`).
+    Listed {
+        pod: String,
+        routes: InterfaceRoutes,
+    },
 }
 
 /// The pod's second NIC.
@@ -248,6 +273,8 @@ pub enum Hop {
     Gateway,
     /// The Peers of both ends are Valid and Ready with a recent handshake.
     Peer,
+    /// Each end's active CNF routes the other end's slices into its WireGuard interface.
+    TunnelRoutes,
     /// The service name resolves in crossdns.
     Dns,
     /// The service name resolves through the cluster's CoreDNS to crossdns's addresses.
@@ -256,13 +283,14 @@ pub enum Hop {
 
 impl Hop {
     /// Every hop, in the order they are checked.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::Annotations,
         Self::LogicalSwitchPort,
         Self::Binding,
         Self::Interface,
         Self::Gateway,
         Self::Peer,
+        Self::TunnelRoutes,
         Self::Dns,
         Self::CoreDns,
     ];
@@ -279,6 +307,9 @@ impl Hop {
             Self::Gateway => {
                 "the gateway router holds the pod's gateway and routes the global network \
                  through a running CNF pod that holds the Lease"
+            }
+            Self::TunnelRoutes => {
+                "each end's active CNF routes the other end's slices into its WireGuard interface"
             }
             Self::Peer => {
                 "the Peers of both clusters are Valid and Ready with a handshake under 180s old"
@@ -297,6 +328,7 @@ impl Hop {
             Self::Binding => "port binding",
             Self::Interface => "interface",
             Self::Gateway => "gateway",
+            Self::TunnelRoutes => "tunnel routes",
             Self::Peer => "peer",
             Self::Dns => "dns",
             Self::CoreDns => "coredns",
@@ -464,15 +496,37 @@ pub fn diagnose(facts: &PathFacts, now: jiff::Timestamp) -> Report {
         .into_iter()
         .filter(|id| *id != facts.source_cluster)
         .collect();
-    match &facts.destination {
-        Destination::None => report.skip(Hop::Peer, "no --to destination"),
+    let cross_cluster = match &facts.destination {
+        Destination::None => Err("no --to destination"),
         Destination::Service { clusters, .. } if clusters.is_empty() => {
-            report.skip(Hop::Peer, "no cluster exports the service");
+            Err("no cluster exports the service")
         }
-        _ if remote.is_empty() => report.skip(Hop::Peer, "the destination is in this cluster"),
-        _ => {
+        _ if remote.is_empty() => Err("the destination is in this cluster"),
+        _ => Ok(()),
+    };
+    match cross_cluster {
+        Err(why) => {
+            report.skip(Hop::Peer, why);
+            report.skip(Hop::TunnelRoutes, why);
+        }
+        Ok(()) => {
             if !report.push(Hop::Peer, check_peers(facts, &remote, now)) {
                 return report;
+            }
+            match check_tunnel_routes(facts, &remote) {
+                Ok((seen, not_read)) if seen.is_empty() => {
+                    report.skip(Hop::TunnelRoutes, not_read.join("; "));
+                }
+                Ok((mut seen, not_read)) => {
+                    if !not_read.is_empty() {
+                        seen.push(format!("not checked: {}", not_read.join("; ")));
+                    }
+                    report.push(Hop::TunnelRoutes, Ok(seen.join("; ")));
+                }
+                Err(message) => {
+                    report.push(Hop::TunnelRoutes, Err(message));
+                    return report;
+                }
             }
         }
     }
@@ -754,6 +808,82 @@ fn check_gateway(
         "{route_text} ({cnf_ref}, Running, holds Lease {}/{})",
         lease.namespace, lease.name
     ))
+}
+
+/// Each cluster on the path whose CNF routes were read must route the other end's slices (the
+/// source: every destination cluster's; a destination: the source's) into its WireGuard
+/// interface, each slice as a route of its own as the gateway's plan sets it (the clusterset
+/// block covering it does not count: its absence means the plan is not applied). The Peers were
+/// checked before: a cluster without one is not looked at. What each read CNF routes, and why
+/// the others were not read.
+fn check_tunnel_routes(
+    facts: &PathFacts,
+    remote: &[&str],
+) -> Result<(Vec<String>, Vec<String>), String> {
+    let source = facts.source_cluster.as_str();
+    let mut seen = Vec::new();
+    let mut not_read = Vec::new();
+    for end in std::iter::once(source).chain(remote.iter().copied()) {
+        let others: Vec<&str> = if end == source {
+            remote.to_vec()
+        } else {
+            vec![source]
+        };
+        let Some(cnf) = facts.tunnel_routes.iter().find(|c| c.cluster_id == end) else {
+            not_read.push(format!("cluster {end}'s CNF was not read"));
+            continue;
+        };
+        let (pod, routes) = match &cnf.read {
+            CnfRoutesRead::NotRead(why) => {
+                not_read.push(format!("cluster {end}: {why}"));
+                continue;
+            }
+            CnfRoutesRead::Unreadable(why) => {
+                return Err(format!(
+                    "cannot read the tunnel routes of cluster {end}'s active CNF: {why}"
+                ));
+            }
+            CnfRoutesRead::Listed { pod, routes } => (pod, routes),
+        };
+        let ifname = &routes.interface;
+        if !routes.exists {
+            return Err(format!(
+                "cluster {end}'s CNF pod {pod} has no interface {ifname}: its tunnel is not up; \
+                 see the pod's log"
+            ));
+        }
+        let mut routed = Vec::new();
+        for other in others {
+            let slices = find_peer(&facts.peers, other).map_or(&[][..], |p| &p.spec.cluster_cidrs);
+            for slice in slices {
+                if !routes.routes.contains(&slice.trunc()) {
+                    return Err(format!(
+                        "cluster {end}'s CNF pod {pod} has no route to {slice} (cluster {other}'s \
+                         slice) on {ifname} (it routes: {}): traffic to {other} does not enter \
+                         the tunnel; the CNF puts the route back on its next pass, else see its \
+                         log",
+                        net_list(&routes.routes)
+                    ));
+                }
+                routed.push(format!("{slice} ({other})"));
+            }
+        }
+        seen.push(format!(
+            "{end}'s CNF pod {pod} routes {} into {ifname}",
+            routed.join(", ")
+        ));
+    }
+    Ok((seen, not_read))
+}
+
+fn net_list(nets: &[impl fmt::Display]) -> String {
+    if nets.is_empty() {
+        return "nothing".to_owned();
+    }
+    nets.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn find_peer<'a>(peers: &'a [Peer], cluster_id: &str) -> Option<&'a Peer> {

@@ -110,6 +110,29 @@ fn healthy() -> PathFacts {
         },
         crossdns_state: CrossdnsState::default(),
         coredns: CorednsFacts::NotAsked,
+        tunnel_routes: vec![
+            cnf_routes("member-1", CNF, Some(&["10.112.0.0/12", "10.114.0.0/16"])),
+            cnf_routes(
+                "member-2",
+                "octopus-member-55f6-vwxyz",
+                Some(&["10.112.0.0/12", "10.112.0.0/16"]),
+            ),
+        ],
+    }
+}
+
+/// What `octopus routes` printed in CNF pod `pod` of `cluster_id`: `routes` on nauti-wg, or no
+/// such interface.
+fn cnf_routes(cluster_id: &str, pod: &str, routes: Option<&[&str]>) -> CnfRoutes {
+    CnfRoutes {
+        cluster_id: cluster_id.to_owned(),
+        read: CnfRoutesRead::Listed {
+            pod: format!("nauti-system/{pod}"),
+            routes: InterfaceRoutes::new(
+                "nauti-wg",
+                routes.map(|r| r.iter().map(|n| n.parse().unwrap()).collect()),
+            ),
+        },
     }
 }
 
@@ -125,7 +148,8 @@ fn a_healthy_path_passes_every_hop() {
             Hop::Binding,
             Hop::Interface,
             Hop::Gateway,
-            Hop::Peer
+            Hop::Peer,
+            Hop::TunnelRoutes
         ]
     );
     assert_eq!(report.exit_code(), 0);
@@ -389,7 +413,7 @@ fn without_from_and_to_only_the_gateway_is_checked() {
     assert_eq!(
         report.hops.last(),
         Some(&(
-            Hop::Peer,
+            Hop::TunnelRoutes,
             Outcome::Skipped("no --to destination".to_owned())
         ))
     );
@@ -707,4 +731,91 @@ fn targets_are_pods_or_service_names() {
     for bad in ["default/", "/x", "a/b/c", "nginx", "a.b.c.d"] {
         assert!(parse_target(bad).is_err(), "{bad}");
     }
+}
+
+#[test]
+fn both_ends_cnfs_must_route_the_other_ends_slices_into_their_tunnel() {
+    let mut facts = healthy();
+    let report = diagnose(&facts, ts(NOW));
+    assert_eq!(
+        report.hops.last(),
+        Some(&(
+            Hop::TunnelRoutes,
+            Outcome::Ok(
+                "member-1's CNF pod nauti-system/octopus-member-7d9c-abcde routes 10.114.0.0/16 \
+                 (member-2) into nauti-wg; member-2's CNF pod nauti-system/octopus-member-55f6-vwxyz \
+                 routes 10.112.0.0/16 (member-1) into nauti-wg"
+                    .to_owned()
+            )
+        ))
+    );
+
+    // The destination's CNF lost its route to the source's slice: the clusterset block that
+    // still covers it does not count.
+    facts.tunnel_routes[1] = cnf_routes(
+        "member-2",
+        "octopus-member-55f6-vwxyz",
+        Some(&["10.112.0.0/12"]),
+    );
+    let report = diagnose(&facts, ts(NOW));
+    assert_eq!(
+        report.failure(),
+        Some((
+            Hop::TunnelRoutes,
+            "cluster member-2's CNF pod nauti-system/octopus-member-55f6-vwxyz has no route to \
+             10.112.0.0/16 (cluster member-1's slice) on nauti-wg (it routes: 10.112.0.0/12): \
+             traffic to member-1 does not enter the tunnel; the CNF puts the route back on its \
+             next pass, else see its log"
+        ))
+    );
+    assert_eq!(report.hops.len(), Hop::ALL.len() - 2, "{}", report.render());
+
+    // The source's CNF has no WireGuard interface at all.
+    facts.tunnel_routes[0] = cnf_routes("member-1", CNF, None);
+    assert_eq!(
+        diagnose(&facts, ts(NOW)).failure(),
+        Some((
+            Hop::TunnelRoutes,
+            "cluster member-1's CNF pod nauti-system/octopus-member-7d9c-abcde has no interface \
+             nauti-wg: its tunnel is not up; see the pod's log"
+        ))
+    );
+
+    // The exec failed.
+    facts.tunnel_routes[0].read = CnfRoutesRead::Unreadable("exec refused".to_owned());
+    assert_eq!(
+        diagnose(&facts, ts(NOW)).failure(),
+        Some((
+            Hop::TunnelRoutes,
+            "cannot read the tunnel routes of cluster member-1's active CNF: exec refused"
+        ))
+    );
+}
+
+#[test]
+fn a_cnf_without_a_context_is_noted_and_all_unread_skips_the_hop() {
+    let mut facts = healthy();
+    facts.tunnel_routes[1].read = CnfRoutesRead::NotRead("no --to-context for it".to_owned());
+    let report = diagnose(&facts, ts(NOW));
+    assert_eq!(report.exit_code(), 0);
+    let Some((Hop::TunnelRoutes, Outcome::Ok(text))) = report.hops.last() else {
+        panic!("{}", report.render());
+    };
+    assert!(
+        text.ends_with("into nauti-wg; not checked: cluster member-2: no --to-context for it"),
+        "{text}"
+    );
+    facts.tunnel_routes.clear();
+    let report = diagnose(&facts, ts(NOW));
+    assert_eq!(report.exit_code(), 0);
+    assert_eq!(
+        report.hops.last(),
+        Some(&(
+            Hop::TunnelRoutes,
+            Outcome::Skipped(
+                "cluster member-1's CNF was not read; cluster member-2's CNF was not read"
+                    .to_owned()
+            )
+        ))
+    );
 }
