@@ -68,7 +68,7 @@ fn octopus_container(args: &[&str], env: Vec<Value>, mounts: Vec<Value>) -> Valu
     command.extend(args.iter().map(|a| json!(a)));
     let mut all_env = vec![
         json!({"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}),
-        json!({"name": "NAUTI_LOG", "value": "info,nauti_octopus=debug"}),
+        json!({"name": "NAUTI_LOG", "value": "info,nauti_octopus=debug,boringtun=debug"}),
         json!({"name": "OCTOPUS_METRICS_ADDR", "value": format!("0.0.0.0:{METRICS_PORT}")}),
         json!({"name": "OCTOPUS_WIREGUARD_INTERFACE", "value": WG_INTERFACE}),
         json!({"name": "OCTOPUS_GLOBAL_CIDR", "value": GLOBAL}),
