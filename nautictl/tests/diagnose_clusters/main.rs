@@ -2,8 +2,9 @@
 //! NAT, Nauti installed as `nauti-octopus --test crosscluster` installs it, nginx exported from
 //! west and crossdns in east with east's CoreDNS wired to it, as `--test mcs_clusters` does): the
 //! path from a pod in east to a pod in west passes every hop; then one thing at a time is broken
-//! and restored (the CNF scaled to 0, the gateway router's route deleted, an annotation forged on
-//! the source pod) and the diagnosis names the hop and the cause; `show` lists the three
+//! and restored (the CNF scaled to 0, the gateway router's route deleted, west's CNF's tunnel
+//! route to east's slice deleted, an annotation forged on the source pod) and the diagnosis names
+//! the hop and the cause; `show` lists the three
 //! clusters, the members' gateway pods and nodes, the tunnels Ready with bytes and the export;
 //! the exported name resolves in crossdns and through CoreDNS until crossdns is scaled to 0,
 //! which the dns hop names; a bad kubeconfig, an unknown context and a frozen API server give a
@@ -34,7 +35,7 @@ use std::time::{Duration, Instant};
 use nauti_testbed::cluster_bed::{Cluster, ClusterBed, ClusterSpec};
 use nauti_testbed::{TestDir, require_root};
 
-use cluster::{Member, NAMESPACE, deploy_hub, issue_token, pod_address};
+use cluster::{Member, NAMESPACE, active_pods, deploy_hub, issue_token, pod_address};
 use mcs::{
     corefile, crossdns_command, crossdns_log, deploy_crossdns, deploy_exported_nginx,
     install_hub_mcs_crds,
@@ -42,6 +43,9 @@ use mcs::{
 use nautictl::clean::{HOST_IFNAME_PREFIX, host_veths};
 
 const GLOBAL: &str = "10.112.0.0/12";
+/// East's slice, and the WireGuard interface of the CNFs (`--test crosscluster`'s).
+const EAST_SLICE: &str = "10.113.0.0/16";
+const WG_INTERFACE: &str = "nauti-wg";
 
 /// One run of `nautictl`: exit code, stdout, stderr and how long it took.
 struct Run {
@@ -261,6 +265,7 @@ fn diagnose_passes_a_healthy_path_and_names_each_broken_hop() {
     healthy(&path, &client_ip);
     cnf_scaled_to_zero(&path, &east);
     route_deleted(&path, &east);
+    tunnel_route_deleted(&path);
     annotation_forged(&path, &east, &client_ip);
     service_not_exported(&path);
     show_lists_the_set(&path);
@@ -281,6 +286,7 @@ fn healthy(path: &Path3<'_>, client_ip: &str) {
         "ok    interface ",
         "ok    gateway ",
         "ok    peer ",
+        "ok    tunnel routes ",
     ];
     assert_eq!(hops.len(), want.len(), "{run}");
     for (line, prefix) in hops.iter().zip(want) {
@@ -297,6 +303,9 @@ fn healthy(path: &Path3<'_>, client_ip: &str) {
         "Running, holds Lease nauti-system/octopus-member".to_owned(),
         "Peer east Ready".to_owned(),
         "Peer west Ready, last handshake".to_owned(),
+        "east's CNF pod nauti-system/octopus-member-".to_owned(),
+        format!(" routes 10.114.0.0/16 (west) into {WG_INTERFACE}; west's CNF pod "),
+        format!(" routes {EAST_SLICE} (east) into {WG_INTERFACE}\n"),
     ] {
         assert!(run.stdout.contains(&seen), "{seen:?} missing:\n{run}");
     }
@@ -387,6 +396,67 @@ fn route_deleted(path: &Path3<'_>, east: &Member<'_>) {
         "the CNF put the route back {:?} after the failing diagnosis (next hop {})",
         deleted.elapsed(),
         east.gateway_next_hop()
+    );
+}
+
+/// West's active CNF loses its tunnel route to east's slice (deleted in its pod's network
+/// namespace): the tunnel routes hop names west, the pod, the interface and the slice until the
+/// CNF's next pass puts the route back.
+fn tunnel_route_deleted(path: &Path3<'_>) {
+    let mut failed = None;
+    // The CNF re-applies its routes on every pass: delete again if one came in between.
+    for attempt in 0..3 {
+        let active = active_pods(path.west, "octopus-member");
+        assert_eq!(active.len(), 1, "west's active CNF pods: {active:?}");
+        let pod = active[0].clone();
+        let deleted = path.west.kubectl(&[
+            "exec",
+            "-n",
+            NAMESPACE,
+            &pod,
+            "--",
+            "busybox",
+            "ip",
+            "route",
+            "del",
+            EAST_SLICE,
+            "dev",
+            WG_INTERFACE,
+        ]);
+        // Still gone from the previous attempt is fine; the first must find it.
+        if let Err(e) = &deleted {
+            assert!(
+                attempt > 0 && e.to_string().contains("No such process"),
+                "delete {EAST_SLICE} dev {WG_INTERFACE} in {pod}: {e}"
+            );
+        }
+        let run = path.diagnose();
+        if run.code != Some(0) {
+            failed = Some((pod, run));
+            break;
+        }
+    }
+    let (pod, run) = failed.expect("west's CNF put the route back before every diagnosis");
+    eprintln!(
+        "west's tunnel route deleted, diagnosed in {:?}:\n{}",
+        run.took, run.stdout
+    );
+    assert_fails_at(
+        &run,
+        "tunnel routes",
+        &[&format!(
+            "cluster west's CNF pod {NAMESPACE}/{pod} has no route to {EAST_SLICE} (cluster \
+             east's slice) on {WG_INTERFACE}"
+        )],
+    );
+    let deleted = Instant::now();
+    path.until_healthy(
+        "tunnel route put back by west's CNF",
+        Duration::from_secs(60),
+    );
+    eprintln!(
+        "west's CNF put the route back {:?} after the failing diagnosis",
+        deleted.elapsed()
     );
 }
 
