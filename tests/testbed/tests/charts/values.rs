@@ -119,6 +119,15 @@ pub fn agent_good(ca_file: &Path) -> Vec<(&'static str, Vec<String>)> {
                 "hub.existingSecret=nauti-hub-join",
             ]),
         ),
+        (
+            "node paths of their own (k3s's containerd, Open vSwitch under /run)",
+            with(&[
+                "nri.socketPath=/run/k3s/containerd/nri/nri.sock",
+                "nri.netnsDir=/run/netns",
+                "ovs.runDir=/run/openvswitch",
+                "ovs.dbSocket=conf.sock",
+            ]),
+        ),
     ]
 }
 
@@ -143,7 +152,7 @@ fn both_charts_lint_strict_with_every_good_value_set() {
             linted += 1;
         }
     }
-    assert_eq!(linted, 7);
+    assert_eq!(linted, 8);
 }
 
 /// A value set that must be refused, and what the refusal must say.
@@ -248,6 +257,16 @@ fn bad_values_are_refused_with_a_message_naming_the_value() {
             chart: AGENT_CHART,
             values: agent(&["hub.bootstrapToken=re51os"]),
             message: "at '/hub/bootstrapToken'",
+        },
+        Bad {
+            chart: AGENT_CHART,
+            values: agent(&["ovs.runDir=run/openvswitch"]),
+            message: "at '/ovs/runDir': 'run/openvswitch' does not match pattern '^/'",
+        },
+        Bad {
+            chart: AGENT_CHART,
+            values: agent(&["ovs.dbSocket=../db.sock"]),
+            message: "at '/ovs/dbSocket': '../db.sock' does not match pattern",
         },
         Bad {
             chart: AGENT_CHART,
