@@ -138,10 +138,21 @@ pub struct LeaseArgs {
     /// suffix so a restarted replica never mistakes its predecessor's lease for its own).
     #[arg(long, env = "OCTOPUS_LEASE_IDENTITY")]
     lease_identity: Option<String>,
-    /// This replica's pod (in --namespace): the leader labels it `nauti.io/gateway-active`,
-    /// which the gateway Service selects; without it no pod is labelled.
-    #[arg(long, env = "POD_NAME")]
+    /// This replica's pod (in --namespace; default: $POD_NAME): the leader labels it
+    /// `nauti.io/gateway-active`, which the gateway Service selects; without one no pod is
+    /// labelled.
+    #[arg(long, env = "OCTOPUS_POD_NAME")]
     pod_name: Option<String>,
+}
+
+impl LeaseArgs {
+    /// --pod-name, else the `POD_NAME` the Deployments set from the downward API.
+    fn pod_name(&self) -> Option<String> {
+        self.pod_name
+            .clone()
+            .or_else(|| std::env::var("POD_NAME").ok())
+            .filter(|name| !name.is_empty())
+    }
 }
 
 impl LeaseArgs {
@@ -526,7 +537,7 @@ async fn hub(args: HubRunArgs) -> anyhow::Result<()> {
     let shutdown = shutdown_on_signals().context("install signal handlers")?;
     let policy = args.slices.policy()?;
     let gateway = args.data_path.gateway(&policy)?;
-    let pod_name = args.lease.pod_name.clone();
+    let pod_name = args.lease.pod_name();
     let lease = gateway_lease(
         args.lease.settings(DEFAULT_HUB_LEASE, &args.namespace)?,
         gateway.is_some(),
@@ -650,7 +661,7 @@ async fn member(args: MemberRunArgs) -> anyhow::Result<()> {
         .context("the bootstrap token")?;
     let hub_ca_file = required(args.hub_ca_file, "--hub-ca-file")?;
     let policy = args.slices.policy()?;
-    let pod_name = args.lease.pod_name.clone();
+    let pod_name = args.lease.pod_name();
     let lease = args.lease.settings(DEFAULT_MEMBER_LEASE, &args.namespace)?;
     let gateway = args.data_path.gateway(&policy)?;
     let lease = gateway_lease(lease, gateway.is_some());
