@@ -5,9 +5,11 @@
 //!   west's CNF, pod;
 //! - east's client and a pod on east's other node: the same pods' OVN path inside one cluster;
 //!
-//! taking turns round by round; then the time from SIGKILLing the active CNF to the first ping
-//! answered again. The plain tunnel and wireguard-go in the same place are `tests/bench/wg.sh`'s,
-//! in the same `make bench` run.
+//! taking turns round by round, each figure with the sender's TCP retransmissions and the
+//! machine's load average; then the time from SIGKILLing the active CNF to the first ping
+//! answered again (skipped with `NAUTI_BENCH_FAILOVER=0`, when only throughput is measured).
+//! The plain tunnel and wireguard-go in the same place are `tests/bench/wg.sh`'s, in the same
+//! `make bench` run.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -86,8 +88,9 @@ fn iperf_server(pid: u32) -> Server {
     Server(child)
 }
 
-/// Gbit/s received in one iperf3 run from the pod `pid` to `server`.
-fn iperf(pid: u32, server: &str) -> f64 {
+/// Gbit/s received in one iperf3 run from the pod `pid` to `server`, and the sender's TCP
+/// retransmissions (loss on the path shows there first).
+fn iperf(pid: u32, server: &str) -> (f64, u64) {
     let out = in_pod(pid, "iperf3")
         .args(["-c", server, "-p", "5201", "-t", SECONDS, "-J"])
         .output()
@@ -98,10 +101,24 @@ fn iperf(pid: u32, server: &str) -> f64 {
             String::from_utf8_lossy(&out.stderr)
         )
     });
-    report["end"]["sum_received"]["bits_per_second"]
+    let gbits = report["end"]["sum_received"]["bits_per_second"]
         .as_f64()
         .unwrap_or_else(|| panic!("iperf3 to {server}: {report}"))
-        / 1e9
+        / 1e9;
+    let retransmits = report["end"]["sum_sent"]["retransmits"]
+        .as_u64()
+        .unwrap_or_default();
+    (gbits, retransmits)
+}
+
+/// The machine's 1-minute load average (the bench shares two cores with other work).
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .next()
+        .unwrap_or("?")
+        .to_owned()
 }
 
 /// Average ping round trip in ms.
@@ -156,10 +173,13 @@ fn bench_cross_cluster_path() {
     let _servers = (iperf_server(local_pid), iperf_server(remote_pid));
     let (mut cross, mut inside) = (Vec::new(), Vec::new());
     for round in 0..ROUNDS {
-        let c = iperf(client, &remote);
-        let i = iperf(client, &local);
+        let (c, c_retransmits) = iperf(client, &remote);
+        let (i, i_retransmits) = iperf(client, &local);
         println!(
-            "round {round}: cross-cluster {c:.2} Gbit/s, same cluster (OVN, two nodes) {i:.2} Gbit/s"
+            "round {round}: cross-cluster {c:.2} Gbit/s ({c_retransmits} retransmits), same \
+             cluster (OVN, two nodes) {i:.2} Gbit/s ({i_retransmits} retransmits), load \
+             average {}",
+            load_average()
         );
         cross.push(c);
         inside.push(i);
@@ -171,6 +191,9 @@ fn bench_cross_cluster_path() {
         c / i
     );
     println!("ping: cross-cluster {rtt_cross:.3} ms, same cluster {rtt_inside:.3} ms");
+    if std::env::var("NAUTI_BENCH_FAILOVER").as_deref() == Ok("0") {
+        return;
+    }
 
     two_replicas_on_a_short_lease(&east);
     let mut gaps = Vec::new();
