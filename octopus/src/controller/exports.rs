@@ -27,20 +27,21 @@ use nauti_api::mcs::{
     LABEL_MANAGED_BY, MANAGED_BY_NAUTI, ServiceExport, ServiceExportStatus, export_condition,
 };
 use nauti_ovn::Northbound;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument as _, debug, info, info_span, warn};
 
 use super::local::{CLUSTER_CONFIGMAP, CLUSTER_SUBNET_KEY};
 use super::services::{
-    FIELD_MANAGER, RESYNC, RETRY, SyncContext, WRITE_CONCURRENCY, all_ready, connect_nb,
-    gone_is_fine, next_pass, spawn_store,
+    FIELD_MANAGER, Keys, REFILL_AT, RESYNC, RETRY, SyncContext, WRITE_CONCURRENCY, WorkQueue,
+    all_ready, connect_nb, gone_is_fine, spawn_keyed_store,
 };
 use crate::core::mcs::hub::{hub_import, hub_labels, hub_object_key, hub_slice_name};
 use crate::core::mcs::local::{
     LABEL_KUBERNETES_SERVICE_NAME, endpoint_ports, local_endpoints, local_service, verified_ports,
 };
-use crate::core::mcs::{ExportPlan, ExportedSlice, ServiceKey, cut_slices, plan_export};
+use crate::core::mcs::{
+    ExportPlan, ExportedSlice, ServiceKey, VerifiedPorts, cut_slices, plan_export,
+};
 use crate::join::member_namespace;
 
 struct Stores {
@@ -72,54 +73,71 @@ pub async fn run(context: SyncContext, stop: CancellationToken) {
     let Some(nb) = connect_nb(endpoint, context.config.ovn_nb_tls.clone(), &stop).await else {
         return;
     };
-    let changed = Arc::new(Notify::new());
+    let queue = Arc::new(WorkQueue::default());
     let own = member_namespace(&context.cluster_id);
     // The built-in controller's slices of every Service; Nauti's own imports are not inputs.
     let local_slices = watcher::Config::default().labels(&format!(
         "{LABEL_KUBERNETES_SERVICE_NAME},{LABEL_MANAGED_BY}!={MANAGED_BY_NAUTI}"
     ));
     let stores = Stores {
-        exports: spawn_store(
+        exports: spawn_keyed_store(
             Api::all(context.local.clone()),
             watcher::Config::default(),
             "serviceexports",
-            &changed,
+            &queue,
+            Keys::Of(|e: &ServiceExport| object_key(&e.metadata).into_iter().collect()),
             &stop,
         ),
-        services: spawn_store(
+        services: spawn_keyed_store(
             Api::all(context.local.clone()),
             watcher::Config::default(),
             "services",
-            &changed,
+            &queue,
+            Keys::Of(|s: &Service| object_key(&s.metadata).into_iter().collect()),
             &stop,
         ),
-        slices: spawn_store(
+        slices: spawn_keyed_store(
             Api::all(context.local.clone()),
             local_slices,
             "endpointslices",
-            &changed,
+            &queue,
+            Keys::Of(|s: &EndpointSlice| service_of_slice(s).into_iter().collect()),
             &stop,
         ),
-        // Only a trigger: a pod's port in OVN appears with the pod, not with a slice change.
-        pods: spawn_store(
+        // Only a trigger: a pod's port in OVN appears with the pod, not with a slice change,
+        // and the ports are read for every export at once.
+        pods: spawn_keyed_store(
             Api::all(context.local.clone()),
             watcher::Config::default(),
             "pods",
-            &changed,
+            &queue,
+            Keys::All,
             &stop,
         ),
-        hub_imports: spawn_store(
+        hub_imports: spawn_keyed_store(
             Api::namespaced(context.hub.clone(), &own),
             watcher::Config::default(),
             "hub serviceimports",
-            &changed,
+            &queue,
+            Keys::DeletedOf(|i: &ServiceImport| {
+                hub_object_key(&i.metadata)
+                    .map(|(k, _)| k)
+                    .into_iter()
+                    .collect()
+            }),
             &stop,
         ),
-        hub_slices: spawn_store(
+        hub_slices: spawn_keyed_store(
             Api::namespaced(context.hub.clone(), &own),
             watcher::Config::default(),
             "hub endpointslices",
-            &changed,
+            &queue,
+            Keys::DeletedOf(|s: &EndpointSlice| {
+                hub_object_key(&s.metadata)
+                    .map(|(k, _)| k)
+                    .into_iter()
+                    .collect()
+            }),
             &stop,
         ),
     };
@@ -127,18 +145,125 @@ pub async fn run(context: SyncContext, stop: CancellationToken) {
         return;
     }
     info!(switch = %switch_name(&context), "watching ServiceExports");
+    queue.resync();
+    let mut view: Option<Arc<View>> = None;
+    let mut ovn: Option<Arc<OvnView>> = None;
+    let mut in_flight = futures::stream::FuturesUnordered::new();
+    let mut resync_at = tokio::time::Instant::now() + RESYNC;
     loop {
-        let delay = match pass(&context, &nb, &stores).await {
-            Ok(()) => RESYNC,
-            Err(error) => {
-                warn!(error = format!("{error:#}"), "export pass failed; retrying");
-                RETRY
+        if queue.take_resync() {
+            // Every export again, with the ports read anew.
+            ovn = None;
+            resync_at = tokio::time::Instant::now() + RESYNC;
+            for key in all_keys(&stores) {
+                queue.add(key);
             }
-        };
-        if !next_pass(&changed, delay, &stop).await {
-            return;
+            if let Err(error) = withdraw_unreadable(&context, &stores).await {
+                warn!(
+                    error = format!("{error:#}"),
+                    "hub objects not withdrawn; retrying"
+                );
+            }
+        }
+        let free = WRITE_CONCURRENCY - in_flight.len();
+        if queue.has_waiting() && (in_flight.is_empty() || free >= REFILL_AT) {
+            let generation = queue.generation();
+            // A port written to OVN makes no Kubernetes event: what is read goes stale.
+            if ovn
+                .as_ref()
+                .is_some_and(|o| o.read_at.elapsed() > OVN_MAX_AGE)
+            {
+                ovn = None;
+            }
+            if ovn.is_none() {
+                match read_ovn(&context, &nb).await {
+                    Ok(read) => ovn = Some(Arc::new(read)),
+                    Err(error) => {
+                        warn!(
+                            error = format!("{error:#}"),
+                            "cannot read this cluster's ports; retrying"
+                        );
+                        tokio::select! {
+                            () = stop.cancelled() => return,
+                            () = tokio::time::sleep(RETRY) => continue,
+                        }
+                    }
+                }
+            }
+            let current = match (&view, &ovn) {
+                (Some(v), Some(o)) if v.generation == generation && Arc::ptr_eq(&v.ovn, o) => {
+                    v.clone()
+                }
+                (_, Some(o)) => {
+                    let built = Arc::new(build_view(&stores, generation, o.clone()));
+                    view = Some(built.clone());
+                    built
+                }
+                // Read just above.
+                (_, None) => continue,
+            };
+            for key in queue.take(free) {
+                let (context, stores, view) = (&context, &stores, current.clone());
+                let span = info_span!("export", service = %key);
+                in_flight.push(async move {
+                    let result = reconcile(context, stores, &view, &key)
+                        .instrument(span)
+                        .await;
+                    (key, result)
+                });
+            }
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            Some((key, result)) = in_flight.next(), if !in_flight.is_empty() => {
+                queue.done(&key);
+                if let Err(error) = result {
+                    warn!(service = %key, error = format!("{error:#}"), "export not published; retried");
+                    // The ports may be what is missing.
+                    ovn = None;
+                    queue.retry_later(key, RETRY, &stop);
+                }
+            }
+            () = queue.notified() => {}
+            () = tokio::time::sleep_until(resync_at) => queue.resync(),
         }
     }
+}
+
+fn object_key(meta: &ObjectMeta) -> Option<ServiceKey> {
+    Some(ServiceKey::new(meta.namespace.clone()?, meta.name.clone()?))
+}
+
+fn service_of_slice(slice: &EndpointSlice) -> Option<ServiceKey> {
+    Some(ServiceKey::new(
+        slice.metadata.namespace.clone()?,
+        slice.labels().get(LABEL_KUBERNETES_SERVICE_NAME)?.clone(),
+    ))
+}
+
+/// Every service the export controller has something to say about.
+fn all_keys(stores: &Stores) -> BTreeSet<ServiceKey> {
+    let mut keys: BTreeSet<ServiceKey> = stores
+        .exports
+        .state()
+        .iter()
+        .filter_map(|e| object_key(&e.metadata))
+        .collect();
+    keys.extend(
+        stores
+            .hub_imports
+            .state()
+            .iter()
+            .filter_map(|i| hub_object_key(&i.metadata).map(|(k, _)| k)),
+    );
+    keys.extend(
+        stores
+            .hub_slices
+            .state()
+            .iter()
+            .filter_map(|s| hub_object_key(&s.metadata).map(|(k, _)| k)),
+    );
+    keys
 }
 
 fn switch_name(context: &SyncContext) -> String {
@@ -164,7 +289,19 @@ async fn cluster_slices(context: &SyncContext) -> anyhow::Result<Vec<IpNet>> {
         .collect())
 }
 
-async fn pass(context: &SyncContext, nb: &Northbound, stores: &Stores) -> anyhow::Result<()> {
+/// The cluster's slices and its pods' OVN ports, read once for many exports: again on every
+/// pod change, resync and failure.
+struct OvnView {
+    slices: Vec<IpNet>,
+    ports: VerifiedPorts,
+    read_at: std::time::Instant,
+}
+
+/// How long the ports read serve new reconciles: a pod's port that OVN got after the last
+/// change of its pod is seen within this.
+const OVN_MAX_AGE: std::time::Duration = std::time::Duration::from_millis(250);
+
+async fn read_ovn(context: &SyncContext, nb: &Northbound) -> anyhow::Result<OvnView> {
     let slices = cluster_slices(context).await?;
     let switch = switch_name(context);
     let ovn_ports = nb
@@ -176,84 +313,79 @@ async fn pass(context: &SyncContext, nb: &Northbound, stores: &Stores) -> anyhow
             .iter()
             .map(|port| (&port.external_ids, port.ips())),
     );
-    // The Service's own slices, by service, once per pass.
+    Ok(OvnView {
+        slices,
+        ports,
+        read_at: std::time::Instant::now(),
+    })
+}
+
+/// The watched objects indexed by service, as of one `generation` of the queue.
+struct View {
+    generation: u64,
+    ovn: Arc<OvnView>,
+    /// The Service's own slices.
+    by_service: BTreeMap<ServiceKey, Vec<Arc<EndpointSlice>>>,
+    /// What each export has on the hub.
+    published: BTreeMap<ServiceKey, Vec<String>>,
+}
+
+fn build_view(stores: &Stores, generation: u64, ovn: Arc<OvnView>) -> View {
     let mut by_service: BTreeMap<ServiceKey, Vec<Arc<EndpointSlice>>> = BTreeMap::new();
     for slice in stores.slices.state() {
-        if let (Some(namespace), Some(service)) = (
-            slice.metadata.namespace.clone(),
-            slice.labels().get(LABEL_KUBERNETES_SERVICE_NAME).cloned(),
-        ) {
-            by_service
-                .entry(ServiceKey::new(namespace, service))
-                .or_default()
-                .push(slice);
+        if let Some(key) = service_of_slice(&slice) {
+            by_service.entry(key).or_default().push(slice);
         }
     }
-    // What each export has on the hub, once per pass.
     let mut published: BTreeMap<ServiceKey, Vec<String>> = BTreeMap::new();
     for slice in stores.hub_slices.state() {
         if let Some((key, _)) = hub_object_key(&slice.metadata) {
             published.entry(key).or_default().push(slice.name_any());
         }
     }
-    let mut wanted: BTreeSet<ServiceKey> = BTreeSet::new();
-    let mut failed = 0usize;
-    let mut exports: Vec<Arc<ServiceExport>> = stores.exports.state();
-    exports.sort_by_key(|e| (e.namespace(), e.name_any()));
-    let mut jobs = Vec::with_capacity(exports.len());
-    for export in exports {
-        let Some(namespace) = export.namespace() else {
-            continue;
-        };
-        let key = ServiceKey::new(namespace, export.name_any());
-        if export.metadata.deletion_timestamp.is_some() {
-            continue;
-        }
-        let service = stores
-            .services
-            .get(&ObjectRef::new(&key.name).within(&key.namespace));
-        let own_slices = by_service.get(&key).map(Vec::as_slice).unwrap_or_default();
-        let plan = plan_export(
-            service.as_deref().map(local_service).as_ref(),
-            &local_endpoints(own_slices.iter().map(AsRef::as_ref)),
-            &ports,
-            &slices,
-        );
-        let target_ports = endpoint_ports(own_slices.iter().map(AsRef::as_ref));
-        jobs.push((key, export, plan, target_ports));
+    View {
+        generation,
+        ovn,
+        by_service,
+        published,
     }
-    // Each export writes its own objects: a burst of new exports goes out side by side.
-    let results: Vec<(ServiceKey, anyhow::Result<bool>)> =
-        futures::stream::iter(jobs.into_iter().map(|(key, export, plan, target_ports)| {
-            let on_hub = published.get(&key).map(Vec::as_slice).unwrap_or_default();
-            let span = info_span!("export", service = %key);
-            async move {
-                let result =
-                    export_one(context, stores, &key, &export, &plan, target_ports, on_hub)
-                        .instrument(span)
-                        .await;
-                (key, result)
-            }
-        }))
-        .buffer_unordered(WRITE_CONCURRENCY)
-        .collect()
-        .await;
-    for (key, result) in results {
-        match result {
-            Ok(true) => {
-                wanted.insert(key);
-            }
-            Ok(false) => {}
-            Err(error) => {
-                // Keep what is on the hub: a failed write is no reason to withdraw.
-                wanted.insert(key.clone());
-                failed += 1;
-                warn!(service = %key, error = format!("{error:#}"), "export not published; retried");
-            }
-        }
-    }
-    withdraw_others(context, stores, &wanted).await?;
-    anyhow::ensure!(failed == 0, "{failed} exports failed");
+}
+
+/// Brings the hub in line with one service's export, or withdraws it when there is none.
+async fn reconcile(
+    context: &SyncContext,
+    stores: &Stores,
+    view: &View,
+    key: &ServiceKey,
+) -> anyhow::Result<()> {
+    let export = stores
+        .exports
+        .get(&ObjectRef::new(&key.name).within(&key.namespace))
+        .filter(|e| e.metadata.deletion_timestamp.is_none());
+    let Some(export) = export else {
+        return withdraw(context, stores, key).await;
+    };
+    let service = stores
+        .services
+        .get(&ObjectRef::new(&key.name).within(&key.namespace));
+    let own_slices = view
+        .by_service
+        .get(key)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let plan = plan_export(
+        service.as_deref().map(local_service).as_ref(),
+        &local_endpoints(own_slices.iter().map(AsRef::as_ref)),
+        &view.ovn.ports,
+        &view.ovn.slices,
+    );
+    let target_ports = endpoint_ports(own_slices.iter().map(AsRef::as_ref));
+    let on_hub = view
+        .published
+        .get(key)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    export_one(context, stores, key, &export, &plan, target_ports, on_hub).await?;
     Ok(())
 }
 
@@ -423,13 +555,9 @@ async fn withdraw(context: &SyncContext, stores: &Stores, key: &ServiceKey) -> a
     withdraw_except(context, stores, &BTreeSet::new(), Some(key)).await
 }
 
-/// Removes from the hub every export of this cluster that is not in `wanted`.
-async fn withdraw_others(
-    context: &SyncContext,
-    stores: &Stores,
-    wanted: &BTreeSet<ServiceKey>,
-) -> anyhow::Result<()> {
-    withdraw_except(context, stores, wanted, None).await
+/// Removes from the hub the objects in this cluster's namespace that name no service.
+async fn withdraw_unreadable(context: &SyncContext, stores: &Stores) -> anyhow::Result<()> {
+    withdraw_except(context, stores, &all_keys(stores), None).await
 }
 
 async fn withdraw_except(

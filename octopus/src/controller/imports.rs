@@ -46,8 +46,8 @@ use tracing::{Instrument as _, info, info_span, warn};
 
 use super::exports::same_slice;
 use super::services::{
-    CONFLICT_FIELD_MANAGER, FIELD_MANAGER, RESYNC, RETRY, SyncContext, WRITE_CONCURRENCY,
-    all_ready, first_ip, gone_is_fine, next_pass, spawn_store,
+    CONFLICT_FIELD_MANAGER, FIELD_MANAGER, Keys, REFILL_AT, RESYNC, RETRY, SyncContext,
+    WRITE_CONCURRENCY, WorkQueue, all_ready, first_ip, gone_is_fine, spawn_keyed_store,
 };
 use crate::core::mcs::hub::{hub_export, hub_object_key, import_spec, local_slice_name};
 use crate::core::mcs::{
@@ -76,6 +76,9 @@ impl Stores {
             && self.exports.wait_until_ready().await.is_ok()
     }
 }
+
+/// How long the load balancers wait for a burst of imports to end before one write.
+const BALANCE_SETTLE: std::time::Duration = std::time::Duration::from_millis(200);
 
 fn managed_by_nauti() -> watcher::Config {
     watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}={MANAGED_BY_NAUTI}"))
@@ -116,59 +119,85 @@ fn switch_name(context: &SyncContext) -> String {
         .unwrap_or_else(|| format!("nauti-{}", context.cluster_id))
 }
 
+fn hub_key<K: kube::Resource>(object: &K) -> Vec<ServiceKey> {
+    hub_object_key(object.meta())
+        .map(|(k, _)| k)
+        .into_iter()
+        .collect()
+}
+
+fn object_key(meta: &ObjectMeta) -> Option<ServiceKey> {
+    Some(ServiceKey::new(meta.namespace.clone()?, meta.name.clone()?))
+}
+
+/// The service an imported slice belongs to, by its label.
+fn service_of_slice(slice: &EndpointSlice) -> Option<ServiceKey> {
+    Some(ServiceKey::new(
+        slice.metadata.namespace.clone()?,
+        slice.labels().get(LABEL_SERVICE_NAME)?.clone(),
+    ))
+}
+
 /// Runs the import controller until `stop`.
 pub async fn run(context: SyncContext, stop: CancellationToken) {
-    let changed = Arc::new(Notify::new());
+    let queue = Arc::new(WorkQueue::default());
     let local = &context.local;
     let hub = &context.hub;
     let stores = Stores {
-        hub_imports: spawn_store(
+        hub_imports: spawn_keyed_store(
             Api::all(hub.clone()),
             managed_by_nauti(),
             "hub serviceimports",
-            &changed,
+            &queue,
+            Keys::Of(hub_key::<ServiceImport>),
             &stop,
         ),
-        hub_slices: spawn_store(
+        hub_slices: spawn_keyed_store(
             Api::all(hub.clone()),
             managed_by_nauti(),
             "hub endpointslices",
-            &changed,
+            &queue,
+            Keys::Of(hub_key::<EndpointSlice>),
             &stop,
         ),
-        peers: spawn_store(
+        peers: spawn_keyed_store(
             Api::namespaced(hub.clone(), &context.hub_namespace),
             watcher::Config::default(),
             "hub peers",
-            &changed,
+            &queue,
+            Keys::All,
             &stop,
         ),
-        imports: spawn_store(
+        imports: spawn_keyed_store(
             Api::all(local.clone()),
             managed_by_nauti(),
             "serviceimports",
-            &changed,
+            &queue,
+            Keys::DeletedOf(|i: &ServiceImport| object_key(&i.metadata).into_iter().collect()),
             &stop,
         ),
-        slices: spawn_store(
+        slices: spawn_keyed_store(
             Api::all(local.clone()),
             managed_by_nauti(),
             "imported endpointslices",
-            &changed,
+            &queue,
+            Keys::DeletedOf(|s: &EndpointSlice| service_of_slice(s).into_iter().collect()),
             &stop,
         ),
-        namespaces: spawn_store(
+        namespaces: spawn_keyed_store(
             Api::all(local.clone()),
             watcher::Config::default(),
             "namespaces",
-            &changed,
+            &queue,
+            Keys::All,
             &stop,
         ),
-        exports: spawn_store(
+        exports: spawn_keyed_store(
             Api::all(local.clone()),
             watcher::Config::default(),
             "serviceexports",
-            &changed,
+            &queue,
+            Keys::Of(|e: &ServiceExport| object_key(&e.metadata).into_iter().collect()),
             &stop,
         ),
     };
@@ -181,30 +210,205 @@ pub async fn run(context: SyncContext, stop: CancellationToken) {
     if context.config.ovn_nb.is_none() {
         warn!("no --ovn-nb: clusterset IPs get no load balancer");
     }
-    let mut balancers = Balancers { nb: None };
+    let balance = Notify::new();
+    tokio::join!(
+        reconcile_all(&context, &stores, &queue, &balance, &stop),
+        balance_all(&context, &stores, &balance, &stop),
+    );
+}
+
+/// Reconciles the services the queue hands out, [`WRITE_CONCURRENCY`] at a time, until `stop`.
+async fn reconcile_all(
+    context: &SyncContext,
+    stores: &Stores,
+    queue: &Arc<WorkQueue>,
+    balance: &Notify,
+    stop: &CancellationToken,
+) {
+    queue.resync();
+    let mut view: Option<Arc<View>> = None;
+    let mut in_flight = futures::stream::FuturesUnordered::new();
+    let mut resync_at = tokio::time::Instant::now() + RESYNC;
     loop {
-        let delay = match pass(&context, &stores, &mut balancers).await {
-            Ok(()) => RESYNC,
-            Err(error) => {
-                warn!(error = format!("{error:#}"), "import pass failed; retrying");
-                RETRY
+        if queue.take_resync() {
+            resync_at = tokio::time::Instant::now() + RESYNC;
+            for key in all_keys(stores) {
+                queue.add(key);
             }
-        };
-        if !next_pass(&changed, delay, &stop).await {
-            return;
+            if let Err(error) = remove_unreadable(context, stores).await {
+                warn!(
+                    error = format!("{error:#}"),
+                    "imported objects not removed; retrying"
+                );
+            }
+            balance.notify_one();
+        }
+        let free = WRITE_CONCURRENCY - in_flight.len();
+        if queue.has_waiting() && (in_flight.is_empty() || free >= REFILL_AT) {
+            let generation = queue.generation();
+            let current = match &view {
+                Some(v) if v.generation == generation => v.clone(),
+                _ => {
+                    let built = Arc::new(build_view(context, stores, generation));
+                    view = Some(built.clone());
+                    built
+                }
+            };
+            for key in queue.take(free) {
+                let view = current.clone();
+                let span = info_span!("import", service = %key);
+                in_flight.push(async move {
+                    let result = reconcile(context, stores, &view, &key)
+                        .instrument(span)
+                        .await;
+                    (key, result)
+                });
+            }
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            Some((key, result)) = in_flight.next(), if !in_flight.is_empty() => {
+                queue.done(&key);
+                balance.notify_one();
+                if let Err(error) = result {
+                    warn!(service = %key, error = format!("{error:#}"), "import not written; retried");
+                    queue.retry_later(key, RETRY, stop);
+                }
+            }
+            () = queue.notified() => {}
+            () = tokio::time::sleep_until(resync_at) => queue.resync(),
         }
     }
 }
 
-fn apply(manager: &str) -> PatchParams {
-    PatchParams::apply(manager).force()
-}
-
-async fn pass(
+/// Keeps the clusterset IPs' load balancers in line with the imports, once per burst of
+/// reconciles, until `stop`.
+async fn balance_all(
     context: &SyncContext,
     stores: &Stores,
-    balancers: &mut Balancers,
-) -> anyhow::Result<()> {
+    balance: &Notify,
+    stop: &CancellationToken,
+) {
+    let mut balancers = Balancers { nb: None };
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = balance.notified() => {}
+        }
+        // A burst of imports makes one write.
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(BALANCE_SETTLE) => {}
+        }
+        let view = build_view(context, stores, 0);
+        let wanted: Vec<LoadBalancer> = view
+            .plan
+            .iter()
+            .filter(|(key, _)| view.present.contains(&key.namespace))
+            .flat_map(|(key, planned)| {
+                let imported = view.wanted_slices(key);
+                plan_load_balancers(
+                    key,
+                    &import_spec(&planned.merged.properties, &planned.ips),
+                    &imported.into_iter().map(|(_, s)| s).collect::<Vec<_>>(),
+                )
+            })
+            .collect();
+        if let Err(error) = keep_load_balancers(context, &mut balancers, &wanted).await {
+            warn!(
+                error = format!("{error:#}"),
+                "clusterset IP load balancers not written; retried"
+            );
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(RETRY) => balance.notify_one(),
+            }
+        }
+    }
+}
+
+/// Every service the import controller has something to say about.
+fn all_keys(stores: &Stores) -> BTreeSet<ServiceKey> {
+    let mut keys: BTreeSet<ServiceKey> = stores
+        .hub_imports
+        .state()
+        .iter()
+        .flat_map(|i| hub_key(i.as_ref()))
+        .collect();
+    keys.extend(
+        stores
+            .imports
+            .state()
+            .iter()
+            .filter_map(|i| object_key(&i.metadata)),
+    );
+    keys.extend(
+        stores
+            .slices
+            .state()
+            .iter()
+            .filter_map(|s| service_of_slice(s)),
+    );
+    keys
+}
+
+/// Removes the imported slices that name no service.
+async fn remove_unreadable(context: &SyncContext, stores: &Stores) -> anyhow::Result<()> {
+    for stale in stores.slices.state() {
+        if service_of_slice(&stale).is_some() {
+            continue;
+        }
+        let (namespace, name) = (stale.namespace().unwrap_or_default(), stale.name_any());
+        gone_is_fine(
+            Api::<EndpointSlice>::namespaced(context.local.clone(), &namespace)
+                .delete(&name, &DeleteParams::default())
+                .await,
+        )
+        .with_context(|| format!("delete EndpointSlice {namespace}/{name}"))?;
+        info!(slice = %format!("{namespace}/{name}"), "imported endpoints removed");
+    }
+    Ok(())
+}
+
+/// Every import planned from the hub, and what each service's decision reads, as of one
+/// `generation` of the queue.
+struct View {
+    generation: u64,
+    plan: BTreeMap<ServiceKey, PlannedImport>,
+    present: BTreeSet<String>,
+    cluster_slices: BTreeMap<String, IpNet>,
+    /// Each service's published slices, with the exporting cluster.
+    published: BTreeMap<ServiceKey, Vec<(String, Arc<EndpointSlice>)>>,
+    /// Each service's slices in this cluster.
+    imported: BTreeMap<ServiceKey, Vec<Arc<EndpointSlice>>>,
+}
+
+impl View {
+    /// The slices `key` should have here, by name.
+    fn wanted_slices(&self, key: &ServiceKey) -> Vec<(String, EndpointSlice)> {
+        let mut wanted = Vec::new();
+        for (cluster, published) in self.published.get(key).into_iter().flatten() {
+            let hub_name = published.name_any();
+            let Some(name) = local_slice_name(&hub_name, key, cluster) else {
+                warn!(service = %key, %cluster, slice = %hub_name, "published slice has a name not laid out for its service; not imported");
+                continue;
+            };
+            let allowed: Vec<IpNet> = self
+                .cluster_slices
+                .get(cluster)
+                .copied()
+                .into_iter()
+                .collect();
+            wanted.push((
+                name.to_owned(),
+                local_slice(key, cluster, name, published, &allowed),
+            ));
+        }
+        wanted
+    }
+}
+
+fn build_view(context: &SyncContext, stores: &Stores, generation: u64) -> View {
     let exports = stores
         .hub_imports
         .state()
@@ -235,159 +439,96 @@ async fn pass(
         .iter()
         .filter_map(|p| Some((p.spec.cluster_id.clone(), assigned_slice(p)?)))
         .collect();
-
-    let mut failed = 0usize;
-    let mut kept_imports = BTreeSet::new();
-    let present_plan: Vec<_> = plan
-        .iter()
-        .filter(|(key, _)| present.contains(&key.namespace))
-        .collect();
-    kept_imports.extend(
-        present_plan
-            .iter()
-            .map(|(key, _)| (key.namespace.clone(), key.name.clone())),
-    );
-    // Each service's import is its own object: a burst goes out side by side.
-    // Collected first: a stream over a closure's futures trips the compiler's Send check.
-    let imports: Vec<_> = present_plan
-        .into_iter()
-        .map(|(key, planned)| async move {
-            let result = keep_import(context, stores, key, planned)
-                .instrument(info_span!("import", service = %key))
-                .await;
-            (key, result)
-        })
-        .collect();
-    let results: Vec<(&ServiceKey, anyhow::Result<()>)> = futures::stream::iter(imports)
-        .buffer_unordered(WRITE_CONCURRENCY)
-        .collect()
-        .await;
-    for (key, result) in results {
-        if let Err(error) = result {
-            failed += 1;
-            warn!(service = %key, error = format!("{error:#}"), "import not written; retried");
+    let mut published: BTreeMap<ServiceKey, Vec<(String, Arc<EndpointSlice>)>> = BTreeMap::new();
+    for slice in stores.hub_slices.state() {
+        if let Some((key, cluster)) = hub_object_key(&slice.metadata) {
+            published.entry(key).or_default().push((cluster, slice));
         }
     }
-
-    // The EndpointSlices: each exporting cluster's, inside its slice.
-    let slices_api = |namespace: &str| -> Api<EndpointSlice> {
-        Api::namespaced(context.local.clone(), namespace)
-    };
-    let mut kept_slices = BTreeSet::new();
-    let mut imported: BTreeMap<ServiceKey, Vec<EndpointSlice>> = BTreeMap::new();
-    let mut writes = Vec::new();
-    for published in stores.hub_slices.state() {
-        let Some((key, cluster)) = hub_object_key(&published.metadata) else {
-            continue;
-        };
-        if !plan.contains_key(&key) || !present.contains(&key.namespace) {
-            continue;
-        }
-        let hub_name = published.name_any();
-        let Some(name) = local_slice_name(&hub_name, &key, &cluster).map(str::to_owned) else {
-            warn!(service = %key, %cluster, slice = %hub_name, "published slice has a name not laid out for its service; not imported");
-            continue;
-        };
-        let allowed: Vec<IpNet> = cluster_slices.get(&cluster).copied().into_iter().collect();
-        let wanted = local_slice(&key, &cluster, &name, &published, &allowed);
-        kept_slices.insert((key.namespace.clone(), name.clone()));
-        imported
-            .entry(key.clone())
-            .or_default()
-            .push(wanted.clone());
-        let current = stores
-            .slices
-            .get(&ObjectRef::new(&name).within(&key.namespace));
-        if current.as_deref().is_none_or(|c| !same_slice(c, &wanted)) {
-            writes.push((key, cluster, name, wanted));
+    let mut imported: BTreeMap<ServiceKey, Vec<Arc<EndpointSlice>>> = BTreeMap::new();
+    for slice in stores.slices.state() {
+        if let Some(key) = service_of_slice(&slice) {
+            imported.entry(key).or_default().push(slice);
         }
     }
-    let writes: Vec<_> = writes
-        .into_iter()
-        .map(|(key, cluster, name, wanted)| async move {
-            let applied = slices_api(&key.namespace)
-                .patch(&name, &apply(FIELD_MANAGER), &Patch::Apply(&wanted))
-                .await;
-            match applied {
-                Ok(_) => {
-                    info!(service = %key, %cluster, slice = %name, "endpoints imported");
-                    true
+    View {
+        generation,
+        plan,
+        present,
+        cluster_slices,
+        published,
+        imported,
+    }
+}
+
+/// Keeps one service's import, its copies of the published slices and its own export's
+/// `Conflict` in line with the hub; removes them when no cluster exports it any more.
+async fn reconcile(
+    context: &SyncContext,
+    stores: &Stores,
+    view: &View,
+    key: &ServiceKey,
+) -> anyhow::Result<()> {
+    let planned = view
+        .plan
+        .get(key)
+        .filter(|_| view.present.contains(&key.namespace));
+    let slices_api: Api<EndpointSlice> = Api::namespaced(context.local.clone(), &key.namespace);
+    let mut kept = BTreeSet::new();
+    if let Some(planned) = planned {
+        let slices = async {
+            for (name, wanted) in view.wanted_slices(key) {
+                let current = stores
+                    .slices
+                    .get(&ObjectRef::new(&name).within(&key.namespace));
+                if current.as_deref().is_none_or(|c| !same_slice(c, &wanted)) {
+                    slices_api
+                        .patch(&name, &apply(FIELD_MANAGER), &Patch::Apply(&wanted))
+                        .await
+                        .with_context(|| format!("apply EndpointSlice {}/{name}", key.namespace))?;
+                    let cluster = wanted.labels().get(LABEL_SOURCE_CLUSTER).cloned();
+                    info!(cluster = cluster.unwrap_or_default(), slice = %name, "endpoints imported");
                 }
-                Err(error) => {
-                    warn!(service = %key, slice = %name, %error, "EndpointSlice not written; retried");
-                    false
-                }
+                kept.insert(name);
             }
-        })
-        .collect();
-    let applied: Vec<bool> = futures::stream::iter(writes)
-        .buffer_unordered(WRITE_CONCURRENCY)
-        .collect()
-        .await;
-    failed += applied.iter().filter(|ok| !**ok).count();
-
-    // The clusterset IPs, balanced over what was just imported.
-    let wanted_balancers: Vec<LoadBalancer> = plan
-        .iter()
-        .filter(|(key, _)| present.contains(&key.namespace))
-        .flat_map(|(key, planned)| {
-            plan_load_balancers(
-                key,
-                &import_spec(&planned.merged.properties, &planned.ips),
-                imported.get(key).map_or(&[], Vec::as_slice),
-            )
-        })
-        .collect();
-    if let Err(error) = keep_load_balancers(context, balancers, &wanted_balancers).await {
-        failed += 1;
-        warn!(
-            error = format!("{error:#}"),
-            "clusterset IP load balancers not written; retried"
-        );
+            Ok(())
+        };
+        keep_import(context, stores, key, planned, slices).await?;
     }
-
     // What no cluster exports any more goes.
-    for stale in stores.slices.state() {
-        let id = (stale.namespace().unwrap_or_default(), stale.name_any());
-        if !kept_slices.contains(&id) {
-            gone_is_fine(
-                slices_api(&id.0)
-                    .delete(&id.1, &DeleteParams::default())
-                    .await,
-            )
-            .with_context(|| format!("delete EndpointSlice {}/{}", id.0, id.1))?;
-            info!(slice = %format!("{}/{}", id.0, id.1), "imported endpoints removed");
+    for stale in view.imported.get(key).into_iter().flatten() {
+        let name = stale.name_any();
+        if !kept.contains(&name) {
+            gone_is_fine(slices_api.delete(&name, &DeleteParams::default()).await)
+                .with_context(|| format!("delete EndpointSlice {}/{name}", key.namespace))?;
+            info!(slice = %format!("{}/{name}", key.namespace), "imported endpoints removed");
         }
     }
-    for stale in stores.imports.state() {
-        let id = (stale.namespace().unwrap_or_default(), stale.name_any());
-        if !kept_imports.contains(&id) {
-            let api: Api<ServiceImport> = Api::namespaced(context.local.clone(), &id.0);
-            gone_is_fine(api.delete(&id.1, &DeleteParams::default()).await)
-                .with_context(|| format!("delete ServiceImport {}/{}", id.0, id.1))?;
-            info!(service = %format!("{}/{}", id.0, id.1), "import removed: no cluster exports it");
+    let Some(planned) = planned else {
+        let held = stores
+            .imports
+            .get(&ObjectRef::new(&key.name).within(&key.namespace));
+        if held.is_some() {
+            let api: Api<ServiceImport> = Api::namespaced(context.local.clone(), &key.namespace);
+            gone_is_fine(api.delete(&key.name, &DeleteParams::default()).await)
+                .with_context(|| format!("delete ServiceImport {key}"))?;
+            info!("import removed: no cluster exports it");
         }
+        return Ok(());
+    };
+    // This cluster's own export learns of the conflicts.
+    if planned.merged.clusters.contains(&context.cluster_id)
+        && let Some(export) = stores
+            .exports
+            .get(&ObjectRef::new(&key.name).within(&key.namespace))
+    {
+        write_conflict(context, &export, planned).await?;
     }
-
-    // This cluster's own exports learn of the conflicts.
-    for export in stores.exports.state() {
-        let Some(namespace) = export.namespace() else {
-            continue;
-        };
-        let key = ServiceKey::new(namespace, export.name_any());
-        let Some(planned) = plan.get(&key) else {
-            continue;
-        };
-        if !planned.merged.clusters.contains(&context.cluster_id) {
-            continue;
-        }
-        if let Err(error) = write_conflict(context, &export, planned).await {
-            failed += 1;
-            warn!(service = %key, error = format!("{error:#}"), "Conflict condition not written");
-        }
-    }
-    anyhow::ensure!(failed == 0, "{failed} writes failed");
     Ok(())
+}
+
+fn apply(manager: &str) -> PatchParams {
+    PatchParams::apply(manager).force()
 }
 
 /// Makes the switch's load balancers of octopus exactly `wanted`.
@@ -423,11 +564,14 @@ async fn keep_load_balancers(
     Ok(())
 }
 
+/// Writes the import's spec, then awaits `slices` (crossdns answers once it has both), then
+/// the import's status.
 async fn keep_import(
     context: &SyncContext,
     stores: &Stores,
     key: &ServiceKey,
     planned: &PlannedImport,
+    slices: impl std::future::Future<Output = anyhow::Result<()>>,
 ) -> anyhow::Result<()> {
     if let Some(error) = &planned.vip_error {
         warn!(%error, "no clusterset IP for this import");
@@ -451,6 +595,7 @@ async fn keep_import(
             .context("apply the ServiceImport")?;
         info!(ips = ?planned.ips, clusters = ?planned.merged.clusters, "import written");
     }
+    slices.await?;
     let mut conditions = current
         .as_deref()
         .and_then(|c| c.status.as_ref())

@@ -10,12 +10,14 @@
 //! - [`mcs`]: multi-cluster services: what a member exports, and the import every member keeps.
 //! - [`tunnel`]: a peer's tunnel status (`Ready`, last handshake, bytes) from the device's counters.
 //! - [`icmp`]: the echo packets of the hub's latency probe, and the median of its round trips.
+//! - [`queue`]: the keys a controller has to reconcile, each once, never twice at a time.
 
 pub mod diff;
 pub mod icmp;
 pub mod key;
 pub mod mcs;
 pub mod mtu;
+pub mod queue;
 pub mod review;
 pub mod slices;
 pub mod topology;
