@@ -167,7 +167,6 @@ pub async fn run(context: SyncContext, stop: CancellationToken) {
         }
         let free = WRITE_CONCURRENCY - in_flight.len();
         if queue.has_waiting() && (in_flight.is_empty() || free >= REFILL_AT) {
-            let generation = queue.generation();
             // A port written to OVN makes no Kubernetes event: what is read goes stale.
             if ovn
                 .as_ref()
@@ -190,6 +189,9 @@ pub async fn run(context: SyncContext, stop: CancellationToken) {
                     }
                 }
             }
+            // Taken before the view is read: a change to a key after this reconciles it again.
+            let keys = queue.take(free);
+            let generation = queue.generation();
             let current = match (&view, &ovn) {
                 (Some(v), Some(o)) if v.generation == generation && Arc::ptr_eq(&v.ovn, o) => {
                     v.clone()
@@ -199,10 +201,16 @@ pub async fn run(context: SyncContext, stop: CancellationToken) {
                     view = Some(built.clone());
                     built
                 }
-                // Read just above.
-                (_, None) => continue,
+                // Read just above; were it not, the keys wait again.
+                (_, None) => {
+                    for key in keys {
+                        queue.done(&key);
+                        queue.add(key);
+                    }
+                    continue;
+                }
             };
-            for key in queue.take(free) {
+            for key in keys {
                 let (context, stores, view) = (&context, &stores, current.clone());
                 let span = info_span!("export", service = %key);
                 in_flight.push(async move {

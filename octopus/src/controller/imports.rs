@@ -78,7 +78,7 @@ impl Stores {
 }
 
 /// How long the load balancers wait for a burst of imports to end before one write.
-const BALANCE_SETTLE: std::time::Duration = std::time::Duration::from_millis(200);
+const BALANCE_SETTLE: std::time::Duration = std::time::Duration::from_millis(500);
 
 fn managed_by_nauti() -> watcher::Config {
     watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}={MANAGED_BY_NAUTI}"))
@@ -245,6 +245,8 @@ async fn reconcile_all(
         }
         let free = WRITE_CONCURRENCY - in_flight.len();
         if queue.has_waiting() && (in_flight.is_empty() || free >= REFILL_AT) {
+            // Taken before the view is read: a change to a key after this reconciles it again.
+            let keys = queue.take(free);
             let generation = queue.generation();
             let current = match &view {
                 Some(v) if v.generation == generation => v.clone(),
@@ -254,7 +256,7 @@ async fn reconcile_all(
                     built
                 }
             };
-            for key in queue.take(free) {
+            for key in keys {
                 let view = current.clone();
                 let span = info_span!("import", service = %key);
                 in_flight.push(async move {

@@ -32,7 +32,7 @@ pub const CONFLICT_FIELD_MANAGER: &str = "octopus-conflicts";
 pub const RETRY: Duration = Duration::from_secs(2);
 /// How many services' writes a pass has in flight at once: a burst of exports or imports goes
 /// out side by side rather than one API call after another.
-pub const WRITE_CONCURRENCY: usize = 16;
+pub const WRITE_CONCURRENCY: usize = 64;
 /// How often every key is reconciled without any event.
 pub const RESYNC: Duration = Duration::from_secs(30);
 /// A reconcile starts once this many of its [`WRITE_CONCURRENCY`] places are free (or none
