@@ -4,7 +4,7 @@ export NAUTI_PEERS_DIR ?= $(HOME)/.cache/nauti-peers
 export PATH := $(NAUTI_PEERS_DIR)/bin:$(HOME)/.cargo/bin:$(PATH)
 CARGO ?= cargo
 
-.PHONY: all build deps peers test lint fmt-check clippy demo images bench fuzz crds charts clean
+.PHONY: all build deps peers test lint fmt-check clippy demo demo-node images bench fuzz crds charts clean
 
 all: build
 
@@ -46,7 +46,12 @@ test: peers lint
 images: peers
 	@bash tests/peers/make-images.sh
 
+## The seed's demo across clusters: a hub and two members installed with helm (KEEP=1 keeps them).
 demo: peers
+	@bash tests/demo/clusters.sh
+
+## One node on real peers: two pods with their second NIC on OVN.
+demo-node: peers
 	@bash tests/demo/demo.sh
 
 bench: peers

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make demo`: builds Nauti and runs the demo of what exists today: one node on real peers, two pods
+# `make demo-node`: builds Nauti and runs the demo on one node on real peers, two pods
 # with their second NIC on OVN, annotations read back from the API server, ping and TCP between them.
 set -euo pipefail
 cd "$(dirname "$0")/../.."

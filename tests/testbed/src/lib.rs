@@ -20,6 +20,7 @@ pub mod peers;
 pub mod pki;
 pub mod process;
 pub mod root;
+pub mod seed_demo;
 pub mod testdir;
 pub mod traffic;
 pub mod wireguard;
