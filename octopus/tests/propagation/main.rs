@@ -3,7 +3,8 @@
 //! `octopus member --ovn-nb ...` and a `crossdns` per member, all under the repository's RBAC
 //! for octopus. Each member runs a third of `PROPAGATION_SERVICES` (1,000) Services, each with
 //! one ready pod whose global address is a port on the member's logical switch. Then every
-//! member creates its ServiceExports, one after the other, the three members at once; for each
+//! member creates its ServiceExports, one after the other, the three members at once (all at once,
+//! or paced at `PROPAGATION_RATE` per second); for each
 //! service, the time from just before its `ServiceExport` create call to the first correct
 //! answer (`<svc>.default.svc.hyperos.local` A = the pod's global address) from the crossdns
 //! of the next member, polled over UDP every `POLL` until a bound. Prints p50, p90, p99 and the
