@@ -135,12 +135,25 @@ impl Ownership {
         let mut record = self.record();
         record.paths.retain(|p| Some(p.as_path()) != keep);
         if let Some(kept) = keep {
-            for point in mounts_under(kept) {
-                let _ = nix::mount::umount2(&point, nix::mount::MntFlags::MNT_DETACH);
-            }
+            detach_all_under(kept);
         }
         sweep(&self.id, &record);
         let _ = std::fs::remove_file(&self.file);
+    }
+}
+
+/// Detaches every mount at or below `path`. Mounts may be stacked (a folder bound on itself over
+/// mounts below it, as the seed demo does with a node's netns folder): detaching the top one
+/// shows the next, so a few passes, bounded.
+fn detach_all_under(path: &Path) {
+    for _ in 0..4 {
+        let points = mounts_under(path);
+        if points.is_empty() {
+            return;
+        }
+        for point in points {
+            let _ = nix::mount::umount2(&point, nix::mount::MntFlags::MNT_DETACH);
+        }
     }
 }
 
@@ -170,9 +183,7 @@ pub fn sweep_dead_beds() -> Vec<String> {
 pub fn sweep(id: &str, record: &Record) {
     kill_all(id, record);
     for path in &record.paths {
-        for point in mounts_under(path) {
-            let _ = nix::mount::umount2(&point, nix::mount::MntFlags::MNT_DETACH);
-        }
+        detach_all_under(path);
     }
     for ns in namespaces(id) {
         let _ = run(Command::new("ip").args(["netns", "del", &ns]));
