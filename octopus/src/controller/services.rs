@@ -121,30 +121,18 @@ pub async fn connect_nb(
     tls: Option<TlsFiles>,
     stop: &CancellationToken,
 ) -> Option<Northbound> {
-    let mut delay = Duration::from_millis(200);
-    loop {
-        let mut config = ClientConfig::new(endpoint.clone());
-        config.connect_timeout = Duration::from_secs(5);
-        config.tls = tls.clone();
-        let attempt = tokio::select! {
-            () = stop.cancelled() => return None,
-            attempt = Client::connect(config) => attempt,
-        };
-        match attempt {
-            Ok(client) => {
-                tracing::info!(%endpoint, "connected to the OVN northbound database");
-                return Some(Northbound::new(client));
-            }
-            Err(error) => {
-                tracing::warn!(%error, %endpoint, "cannot reach the OVN northbound database; retrying");
-            }
-        }
-        tokio::select! {
-            () = stop.cancelled() => return None,
-            () = tokio::time::sleep(delay) => {}
-        }
-        delay = (delay * 2).min(Duration::from_secs(10));
-    }
+    let mut config = ClientConfig::new(endpoint);
+    config.connect_timeout = Duration::from_secs(5);
+    config.tls = tls;
+    Client::connect_retrying(
+        config,
+        "the OVN northbound database",
+        Duration::from_millis(200),
+        Duration::from_secs(10),
+        stop,
+    )
+    .await
+    .map(Northbound::new)
 }
 
 /// `404 Not Found` counts as done for a delete.

@@ -29,9 +29,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use nauti_api::core::backoff::Backoff;
 use serde_json::{Value as Json, json};
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot, watch};
+use tokio_util::sync::CancellationToken;
 
 use crate::core::cache::{Cache, CacheError};
 use crate::core::error::{ErrorKind, ServerError};
@@ -351,6 +353,49 @@ impl Client {
                 .last_error
                 .unwrap_or_else(|| format!("no connection within {timeout:?}")),
         })
+    }
+
+    /// Connects, trying again after a failure with backoff (`first_retry` doubling up to
+    /// `max_retry`, with jitter) until the server answers; `None` once `stop` is cancelled. Each
+    /// failure is logged naming `what` (e.g. "the OVN northbound database"), the attempt and the
+    /// wait. Once connected, the client reconnects by itself.
+    pub async fn connect_retrying(
+        config: ClientConfig,
+        what: &str,
+        first_retry: Duration,
+        max_retry: Duration,
+        stop: &CancellationToken,
+    ) -> Option<Self> {
+        let mut backoff = Backoff::new(first_retry, max_retry);
+        let endpoint = config.endpoint.to_string();
+        let mut attempt: u64 = 0;
+        loop {
+            attempt += 1;
+            let connect = tokio::select! {
+                () = stop.cancelled() => return None,
+                result = Self::connect(config.clone()) => result,
+            };
+            match connect {
+                Ok(client) => {
+                    tracing::info!(%endpoint, "connected to {what}");
+                    return Some(client);
+                }
+                Err(error) => {
+                    let delay = backoff.next_delay();
+                    tracing::warn!(
+                        %error,
+                        %endpoint,
+                        attempt,
+                        retry_in = ?delay,
+                        "cannot reach {what}; retrying"
+                    );
+                    tokio::select! {
+                        () = stop.cancelled() => return None,
+                        () = tokio::time::sleep(delay) => {}
+                    }
+                }
+            }
+        }
     }
 
     /// Connects to an endpoint with default settings.

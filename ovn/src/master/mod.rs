@@ -267,50 +267,30 @@ async fn connect_nb(
     metrics: &Arc<Metrics>,
     shutdown: &CancellationToken,
 ) -> Option<Northbound> {
-    let mut backoff = Backoff::new(RETRY_MIN, NB_RETRY_MAX);
-    let mut attempt: u64 = 0;
-    loop {
-        attempt += 1;
-        let mut config = ClientConfig::new(endpoint.clone());
-        config.connect_timeout = Duration::from_secs(5);
-        config.tls = tls.cloned();
-        let connect = tokio::select! {
-            () = shutdown.cancelled() => return None,
-            result = Client::connect(config) => result,
-        };
-        match connect {
-            Ok(client) => {
-                info!(%endpoint, "connected to the OVN northbound database");
-                let mut state = client.state();
-                let metrics = metrics.clone();
-                tokio::spawn(async move {
-                    loop {
-                        let connected = state.borrow_and_update().connected;
-                        metrics.set_nb_connected(connected);
-                        if state.changed().await.is_err() {
-                            metrics.set_nb_connected(false);
-                            return;
-                        }
-                    }
-                });
-                return Some(Northbound::new(client));
-            }
-            Err(error) => {
-                let delay = backoff.next_delay();
-                warn!(
-                    %error,
-                    %endpoint,
-                    attempt,
-                    retry_in = ?delay,
-                    "cannot reach the OVN northbound database; retrying"
-                );
-                tokio::select! {
-                    () = shutdown.cancelled() => return None,
-                    () = tokio::time::sleep(delay) => {}
-                }
+    let mut config = ClientConfig::new(endpoint.clone());
+    config.connect_timeout = Duration::from_secs(5);
+    config.tls = tls.cloned();
+    let client = Client::connect_retrying(
+        config,
+        "the OVN northbound database",
+        RETRY_MIN,
+        NB_RETRY_MAX,
+        shutdown,
+    )
+    .await?;
+    let mut state = client.state();
+    let metrics = metrics.clone();
+    tokio::spawn(async move {
+        loop {
+            let connected = state.borrow_and_update().connected;
+            metrics.set_nb_connected(connected);
+            if state.changed().await.is_err() {
+                metrics.set_nb_connected(false);
+                return;
             }
         }
-    }
+    });
+    Some(Northbound::new(client))
 }
 
 async fn reconcile_loop(
