@@ -39,7 +39,9 @@ charts: peers
 	NAUTI_REQUIRE_ROOT=1 $(CARGO) test -p nauti-testbed --test charts
 
 ## All tests. Root-only tests fail rather than skip here (NAUTI_REQUIRE_ROOT=1).
+## Nauti's own images (static release builds) come first: the cluster tests run them.
 test: peers lint
+	@bash tests/peers/build-nauti-images.sh
 	NAUTI_REQUIRE_ROOT=1 $(CARGO) test --workspace --no-fail-fast -- --test-threads=2
 
 ## Every image the charts run, as OCI archives in target/images (names and tags from the charts).
