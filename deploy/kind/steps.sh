@@ -33,7 +33,10 @@ hub_values() {
 }
 member_values() {
   # kind nodes have no openvswitch module: the chart's chassis runs the userspace datapath.
-  MEMBER_VALUES=(--set ovn.chassis.enabled=true --set ovn.chassis.datapathType=netdev)
+  # failurePolicy=ignore, as `make demo` sets it: the gateway pods start before the node's
+  # network exists, which they bring (open: tests/README.md, "The seed's demo").
+  MEMBER_VALUES=(--set ovn.chassis.enabled=true --set ovn.chassis.datapathType=netdev
+    --set nri.failurePolicy=ignore)
 }
 
 step_clusters() {
@@ -91,6 +94,10 @@ step_members() {
     local -a words
     read -r -a words <<<"${line/hub.caCert=nauti-hub-ca.crt/hub.caCert=$WORK/nauti-hub-ca.crt}"
     helm --kube-context "kind-$id" "${words[@]:1}" "${MEMBER_VALUES[@]}" --wait --timeout 5m
+    # As `make demo` does: gateway pods made before the network get their NIC when they start.
+    kubectl --context "kind-$id" delete pod -n "$NAMESPACE" \
+      -l app.kubernetes.io/component=octopus-member --wait=true
+    kubectl --context "kind-$id" rollout status -n "$NAMESPACE" deploy/octopus-member --timeout 3m
   done
 }
 
@@ -124,6 +131,10 @@ step_fetch() {
 
 step_uninstall() {
   for id in "${MEMBERS[@]}"; do
+    # As `make demo` does: nothing may publish the Peer again after the pre-delete hook's leave.
+    kubectl --context "kind-$id" scale -n "$NAMESPACE" deploy/octopus-member --replicas=0
+    kubectl --context "kind-$id" wait -n "$NAMESPACE" --for=delete pod \
+      -l app.kubernetes.io/component=octopus-member --timeout 2m
     say "helm uninstall nauti-agent -n $NAMESPACE ($id)"
     helm --kube-context "kind-$id" uninstall nauti-agent --namespace "$NAMESPACE" --wait
   done
