@@ -461,7 +461,11 @@ impl<D: WireGuard> Gateway<D> {
             return Ok(false);
         };
         let link = self.links.find(&self.config.ifname).await?;
-        self.links.add_address(&link, address).await
+        let removed = self
+            .links
+            .remove_other_host_addresses(&link, address)
+            .await?;
+        Ok(self.links.add_address(&link, address).await? || removed > 0)
     }
 }
 

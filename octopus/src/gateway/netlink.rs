@@ -4,6 +4,8 @@ use std::net::IpAddr;
 
 use futures::TryStreamExt as _;
 use ipnet::IpNet;
+use netlink_packet_route::AddressFamily;
+use netlink_packet_route::address::AddressAttribute;
 use netlink_packet_route::link::{LinkAttribute, LinkFlags};
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope,
@@ -113,6 +115,58 @@ impl Links {
             Err(e) if is_errno(&e, libc::EEXIST) => Ok(false),
             Err(source) => Err(netlink("add address", &describe(link, address), source)),
         }
+    }
+
+    /// Removes every host address (`/32`, `/128`) of `link` but `keep`; how many went. A
+    /// gateway address left from a slice the cluster no longer holds would make the kernel take
+    /// that slice's first address for its own and never route it into the tunnel.
+    pub(super) async fn remove_other_host_addresses(
+        &self,
+        link: &Link,
+        keep: IpNet,
+    ) -> Result<usize, GatewayError> {
+        let mut stale = Vec::new();
+        let mut addresses = self
+            .handle
+            .address()
+            .get()
+            .set_link_index_filter(link.index)
+            .execute();
+        while let Some(msg) = addresses
+            .try_next()
+            .await
+            .map_err(|source| netlink("list addresses of", &link.name, source))?
+        {
+            let host = match msg.header.family {
+                AddressFamily::Inet => 32,
+                AddressFamily::Inet6 => 128,
+                _ => continue,
+            };
+            let address = msg.attributes.iter().find_map(|a| match a {
+                AddressAttribute::Address(ip) => Some(*ip),
+                _ => None,
+            });
+            let Some(address) = address else { continue };
+            if msg.header.prefix_len == host && IpNet::new(address, host).ok() != Some(keep) {
+                stale.push((msg, address));
+            }
+        }
+        let removed = stale.len();
+        for (msg, address) in stale {
+            match self.handle.address().del(msg).execute().await {
+                Ok(()) => {}
+                // Gone meanwhile: the goal is reached.
+                Err(e) if is_errno(&e, libc::EADDRNOTAVAIL) => {}
+                Err(source) => {
+                    return Err(netlink(
+                        "delete address",
+                        &format!("{address} on {}", link.name),
+                        source,
+                    ));
+                }
+            }
+        }
+        Ok(removed)
     }
 
     pub(super) async fn del_route(&self, link: &Link, route: IpNet) -> Result<(), GatewayError> {
