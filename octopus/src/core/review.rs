@@ -105,6 +105,16 @@ pub struct PeerVerdict {
     pub result: Result<ValidPeer, PeerRejection>,
 }
 
+/// Precedence among Peers: the older first; within the same second (creation timestamps have
+/// no finer grain) the hub's, then by name.
+pub fn by_age(a: &Peer, b: &Peer) -> std::cmp::Ordering {
+    let created = |p: &Peer| p.metadata.creation_timestamp.as_ref().map(|t| t.0);
+    created(a)
+        .cmp(&created(b))
+        .then_with(|| b.spec.is_hub.cmp(&a.spec.is_hub))
+        .then_with(|| a.metadata.name.cmp(&b.metadata.name))
+}
+
 /// Judges every Peer. `joined` is the set of cluster IDs that completed the join (`None` where
 /// that is not known, e.g. on a member, which trusts the hub's record). Verdicts come back in
 /// order of precedence.
@@ -114,12 +124,7 @@ pub fn review_peers(
     joined: Option<&BTreeSet<String>>,
 ) -> Vec<PeerVerdict> {
     let mut ordered: Vec<&Peer> = peers.iter().collect();
-    ordered.sort_by(|a, b| {
-        let created = |p: &Peer| p.metadata.creation_timestamp.as_ref().map(|t| t.0);
-        created(a)
-            .cmp(&created(b))
-            .then_with(|| a.metadata.name.cmp(&b.metadata.name))
-    });
+    ordered.sort_by(|a, b| by_age(a, b));
     let mut accepted: Vec<ValidPeer> = Vec::new();
     ordered
         .into_iter()

@@ -6,6 +6,7 @@
 //! precedence (oldest first, then by name, as [`review_peers`](crate::core::review_peers)
 //! does) and writes back either the slice it assigned or [`NO_SLICE`] with the reason, so a
 //! member reads its slice from its own Peer once `Valid=True` covers the Peer's generation.
+//! Peers that hold a slice are judged before those that hold none.
 //!
 //! A Peer keeps the slice it holds while that slice stays valid, so a restart of the hub or of
 //! a member moves nobody. A request is granted only if free and is never replaced by another
@@ -19,7 +20,7 @@ use nauti_api::Peer;
 use nauti_api::peer::condition;
 
 use crate::core::key::PublicKey;
-use crate::core::review::PeerRejection;
+use crate::core::review::{PeerRejection, by_age};
 use crate::core::slices::{SliceClaim, SlicePolicy};
 
 /// Annotation on a Peer naming the slice its cluster asks for (a CIDR); absent: any slice.
@@ -119,6 +120,10 @@ fn requested(peer: &Peer) -> Result<Option<IpNet>, SliceRefusal> {
         })
 }
 
+fn holds_none(peer: &Peer) -> bool {
+    peer.spec.cluster_cidrs.iter().all(|c| *c == NO_SLICE)
+}
+
 struct Held {
     cluster_id: String,
     slice: IpNet,
@@ -138,12 +143,9 @@ pub fn decide_slices(
         .iter()
         .filter(|p| p.metadata.deletion_timestamp.is_none())
         .collect();
-    ordered.sort_by(|a, b| {
-        let created = |p: &Peer| p.metadata.creation_timestamp.as_ref().map(|t| t.0);
-        created(a)
-            .cmp(&created(b))
-            .then_with(|| a.metadata.name.cmp(&b.metadata.name))
-    });
+    // Holders before newcomers: a Peer that already holds a slice keeps it even when a Peer
+    // created in the same second sorts before it and has none yet.
+    ordered.sort_by(|a, b| holds_none(a).cmp(&holds_none(b)).then_with(|| by_age(a, b)));
     let mut held: Vec<Held> = Vec::new();
     ordered
         .into_iter()

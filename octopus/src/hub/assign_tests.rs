@@ -106,6 +106,43 @@ fn a_younger_peer_holding_an_older_ones_slice_without_a_request_moves() {
     assert_eq!(outcome(&d, "b"), &Ok(net("10.113.0.0/16")));
 }
 
+fn hub_created_at(secs: i64) -> Peer {
+    let mut hub = mk_hub_peer("hub", [NO_SLICE], "198.18.0.1");
+    hub.spec.public_key = PublicKey([9; 32]).to_string();
+    let ts = k8s_openapi::jiff::Timestamp::from_second(secs).unwrap();
+    hub.metadata.creation_timestamp = Some(Time(ts));
+    hub
+}
+
+#[test]
+fn a_newcomer_created_in_the_same_second_never_moves_a_holder() {
+    // The hub's Peer holds 10.112/16; a member's Peer created in the same second sorts before
+    // it by name ("cluster1" < "hub") and holds nothing yet: the hub keeps its slice.
+    let hub = holding(hub_created_at(10), "10.112.0.0/16");
+    let peers = [fresh("cluster1", 1, 10), hub];
+    let joined = joined(&["cluster1", "hub"]);
+    let d = decide_slices(&peers, &SlicePolicy::default(), &joined);
+    assert_eq!(outcome(&d, "hub"), &Ok(net("10.112.0.0/16")));
+    assert_eq!(outcome(&d, "cluster1"), &Ok(net("10.113.0.0/16")));
+    // The hub's decision stands on every later pass, in whatever order the Peers come.
+    let hub = holding(hub_created_at(10), "10.112.0.0/16");
+    let member = holding(fresh("cluster1", 1, 10), "10.113.0.0/16");
+    for peers in [[hub.clone(), member.clone()], [member, hub]] {
+        let again = decide_slices(&peers, &SlicePolicy::default(), &joined);
+        assert_eq!(outcome(&again, "hub"), &Ok(net("10.112.0.0/16")));
+        assert_eq!(outcome(&again, "cluster1"), &Ok(net("10.113.0.0/16")));
+    }
+}
+
+#[test]
+fn within_one_second_the_hub_takes_the_first_slice() {
+    let peers = [fresh("cluster1", 1, 10), hub_created_at(10)];
+    let d = decide_slices(&peers, &SlicePolicy::default(), &joined(&["cluster1", "hub"]));
+    assert_eq!(d[0].name, "hub");
+    assert_eq!(outcome(&d, "hub"), &Ok(net("10.112.0.0/16")));
+    assert_eq!(outcome(&d, "cluster1"), &Ok(net("10.113.0.0/16")));
+}
+
 #[test]
 fn unknown_clusters_duplicate_keys_second_hubs_and_bad_specs_get_no_slice() {
     let mut bad_key = fresh("d", 4, 40);
