@@ -45,6 +45,12 @@ pub enum PlumbError {
     NoNetns,
     #[error("no answer within {after:?}, still {steps}")]
     Timeout { after: Duration, steps: String },
+    /// A forwarder brings the cluster's network, so it never waits for it: it starts without
+    /// its NIC, which follows once the node has a block.
+    #[error(
+        "a forwarder starts before the node's network: its NIC is plumbed once the node has a block (waited {after:?})"
+    )]
+    ForwarderBeforeNetwork { after: Duration },
     #[error("the plumbing task ended abnormally: {0}")]
     Task(String),
 }
@@ -73,6 +79,7 @@ impl PlumbError {
             Self::Northbound { .. }
             | Self::Vswitch { .. }
             | Self::Timeout { .. }
+            | Self::ForwarderBeforeNetwork { .. }
             | Self::NoNodeBlock { .. } => HandlerError::Unavailable {
                 what: context,
                 source: Box::new(self),

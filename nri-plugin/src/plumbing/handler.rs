@@ -137,7 +137,11 @@ const WAITING_FOR_NETWORK: &str = "waiting for the node's network (its block, th
 /// A plumbing task's state, so the answer and the task agree on who handles a late result.
 const RUNNING: u8 = 0;
 const ANSWERED: u8 = 1;
+/// Answered with an error: under `fail` the sandbox failed.
 const ABANDONED: u8 = 2;
+/// Answered as started without its NIC (a forwarder before the node's network): it keeps the
+/// NIC the task brings late, whatever the policy.
+const STARTED_WITHOUT_NIC: u8 = 3;
 
 impl NautiHandler {
     /// The handler over `parts`; starts following the node block and the periodic
@@ -441,11 +445,18 @@ impl NautiHandler {
                     };
                     this.plumb(&task_pod, &task_steps).await
                 };
-                if task_state
-                    .compare_exchange(RUNNING, ANSWERED, Ordering::AcqRel, Ordering::Acquire)
-                    .is_err()
-                {
-                    this.finish_abandoned(&task_pod, &result);
+                if let Err(answered) = task_state.compare_exchange(
+                    RUNNING,
+                    ANSWERED,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                ) {
+                    let policy = if answered == STARTED_WITHOUT_NIC {
+                        FailurePolicy::Ignore
+                    } else {
+                        this.inner.settings.failure_policy
+                    };
+                    this.finish_abandoned(&task_pod, &result, policy);
                 }
                 result
             }
@@ -455,10 +466,20 @@ impl NautiHandler {
             Ok(Ok(result)) => result,
             Ok(Err(join)) => Err(PlumbError::Task(join.to_string())),
             Err(_) => {
+                let before_network = steps.describe().contains(WAITING_FOR_NETWORK)
+                    && self.is_trusted_forwarder(pod);
+                let late = if before_network {
+                    STARTED_WITHOUT_NIC
+                } else {
+                    ABANDONED
+                };
                 if state
-                    .compare_exchange(RUNNING, ABANDONED, Ordering::AcqRel, Ordering::Acquire)
+                    .compare_exchange(RUNNING, late, Ordering::AcqRel, Ordering::Acquire)
                     .is_ok()
                 {
+                    if before_network {
+                        return Err(PlumbError::ForwarderBeforeNetwork { after: deadline });
+                    }
                     let mut pending = steps.describe();
                     let waits_for_node = pending.contains(WAITING_FOR_RECONCILIATION)
                         || pending.contains(WAITING_FOR_NETWORK);
@@ -490,8 +511,9 @@ impl NautiHandler {
         &self,
         pod: &PodSandbox,
         result: &Result<(IpAddr, PodNetwork), PlumbError>,
+        policy: FailurePolicy,
     ) {
-        match (result, self.inner.settings.failure_policy) {
+        match (result, policy) {
             (Ok(_), FailurePolicy::Fail) => {
                 info!("plumbed after the deadline; releasing it, the sandbox failed");
                 let ports = vec![
@@ -508,8 +530,17 @@ impl NautiHandler {
         }
     }
 
+    /// A pod that forwards other clusters' packets (the CNF) in a namespace trusted with that.
+    fn is_trusted_forwarder(&self, pod: &PodSandbox) -> bool {
+        super::plan::forwards_from_trusted(pod, &self.inner.settings.forwarder_namespaces)
+    }
+
     fn failed(&self, pod: &PodSandbox, error: PlumbError) -> Result<(), HandlerError> {
-        match self.inner.settings.failure_policy {
+        let policy = match error {
+            PlumbError::ForwarderBeforeNetwork { .. } => FailurePolicy::Ignore,
+            _ => self.inner.settings.failure_policy,
+        };
+        match policy {
             FailurePolicy::Fail => {
                 // The runtime sends no RemovePodSandbox for a sandbox whose creation failed.
                 lock(&self.inner.sandboxes).live.remove(&pod.id);

@@ -92,8 +92,12 @@ pub struct PodPlan {
 /// namespace is trusted with that. Elsewhere the annotation is ignored: any pod could otherwise
 /// send with forged source addresses.
 pub fn is_forwarder(pod: &PodSandbox, node: &NodeNetwork) -> bool {
-    nauti_api::core::annotations::pod_forwards(&pod.annotations)
-        && node.forwarder_namespaces.contains(&pod.namespace)
+    forwards_from_trusted(pod, &node.forwarder_namespaces)
+}
+
+/// Whether the pod asks to forward and `trusted` holds its namespace.
+pub fn forwards_from_trusted(pod: &PodSandbox, trusted: &BTreeSet<String>) -> bool {
+    nauti_api::core::annotations::pod_forwards(&pod.annotations) && trusted.contains(&pod.namespace)
 }
 
 /// The plan for `pod` with address `ip` (allocated from the node block) on the port `lsp_name`

@@ -137,7 +137,11 @@ fn a_newcomer_created_in_the_same_second_never_moves_a_holder() {
 #[test]
 fn within_one_second_the_hub_takes_the_first_slice() {
     let peers = [fresh("cluster1", 1, 10), hub_created_at(10)];
-    let d = decide_slices(&peers, &SlicePolicy::default(), &joined(&["cluster1", "hub"]));
+    let d = decide_slices(
+        &peers,
+        &SlicePolicy::default(),
+        &joined(&["cluster1", "hub"]),
+    );
     assert_eq!(d[0].name, "hub");
     assert_eq!(outcome(&d, "hub"), &Ok(net("10.112.0.0/16")));
     assert_eq!(outcome(&d, "cluster1"), &Ok(net("10.113.0.0/16")));

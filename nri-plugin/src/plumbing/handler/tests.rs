@@ -244,6 +244,63 @@ async fn a_node_without_a_block_names_it_and_serves_pods_once_it_appears() {
     assert!(bed.node.lsps().contains_key("default_later"));
 }
 
+fn mk_forwarder(n: u32, name: &str, namespace: &str) -> PodSandbox {
+    let mut pod = mk_pod(n, name);
+    pod.namespace = namespace.into();
+    pod.annotations.insert(
+        nauti_api::core::annotations::keys::FORWARDER.into(),
+        "true".into(),
+    );
+    pod
+}
+
+/// The CNF brings the network the node's block waits for (its cluster's slice comes through
+/// it), so under `fail` it starts without its NIC while the node has no block, and gets it
+/// once the block appears. Nothing else is let through.
+#[tokio::test]
+async fn under_fail_a_trusted_forwarder_starts_before_the_block_and_gets_its_nic_after() {
+    let bed = mk_bed(&["--failure-policy", "fail"], None);
+    with_timeout(&bed, 300).await;
+    bed.handler
+        .run_pod_sandbox(mk_forwarder(1, "gateway", "nauti-system"))
+        .await
+        .unwrap();
+    let events = bed.events.events();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert!(
+        events[0].0 == "nauti-system/gateway" && events[0].1.contains("once the node has a block"),
+        "{events:?}"
+    );
+    // An ordinary pod beside it, and a forwarder in an untrusted namespace, still fail.
+    for pod in [mk_pod(2, "plain"), mk_forwarder(3, "pretender", "default")] {
+        let err = bed.handler.run_pod_sandbox(pod).await.unwrap_err();
+        assert!(
+            chain(&err).contains("waiting for the node's network"),
+            "{}",
+            chain(&err)
+        );
+    }
+    assert!(bed.node.lsps().is_empty());
+    bed.blocks
+        .send_replace(BlockState::Block("10.112.1.0/24".parse().unwrap()));
+    eventually("the forwarder's late NIC kept and annotated", || {
+        bed.node.ovs_ports().len() == 1
+            && lock(&bed.patched.0).contains(&"nauti-system/gateway".to_owned())
+    })
+    .await;
+    // The failed sandboxes' tasks may plumb late too; what they made is released.
+    eventually("only the forwarder keeps a port", || {
+        bed.node.lsps().keys().collect::<Vec<_>>() == vec!["nauti-system_gateway"]
+            && bed.node.ovs_ports().len() == 1
+    })
+    .await;
+    assert!(
+        bed.node.lsps()["nauti-system_gateway"]
+            .port_security
+            .is_empty()
+    );
+}
+
 /// Item 4: a block that vanishes stops allocation; running pods keep their ports.
 #[tokio::test]
 async fn a_vanished_block_stops_allocation_and_running_pods_keep_their_ports() {
