@@ -6,7 +6,7 @@
 //! first the answer names the steps still under way, while the task runs to completion and
 //! undoes what the failed sandbox no longer needs.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -86,6 +86,9 @@ pub(super) struct Inner {
     /// their port is gone.
     /// With the port names to check, and whether another pass was asked for meanwhile.
     pub releasing: SyncMutex<BTreeMap<String, (Vec<String>, bool)>>,
+    /// Sandboxes whose own plumbing task is under way (perhaps waiting for the node's network):
+    /// a reconciliation leaves them to it, or both would plumb the pod with two addresses.
+    pub plumbing: SyncMutex<BTreeSet<String>>,
     /// How long an answer to the runtime may take.
     pub answer_deadline: SyncMutex<Duration>,
     /// Wakes the reconciliation loop.
@@ -143,6 +146,28 @@ const ABANDONED: u8 = 2;
 /// NIC the task brings late, whatever the policy.
 const STARTED_WITHOUT_NIC: u8 = 3;
 
+/// Marks a sandbox's plumbing as under way until dropped.
+struct InFlight {
+    inner: Arc<Inner>,
+    sandbox: String,
+}
+
+impl InFlight {
+    fn enter(inner: &Arc<Inner>, sandbox: &str) -> Self {
+        lock(&inner.plumbing).insert(sandbox.to_owned());
+        Self {
+            inner: inner.clone(),
+            sandbox: sandbox.to_owned(),
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        lock(&self.inner.plumbing).remove(&self.sandbox);
+    }
+}
+
 impl NautiHandler {
     /// The handler over `parts`; starts following the node block and the periodic
     /// reconciliation, both ending when the last clone of the handler is dropped.
@@ -170,6 +195,7 @@ impl NautiHandler {
                 network: watch::Sender::new(None),
                 sandboxes: SyncMutex::default(),
                 releasing: SyncMutex::default(),
+                plumbing: SyncMutex::default(),
                 answer_deadline: SyncMutex::new(answer_deadline(DEFAULT_REQUEST_TIMEOUT)),
                 reconcile_now: Notify::new(),
                 reconciling: Steps::default(),
@@ -430,9 +456,11 @@ impl NautiHandler {
         let state = Arc::new(AtomicU8::new(RUNNING));
         let this = self.clone();
         let (task_pod, task_steps, task_state) = (pod.clone(), steps.clone(), state.clone());
+        let in_flight = InFlight::enter(&self.inner, &pod.id);
         let mut task = tokio::spawn(
             async move {
                 let result = {
+                    let _in_flight = in_flight;
                     {
                         let _step = task_steps.enter(WAITING_FOR_NETWORK);
                         let mut network = this.inner.network.subscribe();

@@ -270,13 +270,18 @@ impl NautiHandler {
                 host_ends: host_ends.into_iter().collect(),
             };
             let releasing: Vec<String> = lock(&self.inner.releasing).keys().cloned().collect();
+            let plumbing = lock(&self.inner.plumbing).clone();
             let plan: Vec<Action> = reconcile_plan(&pods, &snapshot, &self.inner.opt_out)
                 .into_iter()
-                // A sandbox being released is left to its release task.
+                // A sandbox being released is left to its release task, one being plumbed
+                // to its plumbing task (which cannot be inside its plumbing now: this holds
+                // the gate exclusively).
                 .filter(|action| match action {
                     Action::Plumb { sandbox }
                     | Action::Replumb { sandbox, .. }
-                    | Action::Reannotate { sandbox, .. } => !releasing.contains(sandbox),
+                    | Action::Reannotate { sandbox, .. } => {
+                        !releasing.contains(sandbox) && !plumbing.contains(sandbox)
+                    }
                     _ => true,
                 })
                 .collect();

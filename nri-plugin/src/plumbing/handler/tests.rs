@@ -301,6 +301,41 @@ async fn under_fail_a_trusted_forwarder_starts_before_the_block_and_gets_its_nic
     );
 }
 
+/// The block's arrival wakes both the forwarder's waiting task and a reconciliation, which may
+/// find the forwarder without a port: it leaves it to the task, or the pod would be plumbed
+/// twice, with two addresses and its OVS port made again under ovn-controller.
+#[tokio::test]
+async fn a_pod_waiting_for_the_network_is_plumbed_once_when_the_block_arrives() {
+    let bed = mk_bed(&["--failure-policy", "fail"], None);
+    with_timeout(&bed, 300).await;
+    bed.handler.synchronize(vec![], vec![]).await.unwrap();
+    bed.handler
+        .run_pod_sandbox(mk_forwarder(1, "gateway", "nauti-system"))
+        .await
+        .unwrap();
+    bed.node.take_ops();
+    bed.blocks
+        .send_replace(BlockState::Block("10.112.1.0/24".parse().unwrap()));
+    eventually("the forwarder plumbed and annotated", || {
+        lock(&bed.patched.0).contains(&"nauti-system/gateway".to_owned())
+    })
+    .await;
+    // Give a second plumbing, if any, the time to show.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    bed.handler.reconcile(None).await.unwrap();
+    let ops = bed.node.take_ops();
+    let pairs = ops
+        .iter()
+        .filter(|op| matches!(op, Op::CreatePair(_)))
+        .count();
+    let ports = ops
+        .iter()
+        .filter(|op| matches!(op, Op::EnsureLsp(_)))
+        .count();
+    assert_eq!((pairs, ports), (1, 1), "{ops:?}");
+    assert_eq!(lock(&bed.patched.0).len(), 1);
+}
+
 /// Item 4: a block that vanishes stops allocation; running pods keep their ports.
 #[tokio::test]
 async fn a_vanished_block_stops_allocation_and_running_pods_keep_their_ports() {
