@@ -464,9 +464,15 @@ pub struct LeaveArgs {
     /// Secret (in --namespace) holding the credential on the hub.
     #[arg(long, env = "OCTOPUS_CREDENTIAL_SECRET", default_value = CREDENTIAL_SECRET)]
     credential_secret: String,
-    /// How long to wait for the hub to release this cluster's Peer.
+    /// How long to wait for the hub to release this cluster's Peer (and, with
+    /// --stop-deployment, for that Deployment's pods to go).
     #[arg(long, env = "OCTOPUS_LEAVE_TIMEOUT", default_value = "60s")]
     timeout: jiff::SignedDuration,
+    /// Deployment (in --namespace) running `octopus member`: scaled to 0 replicas, and its pods
+    /// waited out, before the Peer is deleted, so that it cannot publish the Peer again. A
+    /// missing Deployment is skipped.
+    #[arg(long, env = "OCTOPUS_STOP_DEPLOYMENT")]
+    stop_deployment: Option<String>,
 }
 
 /// Flags of `octopus wg-device`.
@@ -716,6 +722,7 @@ async fn member_leave(args: LeaveArgs) -> anyhow::Result<()> {
         cluster_id: args.cluster_id,
         credential_secret: args.credential_secret,
         timeout: std_duration("--timeout", args.timeout)?,
+        stop_deployment: args.stop_deployment,
     })
     .await
 }
@@ -891,6 +898,32 @@ mod tests {
             "the Lease follows --namespace"
         );
         assert_eq!(lease.duration, Duration::from_secs(9));
+    }
+
+    #[test]
+    fn a_leave_stops_a_deployment_only_when_named() {
+        let leave = |extra: &[&str]| {
+            let mut argv = vec!["octopus", "member", "leave", "--cluster-id", "a"];
+            argv.extend_from_slice(extra);
+            let Command::Member(member_args) = Args::try_parse_from(argv).unwrap().command else {
+                panic!("not member");
+            };
+            let MemberArgs {
+                action: Some(MemberAction::Leave(leave)),
+                ..
+            } = *member_args
+            else {
+                panic!("not leaving");
+            };
+            leave
+        };
+        assert_eq!(leave(&[]).stop_deployment, None);
+        assert_eq!(
+            leave(&["--stop-deployment", "octopus-member"])
+                .stop_deployment
+                .as_deref(),
+            Some("octopus-member")
+        );
     }
 
     #[test]

@@ -21,6 +21,7 @@
 //! the key and credential Secrets are shared, so a standby that takes over keeps the cluster's
 //! public key and credential (no new join).
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -28,8 +29,10 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use ipnet::IpNet;
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
-use kube::api::{Api, DeleteParams, ListParams};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use nauti_api::Peer;
 use nauti_api::daemon::election::{self, LeaseSettings};
 use nauti_api::daemon::start_endpoints;
@@ -559,15 +562,29 @@ pub struct LeaveConfig {
     pub cluster_id: String,
     /// Secret holding the credential.
     pub credential_secret: String,
-    /// How long to wait for the hub to release the Peer.
+    /// How long to wait for the hub to release the Peer, and for the pods of
+    /// `stop_deployment` to go.
     pub timeout: Duration,
+    /// A Deployment (in `namespace`) scaled to zero, and its pods waited out, before the Peer
+    /// is deleted: the running `octopus member` would otherwise publish the Peer again.
+    pub stop_deployment: Option<String>,
 }
 
-/// Leaves the cluster set: deletes this cluster's Peer on the hub, waits until the hub has
+/// Leaves the cluster set: with `stop_deployment`, first stops the member's Deployment (see
+/// [`stop_deployment`]); then deletes this cluster's Peer on the hub, waits until the hub has
 /// revoked the member's grants and released the Peer, then deletes the stored credential. The
 /// WireGuard key stays, so joining again publishes the same public key.
 pub async fn leave(config: LeaveConfig) -> anyhow::Result<()> {
     let local_cluster = connect(config.kubeconfig.as_deref()).await?;
+    if let Some(deployment) = &config.stop_deployment {
+        stop_deployment(
+            local_cluster.clone(),
+            &config.namespace,
+            deployment,
+            config.timeout,
+        )
+        .await?;
+    }
     let credential = local::load_credential(
         local_cluster.clone(),
         &config.namespace,
@@ -610,9 +627,181 @@ pub async fn leave(config: LeaveConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Scales Deployment `namespace/name` to zero replicas through its `scale` subresource (the
+/// only write the leave's RBAC allows on it) and waits, at most `timeout`, until none of its
+/// pods is left. A missing Deployment has nothing to stop.
+async fn stop_deployment(
+    client: kube::Client,
+    namespace: &str,
+    name: &str,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    let Some(deployment) = deployments
+        .get_opt(name)
+        .await
+        .with_context(|| format!("read Deployment {namespace}/{name}"))?
+    else {
+        tracing::info!(deployment = %name, %namespace, "no such Deployment: nothing to stop");
+        return Ok(());
+    };
+    let match_labels = deployment.spec.selector.match_labels.unwrap_or_default();
+    let selector = label_selector(&match_labels).with_context(|| {
+        format!(
+            "Deployment {namespace}/{name} has no spec.selector.matchLabels: its pods cannot be told apart"
+        )
+    })?;
+    let zero = serde_json::json!({ "spec": { "replicas": 0 } });
+    match deployments
+        .patch_scale(name, &PatchParams::default(), &Patch::Merge(&zero))
+        .await
+    {
+        Ok(_) => {}
+        // Deleted between the read and the scale: nothing left to stop.
+        Err(kube::Error::Api(status)) if status.code == 404 => {}
+        Err(e) => {
+            return Err(e)
+                .with_context(|| format!("scale Deployment {namespace}/{name} to 0 replicas"));
+        }
+    }
+    tracing::info!(deployment = %name, %namespace, "scaled to 0 replicas");
+
+    let pods: Api<Pod> = Api::namespaced(client, namespace);
+    let listing = ListParams::default().labels(&selector);
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut reported: Option<Vec<String>> = None;
+    loop {
+        let listed = pods.list(&listing).await.with_context(|| {
+            format!("list the pods of Deployment {namespace}/{name} ({selector})")
+        })?;
+        let left = remaining_pods(&listed.items);
+        if left.is_empty() {
+            break;
+        }
+        if reported.as_ref() != Some(&left) {
+            tracing::info!(
+                deployment = %name,
+                %namespace,
+                %selector,
+                pods = ?left,
+                "waiting for the Deployment's pods to stop"
+            );
+            reported = Some(left.clone());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            bail!(
+                "the pods {left:?} of Deployment {namespace}/{name} did not stop within {timeout:?}"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    tracing::info!(deployment = %name, %namespace, "no pod of the Deployment is left");
+    Ok(())
+}
+
+/// The label selector (`k=v,k2=v2`) for `match_labels`; `None` for no labels, which would
+/// select every pod of the namespace (the leave's own among them).
+fn label_selector(match_labels: &BTreeMap<String, String>) -> Option<String> {
+    if match_labels.is_empty() {
+        return None;
+    }
+    let pairs: Vec<String> = match_labels
+        .iter()
+        .map(|(key, value)| format!("{key}={value}"))
+        .collect();
+    Some(pairs.join(","))
+}
+
+/// The names of the pods that may still run the member: every pod, terminating ones too,
+/// except those that have finished (`Succeeded` or `Failed`: their containers are gone, and a
+/// scale-down does not delete them).
+fn remaining_pods(pods: &[Pod]) -> Vec<String> {
+    pods.iter()
+        .filter(|pod| {
+            let phase = pod
+                .status
+                .as_ref()
+                .and_then(|status| status.phase.as_deref());
+            !matches!(phase, Some("Succeeded" | "Failed"))
+        })
+        .map(|pod| pod.metadata.name.clone().unwrap_or_default())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
-    use super::standby_reason;
+    use std::collections::BTreeMap;
+
+    use k8s_openapi::api::core::v1::{Pod, PodStatus};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+
+    use super::{label_selector, remaining_pods, standby_reason};
+
+    #[test]
+    fn the_selector_joins_every_match_label() {
+        let labels = BTreeMap::from([
+            (
+                "app.kubernetes.io/instance".to_owned(),
+                "nauti-agent".to_owned(),
+            ),
+            (
+                "app.kubernetes.io/component".to_owned(),
+                "octopus-member".to_owned(),
+            ),
+        ]);
+        assert_eq!(
+            label_selector(&labels).as_deref(),
+            Some(
+                "app.kubernetes.io/component=octopus-member,app.kubernetes.io/instance=nauti-agent"
+            )
+        );
+        assert_eq!(
+            label_selector(&BTreeMap::from([(
+                "app".to_owned(),
+                "octopus-member".to_owned()
+            )]))
+            .as_deref(),
+            Some("app=octopus-member")
+        );
+    }
+
+    #[test]
+    fn no_match_labels_selects_nothing_rather_than_every_pod() {
+        assert_eq!(label_selector(&BTreeMap::new()), None);
+    }
+
+    fn pod(name: &str, phase: Option<&str>, terminating: bool) -> Pod {
+        Pod {
+            metadata: ObjectMeta {
+                name: Some(name.to_owned()),
+                deletion_timestamp: terminating.then_some(Time(jiff::Timestamp::UNIX_EPOCH)),
+                ..Default::default()
+            },
+            status: phase.map(|phase| PodStatus {
+                phase: Some(phase.to_owned()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn running_pending_and_terminating_pods_remain_finished_ones_do_not() {
+        let pods = [
+            pod("running", Some("Running"), false),
+            pod("terminating", Some("Running"), true),
+            pod("pending", Some("Pending"), false),
+            pod("new", None, false),
+            pod("succeeded", Some("Succeeded"), false),
+            pod("failed", Some("Failed"), true),
+        ];
+        assert_eq!(
+            remaining_pods(&pods),
+            ["running", "terminating", "pending", "new"]
+        );
+        assert!(remaining_pods(&[]).is_empty());
+        assert!(remaining_pods(&pods[4..]).is_empty());
+    }
 
     #[test]
     fn a_standby_names_the_lease_holder() {
