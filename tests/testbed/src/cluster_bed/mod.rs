@@ -44,6 +44,9 @@ pub struct ClusterSpec {
     pub nodes: u8,
     /// Public: its LAN and API port take connections from the WAN. Otherwise behind NAT.
     pub public: bool,
+    /// The cluster whose pod and service ranges this one takes too (by name, started before
+    /// it); `None`: ranges of its own.
+    pub ranges_of: Option<String>,
 }
 
 impl ClusterSpec {
@@ -53,6 +56,7 @@ impl ClusterSpec {
             name: name.to_owned(),
             nodes,
             public: true,
+            ranges_of: None,
         }
     }
 
@@ -62,7 +66,14 @@ impl ClusterSpec {
             name: name.to_owned(),
             nodes,
             public: false,
+            ranges_of: None,
         }
+    }
+
+    /// The same cluster with the pod and service ranges of `cluster` (overlapping on purpose).
+    pub fn with_ranges_of(mut self, cluster: &str) -> Self {
+        self.ranges_of = Some(cluster.to_owned());
+        self
     }
 }
 
@@ -144,6 +155,25 @@ impl ClusterBed {
                 plan::MAX_CLUSTERS
             ))
         })?;
+        let plan = match &spec.ranges_of {
+            None => plan,
+            Some(other) => {
+                let ranges = self
+                    .clusters
+                    .iter()
+                    .find(|c| &c.name == other)
+                    .map(|c| c.plan.index)
+                    .ok_or_else(|| {
+                        Error::Other(format!(
+                            "cluster {}: no cluster {other} started before it to share ranges with",
+                            spec.name
+                        ))
+                    })?;
+                plan.with_ranges_of(ranges).ok_or_else(|| {
+                    Error::Other(format!("cluster {}: no ranges of {other}", spec.name))
+                })?
+            }
+        };
         let (Some(wan), Some(test)) = (self.wan.as_ref(), self.test.as_ref()) else {
             return Err(Error::Other("the bed is stopping".into()));
         };

@@ -6,6 +6,8 @@
 //! - LAN of cluster `c`: `198.19.<c>.0/24`; router `.1`, control plane `.2`, node `n` `.<10+n>`.
 //! - Pods of cluster `c`: `10.<32+c>.0.0/16`, node `n` gets `10.<32+c>.<n>.0/24`.
 //! - Services of cluster `c`: `10.<96+c>.0.0/16`; `kubernetes` is `.0.1`, `kube-dns` `.0.10`.
+//! - A cluster may take another's pod and service ranges instead ([`ClusterPlan::ranges`]),
+//!   to show that clusters' own ranges may overlap.
 
 /// The most clusters a bed holds (the service ranges must stay below the global `10.112.0.0/12`).
 pub const MAX_CLUSTERS: u8 = 16;
@@ -29,11 +31,22 @@ pub const CLUSTER_DOMAIN: &str = "cluster.local";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClusterPlan {
     pub index: u8,
+    /// Whose pod and service ranges the cluster takes: its own index, or another cluster's
+    /// when the two overlap on purpose (they never meet: each is behind its own router).
+    pub ranges: u8,
 }
 
 impl ClusterPlan {
     pub fn new(index: u8) -> Option<Self> {
-        (index < MAX_CLUSTERS).then_some(Self { index })
+        (index < MAX_CLUSTERS).then_some(Self {
+            index,
+            ranges: index,
+        })
+    }
+
+    /// The plan of cluster `index` with the pod and service ranges of cluster `ranges`.
+    pub fn with_ranges_of(self, ranges: u8) -> Option<Self> {
+        (ranges < MAX_CLUSTERS).then_some(Self { ranges, ..self })
     }
 
     pub fn router_wan_ip(&self) -> String {
@@ -58,25 +71,25 @@ impl ClusterPlan {
     }
 
     pub fn pod_cidr(&self) -> String {
-        format!("10.{}.0.0/16", 32 + u32::from(self.index))
+        format!("10.{}.0.0/16", 32 + u32::from(self.ranges))
     }
 
     pub fn node_pod_cidr(&self, node: u8) -> String {
-        format!("10.{}.{node}.0/24", 32 + u32::from(self.index))
+        format!("10.{}.{node}.0/24", 32 + u32::from(self.ranges))
     }
 
     pub fn service_cidr(&self) -> String {
-        format!("10.{}.0.0/16", 96 + u32::from(self.index))
+        format!("10.{}.0.0/16", 96 + u32::from(self.ranges))
     }
 
     /// The ClusterIP of `default/kubernetes`.
     pub fn kubernetes_service_ip(&self) -> String {
-        format!("10.{}.0.1", 96 + u32::from(self.index))
+        format!("10.{}.0.1", 96 + u32::from(self.ranges))
     }
 
     /// The ClusterIP of `kube-system/kube-dns`.
     pub fn dns_ip(&self) -> String {
-        format!("10.{}.0.10", 96 + u32::from(self.index))
+        format!("10.{}.0.10", 96 + u32::from(self.ranges))
     }
 
     /// `https://<control plane>:6443`, as nodes and pods reach the API.
@@ -162,6 +175,17 @@ mod tests {
         assert_eq!(plan.node_pod_cidr(1), "10.34.1.0/24");
         assert_eq!(plan.dns_ip(), "10.98.0.10");
         assert_eq!(plan.apiserver_url(), "https://198.19.2.2:6443");
+    }
+
+    #[test]
+    fn a_cluster_may_take_another_ones_pod_and_service_ranges() {
+        let plan = ClusterPlan::new(2).unwrap().with_ranges_of(1).unwrap();
+        assert_eq!(plan.node_ip(0), "198.19.2.10");
+        assert_eq!(plan.pod_cidr(), "10.33.0.0/16");
+        assert_eq!(plan.node_pod_cidr(0), "10.33.0.0/24");
+        assert_eq!(plan.service_cidr(), "10.97.0.0/16");
+        assert_eq!(plan.dns_ip(), "10.97.0.10");
+        assert!(plan.with_ranges_of(MAX_CLUSTERS).is_none());
     }
 
     #[test]
