@@ -21,13 +21,14 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::rbac::v1::Role;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use nauti_api::peer::{DEFAULT_PEER_NAMESPACE, Peer, condition};
 use nauti_octopus::controller::local::{
     CLUSTER_CONFIGMAP, CLUSTER_SUBNET_KEY, CREDENTIAL_SECRET, PRIVATE_KEY_FIELD,
@@ -46,11 +47,15 @@ use nauti_testbed::{Daemon, KubeApi, Netns, TestDir, require_root};
 #[path = "../support/mod.rs"]
 mod support;
 use support::{
-    Hub, MemberApi, WAIT, issued_token, octopus, octopus_once, poll, start_hub, start_member_api,
-    write_token,
+    Hub, MemberApi, SA_GROUPS, WAIT, issued_token, octopus, octopus_once, poll, start_hub,
+    start_member_api, write_token,
 };
 
 const HUB_ID: &str = "hub";
+/// The members' namespace (deploy/rbac/octopus-member.yaml).
+const MEMBER_NAMESPACE: &str = "nauti-system";
+/// The uninstall hook's `octopus member leave` (deploy/rbac/octopus-member.yaml).
+const LEAVE_SA: &str = "system:serviceaccount:nauti-system:octopus-member-leave";
 
 struct Member {
     id: &'static str,
@@ -644,21 +649,100 @@ async fn hub_and_members_join_get_slices_restart_and_leave() {
     assert_ne!(slice_b2, slice_a);
     assert!(global.contains(&slice_b2));
 
-    // 3. A leaves: the member is stopped (uninstalled), then `octopus member leave`.
+    // 3. A leaves: the member is stopped (uninstalled), then `octopus member leave` as the
+    // chart's hook runs it: under its own ServiceAccount, stopping the member's Deployment first
+    // (its pods stand in for the member; a controller-manager scales them, no kubelet runs them).
     let key_a = peer(hub, a.id).await.unwrap().spec.public_key;
     let credential_a =
         Credential::from_secret(&secret(&a, CREDENTIAL_SECRET).await.unwrap()).unwrap();
     a_replicas[a_standby].stop(Duration::from_secs(5));
+    let _a_kcm = a
+        ._api
+        .start_controller_manager(&["deployment", "replicaset"])
+        .unwrap();
+    let deployments = Api::<Deployment>::namespaced(a.admin.clone(), MEMBER_NAMESPACE);
+    for (name, replicas) in [("octopus-member", 2), ("other", 1)] {
+        deployments
+            .create(&PostParams::default(), &stand_in_deployment(name, replicas))
+            .await
+            .unwrap();
+    }
+    let member_pods = || pod_names(&a, "app.kubernetes.io/component=octopus-member");
+    let other_pods = || pod_names(&a, "app.kubernetes.io/component=other");
+    eventually("the member's two stand-in pods", || async {
+        (member_pods().await.len() == 2 && other_pods().await.len() == 1).then_some(())
+    })
+    .await;
+    assert_leave_account_rights(&a);
+    let leave_kubeconfig = a._api.kubeconfig_for(LEAVE_SA, &SA_GROUPS).unwrap();
     let started = Instant::now();
-    octopus_once(&[
-        "member",
-        "leave",
-        "--kubeconfig",
-        a.kubeconfig.to_str().unwrap(),
-        "--cluster-id",
-        a.id,
-    ]);
-    eprintln!("leave took {:?}", started.elapsed());
+    let a_id = a.id;
+    let leaving = std::thread::spawn(move || {
+        octopus_once(&[
+            "member",
+            "leave",
+            "--kubeconfig",
+            leave_kubeconfig.to_str().unwrap(),
+            "--cluster-id",
+            a_id,
+            "--stop-deployment",
+            "octopus-member",
+        ])
+    });
+    // The stand-ins' finalizer holds them terminating: the Peer stays while they remain.
+    let pods = Api::<Pod>::namespaced(a.admin.clone(), MEMBER_NAMESPACE);
+    let held = eventually("the member's pods terminating", || async {
+        let listed = pods
+            .list(&ListParams::default().labels("app.kubernetes.io/component=octopus-member"))
+            .await
+            .unwrap()
+            .items;
+        (listed.len() == 2
+            && listed
+                .iter()
+                .all(|pod| pod.metadata.deletion_timestamp.is_some()))
+        .then_some(listed)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        peer(hub, a.id).await.is_some(),
+        "the Peer was deleted while the member's pods remained"
+    );
+    assert!(
+        !leaving.is_finished(),
+        "the leave did not wait for the pods"
+    );
+    let release = serde_json::json!({"metadata": {"finalizers": null}});
+    for pod in held {
+        let name = pod.metadata.name.unwrap();
+        pods.patch(&name, &PatchParams::default(), &Patch::Merge(&release))
+            .await
+            .unwrap();
+    }
+    leaving.join().unwrap();
+    eprintln!(
+        "leave took {:?} (the member's pods held terminating for 1 s of it)",
+        started.elapsed()
+    );
+    let scaled = deployments.get("octopus-member").await.unwrap();
+    assert_eq!(scaled.spec.replicas, Some(0), "the member is scaled to 0");
+    assert_eq!(
+        member_pods().await,
+        Vec::<String>::new(),
+        "the leave returned before the member's pods were gone"
+    );
+    let other = deployments.get("other").await.unwrap();
+    assert_eq!(
+        other.spec.replicas,
+        Some(1),
+        "another Deployment was scaled"
+    );
+    assert_eq!(
+        other_pods().await.len(),
+        1,
+        "another Deployment lost its pod"
+    );
     assert!(peer(hub, a.id).await.is_none(), "A's Peer is gone");
     assert!(
         secret(&a, CREDENTIAL_SECRET).await.is_none(),
@@ -715,6 +799,88 @@ async fn hub_and_members_join_get_slices_restart_and_leave() {
         rejoined.cert_pem, credential_a.cert_pem,
         "a new certificate"
     );
+}
+
+/// A Deployment of `replicas` pods labelled `app.kubernetes.io/component: <name>`, in the
+/// member's namespace, standing in for a daemon (no kubelet runs its pods; a finalizer keeps a
+/// deleted one terminating until it is taken off).
+fn stand_in_deployment(name: &str, replicas: i32) -> Deployment {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": MEMBER_NAMESPACE},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app.kubernetes.io/component": name}},
+            "template": {
+                "metadata": {
+                    "labels": {"app.kubernetes.io/component": name},
+                    // Held terminating until the test removes it, like a pod stopping slowly.
+                    "finalizers": ["nauti.io/stand-in"],
+                },
+                "spec": {
+                    "serviceAccountName": "octopus-member",
+                    "automountServiceAccountToken": false,
+                    "containers": [{"name": "main", "image": "registry.invalid/stand-in:0"}],
+                },
+            },
+        },
+    }))
+    .unwrap()
+}
+
+/// The names of the pods in the member's namespace matching `selector`.
+async fn pod_names(member: &Member, selector: &str) -> Vec<String> {
+    Api::<Pod>::namespaced(member.admin.clone(), MEMBER_NAMESPACE)
+        .list(&ListParams::default().labels(selector))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|pod| pod.metadata.name)
+        .collect()
+}
+
+/// What the API server says the leave hook's ServiceAccount may do in the member's cluster:
+/// the scale of octopus-member, not of another Deployment nor the Deployment itself; the
+/// credential, not another Secret.
+fn assert_leave_account_rights(member: &Member) {
+    let can = |args: &[&str]| {
+        let out = std::process::Command::new(nauti_testbed::peers::bin("kubectl").unwrap())
+            .arg("--kubeconfig")
+            .arg(member._api.kubeconfig())
+            .args(["auth", "can-i", "-n", MEMBER_NAMESPACE])
+            .arg(format!("--as={LEAVE_SA}"))
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let scale = "--subresource=scale";
+    for allowed in [
+        &["get", "deployments.apps/octopus-member", scale][..],
+        &["patch", "deployments.apps/octopus-member", scale][..],
+        &["update", "deployments.apps/octopus-member", scale][..],
+        &["get", "deployments.apps/octopus-member"][..],
+        &["list", "pods"][..],
+        &["get", "secrets/octopus-credential"][..],
+        &["delete", "secrets/octopus-credential"][..],
+    ] {
+        assert_eq!(can(allowed), "yes", "{allowed:?}");
+    }
+    for denied in [
+        &["patch", "deployments.apps/other", scale][..],
+        &["update", "deployments.apps/other", scale][..],
+        &["patch", "deployments.apps/octopus-member"][..],
+        &["delete", "deployments.apps/octopus-member"][..],
+        &["get", "secrets/octopus-wireguard-key"][..],
+        &["get", "secrets/nauti-hub"][..],
+        &["list", "secrets"][..],
+        &["update", "secrets/octopus-credential"][..],
+        &["delete", "pods"][..],
+    ] {
+        assert_eq!(can(denied), "no", "{denied:?}");
+    }
 }
 
 /// Removes a file when dropped, also when the test fails.
