@@ -131,10 +131,6 @@ step_fetch() {
 
 step_uninstall() {
   for id in "${MEMBERS[@]}"; do
-    # As `make demo` does: nothing may publish the Peer again after the pre-delete hook's leave.
-    kubectl --context "kind-$id" scale -n "$NAMESPACE" deploy/octopus-member --replicas=0
-    kubectl --context "kind-$id" wait -n "$NAMESPACE" --for=delete pod \
-      -l app.kubernetes.io/component=octopus-member --timeout 2m
     say "helm uninstall nauti-agent -n $NAMESPACE ($id)"
     helm --kube-context "kind-$id" uninstall nauti-agent --namespace "$NAMESPACE" --wait
   done

@@ -202,34 +202,6 @@ impl<'n> SeedDemo<'n> {
             let cluster = self.member(i)?;
             self.narrator
                 .say(&format!("==> Uninstall nauti-agent from {member}"));
-            // Open: the pre-delete hook leaves while octopus-member still runs, which then
-            // publishes its Peer again. Stopping it first lets the leave stand.
-            self.narrator.say(&format!(
-                "$ kubectl scale -n {NAMESPACE} deployment/octopus-member --replicas=0   \
-                 # workaround: nothing publishes the Peer again after the leave (tests/README.md)"
-            ));
-            cluster.kubectl(&[
-                "scale",
-                "-n",
-                NAMESPACE,
-                "deployment/octopus-member",
-                "--replicas=0",
-            ])?;
-            wait_for(&format!("{member}: octopus-member stopped"), 120, || {
-                cluster
-                    .kubectl(&[
-                        "get",
-                        "pods",
-                        "-n",
-                        NAMESPACE,
-                        "-l",
-                        "app.kubernetes.io/component=octopus-member",
-                        "-o",
-                        "name",
-                    ])
-                    .ok()
-                    .filter(|pods| pods.trim().is_empty())
-            })?;
             self.helm_shown(
                 cluster,
                 &[
