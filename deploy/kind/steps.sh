@@ -33,10 +33,7 @@ hub_values() {
 }
 member_values() {
   # kind nodes have no openvswitch module: the chart's chassis runs the userspace datapath.
-  # failurePolicy=ignore, as `make demo` sets it: the gateway pods start before the node's
-  # network exists, which they bring (open: tests/README.md, "The seed's demo").
-  MEMBER_VALUES=(--set ovn.chassis.enabled=true --set ovn.chassis.datapathType=netdev
-    --set nri.failurePolicy=ignore)
+  MEMBER_VALUES=(--set ovn.chassis.enabled=true --set ovn.chassis.datapathType=netdev)
 }
 
 step_clusters() {
@@ -94,9 +91,6 @@ step_members() {
     local -a words
     read -r -a words <<<"${line/hub.caCert=nauti-hub-ca.crt/hub.caCert=$WORK/nauti-hub-ca.crt}"
     helm --kube-context "kind-$id" "${words[@]:1}" "${MEMBER_VALUES[@]}" --wait --timeout 5m
-    # As `make demo` does: gateway pods made before the network get their NIC when they start.
-    kubectl --context "kind-$id" delete pod -n "$NAMESPACE" \
-      -l app.kubernetes.io/component=octopus-member --wait=true
     kubectl --context "kind-$id" rollout status -n "$NAMESPACE" deploy/octopus-member --timeout 3m
   done
 }

@@ -78,18 +78,28 @@ impl<'n> SeedDemo<'n> {
             dir,
             ovn_tcp: Vec::new(),
             bed: {
-                narrator
-                    .say("==> ClusterBed: a public hub and two members behind NAT (one node each)");
+                narrator.say(
+                    "==> ClusterBed: a public hub and two members behind NAT (one node each), \
+                     the members' pod and service CIDRs identical on purpose",
+                );
                 ClusterBed::start(
                     "seed-demo",
                     &[
                         ClusterSpec::hub(HUB, 1),
                         ClusterSpec::member(MEMBERS[0], 1),
-                        ClusterSpec::member(MEMBERS[1], 1),
+                        ClusterSpec::member(MEMBERS[1], 1).with_ranges_of(MEMBERS[0]),
                     ],
                 )?
             },
         };
+        for cluster in demo.bed.clusters() {
+            narrator.say(&format!(
+                "    {}: pods {}, services {}",
+                cluster.name,
+                cluster.plan.pod_cidr(),
+                cluster.plan.service_cidr()
+            ));
+        }
         demo.step("clusters ready");
         for member in MEMBERS {
             let listeners = demo.prepare_member(member)?;
@@ -452,10 +462,6 @@ impl<'n> SeedDemo<'n> {
                     .unwrap_or_default()
             ),
             format!("nri.socketPath={}", node.containerd.nri_socket().display()),
-            // With `fail`, a gateway pod created after nauti-nri is ready waits for the node's
-            // network, which nauti-ovnmaster makes only from the slice that gateway brings from
-            // the hub. `ignore` lets it start; nauti-nri plumbs it once the network is there.
-            "nri.failurePolicy=ignore".to_owned(),
             format!("nri.netnsDir={}", pod_netns_dir(node).display()),
         ];
         self.narrator.say(&format!(
@@ -463,8 +469,7 @@ impl<'n> SeedDemo<'n> {
         ));
         self.narrator.say(
             "    (and this bed's node paths and existing OVN: --set ovn.northbound=... ovn.southbound=... \
-             ovn.chassis.enabled=false ovs.runDir=... nri.socketPath=... nri.netnsDir=..., \
-             and nri.failurePolicy=ignore)",
+             ovn.chassis.enabled=false ovs.runDir=... nri.socketPath=... nri.netnsDir=...)",
         );
         for value in &bed_values {
             args.push("--set".to_owned());
@@ -489,24 +494,6 @@ impl<'n> SeedDemo<'n> {
         }
         self.wait_gateway_leader(cluster)?;
         self.step(&format!("{name} joined"));
-        // Open: the gateway pods started before the node's network existed got their NIC later
-        // from nauti-nri's reconcile, and ovn-controller may keep releasing those ports. New
-        // pods get theirs when they start, the network now in place.
-        self.narrator.say(&format!(
-            "$ kubectl delete pod -n {NAMESPACE} -l app.kubernetes.io/component=octopus-member   \
-             # workaround: gateway pods plumbed once the network exists (tests/README.md)"
-        ));
-        cluster.kubectl(&[
-            "delete",
-            "pod",
-            "-n",
-            NAMESPACE,
-            "-l",
-            "app.kubernetes.io/component=octopus-member",
-            "--wait=true",
-        ])?;
-        self.wait_gateway_leader(cluster)?;
-        self.step(&format!("{name}'s gateway pods replaced"));
         Ok(())
     }
 
