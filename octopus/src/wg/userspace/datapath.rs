@@ -2,10 +2,12 @@
 
 use std::io::IoSliceMut;
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsFd;
 use std::sync::Arc;
 
 use boringtun::noise::handshake::parse_handshake_anon;
 use boringtun::noise::{Packet, Tunn, TunnResult};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use quinn_udp::{RecvMeta, Transmit};
 use tun_rs::{GROTable, IDEAL_BATCH_SIZE, SyncDevice, VIRTIO_NET_HDR_LEN};
 
@@ -93,7 +95,17 @@ pub(crate) fn send_one(shared: &Shared, to: SocketAddr, datagram: &[u8]) {
     }
 }
 
+/// TUN reads gathered into one round of GSO sends at most: a full batch of one peer is 64 KiB,
+/// about 45 packets of a 1440-byte MTU, so one round fills it several times over.
+const READS_PER_ROUND: usize = 128;
+
 /// Packets the kernel routed into the interface: encrypt for the peer owning the destination.
+///
+/// Packets that reach the interface one by one (forwarded from a NIC without GRO, as on a
+/// gateway) are read while the device has more, and go out together: one `sendmsg` with GSO
+/// per run of datagrams to one peer instead of one per packet. The peer's UDP stack then
+/// receives them as one GRO batch, which it writes into its TUN device coalesced. The read
+/// that finds the interface empty sends what was gathered, so a lone packet waits for nothing.
 fn tun_to_udp(shared: &Shared, tun: &SyncDevice) {
     let mut original = vec![0u8; VIRTIO_NET_HDR_LEN + BATCH_BYTES];
     let mut bufs = vec![vec![0u8; BATCH_BYTES]; IDEAL_BATCH_SIZE];
@@ -106,9 +118,23 @@ fn tun_to_udp(shared: &Shared, tun: &SyncDevice) {
         count: 0,
         max_segments: shared.udp_state.max_gso_segments().max(1),
     };
+    let drain = match tun.set_nonblocking(true) {
+        Ok(()) => true,
+        Err(error) => {
+            tracing::warn!(%error, "TUN device stays blocking: one send per read");
+            false
+        }
+    };
+    let mut reads = 0usize;
     loop {
         let n = match tun.recv_multiple(&mut original, &mut bufs, &mut sizes, 0) {
             Ok(n) => n,
+            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
+                batch.flush(shared);
+                reads = 0;
+                wait_readable(tun);
+                continue;
+            }
             Err(error) => {
                 tracing::warn!(%error, "TUN read failed");
                 continue;
@@ -141,7 +167,21 @@ fn tun_to_udp(shared: &Shared, tun: &SyncDevice) {
                 | TunnResult::WriteToTunnelV6(..) => {}
             }
         }
-        batch.flush(shared);
+        reads += 1;
+        if !drain || reads >= READS_PER_ROUND {
+            batch.flush(shared);
+            reads = 0;
+        }
+    }
+}
+
+/// Blocks until the TUN device has a packet to read (or poll fails, then the read says why).
+fn wait_readable(tun: &SyncDevice) {
+    let mut fds = [PollFd::new(tun.as_fd(), PollFlags::POLLIN)];
+    if let Err(error) = poll(&mut fds, PollTimeout::NONE)
+        && error != nix::errno::Errno::EINTR
+    {
+        tracing::warn!(%error, "poll on the TUN device failed");
     }
 }
 
