@@ -1,14 +1,15 @@
 //! The two directions of the data path and the timer thread.
 
 use std::io::IoSliceMut;
-use std::net::{IpAddr, SocketAddr};
-use std::os::fd::AsFd;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::os::fd::{AsFd, AsRawFd};
 use std::sync::Arc;
 
 use boringtun::noise::handshake::parse_handshake_anon;
 use boringtun::noise::{Packet, Tunn, TunnResult};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use quinn_udp::{RecvMeta, Transmit};
+use nix::sys::socket::{ControlMessageOwned, MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg};
+use quinn_udp::Transmit;
 use tun_rs::{GROTable, IDEAL_BATCH_SIZE, SyncDevice, VIRTIO_NET_HDR_LEN};
 
 use super::peers::Peer;
@@ -188,59 +189,52 @@ fn wait_readable(tun: &SyncDevice) {
 /// Datagrams from peers: decrypt, check the inner source against the sender's allowed IPs,
 /// and hand the packets to the kernel, coalesced.
 fn udp_to_tun(shared: &Shared, tun: &SyncDevice) {
-    let mut recv = vec![0u8; BATCH_BYTES];
-    let mut meta = [RecvMeta::default()];
+    let mut rx = Received::new();
     let mut plain = vec![0u8; PACKET_ROOM];
     let mut to_tun: Vec<Vec<u8>> = Vec::with_capacity(IDEAL_BATCH_SIZE);
     let mut spare: Vec<Vec<u8>> = Vec::new();
     let mut gro = GROTable::default();
     loop {
-        let got = {
-            let mut slices = [IoSliceMut::new(&mut recv)];
-            shared
-                .udp_state
-                .recv((&shared.udp).into(), &mut slices, &mut meta)
-        };
-        if let Err(error) = got {
+        if let Err(error) = rx.receive(&shared.udp) {
             tracing::warn!(%error, "UDP receive failed");
             continue;
         }
-        let m = &meta[0];
-        let stride = m.stride.max(1);
-        for datagram in recv[..m.len].chunks(stride) {
-            let peer = match peer_for(shared, m.addr, datagram, &mut plain) {
-                Ok(peer) => peer,
-                Err(Some(cookie)) => {
-                    send_one(shared, m.addr, cookie);
-                    continue;
-                }
-                Err(None) => continue,
-            };
-            let mut tunn = peer.tunn();
-            let mut result = tunn.decapsulate(Some(m.addr.ip()), datagram, &mut plain);
-            loop {
-                match result {
-                    TunnResult::WriteToNetwork(reply) => {
-                        peer.set_endpoint(m.addr);
-                        send_one(shared, m.addr, reply);
-                        // boringtun may have queued packets waiting for this handshake.
-                        result = tunn.decapsulate(None, &[], &mut plain);
+        for (m, buf) in rx.meta.iter().zip(&rx.bufs) {
+            for datagram in buf[..m.len].chunks(m.stride.max(1)) {
+                let peer = match peer_for(shared, m.addr, datagram, &mut plain) {
+                    Ok(peer) => peer,
+                    Err(Some(cookie)) => {
+                        send_one(shared, m.addr, cookie);
                         continue;
                     }
-                    TunnResult::WriteToTunnelV4(packet, src) => {
-                        peer.set_endpoint(m.addr);
-                        queue(&peer, IpAddr::V4(src), packet, &mut to_tun, &mut spare);
+                    Err(None) => continue,
+                };
+                let mut tunn = peer.tunn();
+                let mut result = tunn.decapsulate(Some(m.addr.ip()), datagram, &mut plain);
+                loop {
+                    match result {
+                        TunnResult::WriteToNetwork(reply) => {
+                            peer.set_endpoint(m.addr);
+                            send_one(shared, m.addr, reply);
+                            // boringtun may have queued packets waiting for this handshake.
+                            result = tunn.decapsulate(None, &[], &mut plain);
+                            continue;
+                        }
+                        TunnResult::WriteToTunnelV4(packet, src) => {
+                            peer.set_endpoint(m.addr);
+                            queue(&peer, IpAddr::V4(src), packet, &mut to_tun, &mut spare);
+                        }
+                        TunnResult::WriteToTunnelV6(packet, src) => {
+                            peer.set_endpoint(m.addr);
+                            queue(&peer, IpAddr::V6(src), packet, &mut to_tun, &mut spare);
+                        }
+                        TunnResult::Done => {}
+                        TunnResult::Err(error) => {
+                            tracing::debug!(from = %m.addr, ?error, "datagram dropped");
+                        }
                     }
-                    TunnResult::WriteToTunnelV6(packet, src) => {
-                        peer.set_endpoint(m.addr);
-                        queue(&peer, IpAddr::V6(src), packet, &mut to_tun, &mut spare);
-                    }
-                    TunnResult::Done => {}
-                    TunnResult::Err(error) => {
-                        tracing::debug!(from = %m.addr, ?error, "datagram dropped");
-                    }
+                    break;
                 }
-                break;
             }
         }
         if !to_tun.is_empty() {
@@ -249,6 +243,84 @@ fn udp_to_tun(shared: &Shared, tun: &SyncDevice) {
             }
             spare.append(&mut to_tun);
         }
+    }
+}
+
+/// Datagrams (or GRO batches) one `recvmmsg` takes at most.
+const RECV_BATCH: usize = 32;
+
+/// One received datagram or GRO batch: its sender, length, and the size of its datagrams.
+#[derive(Clone, Copy)]
+struct ReceivedMeta {
+    addr: SocketAddr,
+    len: usize,
+    stride: usize,
+}
+
+/// Buffers for one `recvmmsg`, and what the last one received.
+///
+/// Datagrams that arrive one by one (a sender's GSO batch split on the way, as a NIC without
+/// GRO does) are taken up to [`RECV_BATCH`] at a time, so that their packets reach the TUN
+/// device coalesced and a relayed run goes out in one GSO send. `MSG_WAITFORONE` blocks for the
+/// first datagram only: the socket stays blocking for the sending thread.
+struct Received {
+    bufs: Vec<Vec<u8>>,
+    meta: Vec<ReceivedMeta>,
+}
+
+impl Received {
+    fn new() -> Self {
+        Self {
+            bufs: vec![vec![0u8; BATCH_BYTES]; RECV_BATCH],
+            meta: Vec::with_capacity(RECV_BATCH),
+        }
+    }
+
+    fn receive(&mut self, udp: &UdpSocket) -> nix::Result<()> {
+        self.meta.clear();
+        // Headers made afresh for every call: the kernel writes the length of the control
+        // messages it used back into each header, and nix resets only the buffers, so headers
+        // reused would offer less and less room (cut control messages lose the GRO size).
+        // Room for every control message the socket may carry (quinn-udp asks for the packet
+        // info and ECN besides the GRO segment size).
+        let mut headers =
+            MultiHeaders::<SockaddrStorage>::preallocate(RECV_BATCH, Some(vec![0u8; 256]));
+        let mut slices: Vec<[IoSliceMut<'_>; 1]> =
+            self.bufs.iter_mut().map(|b| [IoSliceMut::new(b)]).collect();
+        let results = recvmmsg(
+            udp.as_raw_fd(),
+            &mut headers,
+            slices.iter_mut(),
+            MsgFlags::MSG_WAITFORONE,
+            None,
+        )?;
+        for message in results {
+            let Some(addr) = message
+                .address
+                .and_then(|a| a.as_sockaddr_in().map(|v4| SocketAddr::V4((*v4).into())))
+            else {
+                continue;
+            };
+            // A GRO batch says its datagrams' size; without it the message is one datagram.
+            let stride = match message.cmsgs() {
+                Ok(mut cmsgs) => cmsgs
+                    .find_map(|c| match c {
+                        ControlMessageOwned::UdpGroSegments(size) => usize::try_from(size).ok(),
+                        _ => None,
+                    })
+                    .unwrap_or(message.bytes),
+                Err(error) => {
+                    tracing::debug!(%error, "control messages cut; batch dropped");
+                    continue;
+                }
+            };
+            self.meta.push(ReceivedMeta {
+                addr,
+                len: message.bytes,
+                stride,
+            });
+        }
+        Ok(())
     }
 }
 
@@ -328,6 +400,73 @@ fn timers(shared: &Shared) {
             {
                 send_one(shared, to, datagram);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+    use std::time::Duration;
+
+    use super::*;
+
+    /// Every datagram `rx` took, by size, with its sender.
+    fn datagrams(rx: &Received) -> Vec<(SocketAddr, usize)> {
+        rx.meta
+            .iter()
+            .zip(&rx.bufs)
+            .flat_map(|(m, buf)| {
+                buf[..m.len]
+                    .chunks(m.stride.max(1))
+                    .map(move |d| (m.addr, d.len()))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn recvmmsg_takes_single_datagrams_and_gro_batches_call_after_call() {
+        let receiver = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        // As the device sets it up: quinn-udp turns GRO on, the socket blocks.
+        let _gro = quinn_udp::UdpSocketState::new((&receiver).into()).unwrap();
+        receiver.set_nonblocking(false).unwrap();
+        receiver
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        let sender = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let sender_state = quinn_udp::UdpSocketState::new((&sender).into()).unwrap();
+        let to = receiver.local_addr().unwrap();
+        let from = sender.local_addr().unwrap();
+        let gso = sender_state.max_gso_segments() > 1;
+        let mut rx = Received::new();
+        // Several rounds: the headers must offer room for the GRO size every time.
+        for round in 0..4 {
+            let batch = vec![round as u8; 3 * 100];
+            let transmit = Transmit {
+                destination: to,
+                ecn: None,
+                contents: if gso { &batch } else { &batch[..100] },
+                segment_size: gso.then_some(100),
+                src_ip: None,
+            };
+            sender_state.try_send((&sender).into(), &transmit).unwrap();
+            sender.send_to(&[round as u8; 40], to).unwrap();
+            sender.send_to(&[round as u8; 40], to).unwrap();
+            let want: Vec<(SocketAddr, usize)> = [100usize; 3]
+                .into_iter()
+                .take(if gso { 3 } else { 1 })
+                .chain([40, 40])
+                .map(|len| (from, len))
+                .collect();
+            let mut got = Vec::new();
+            for _ in 0..want.len() {
+                if got.len() >= want.len() {
+                    break;
+                }
+                rx.receive(&receiver).unwrap();
+                got.extend(datagrams(&rx));
+            }
+            assert_eq!(got, want, "round {round}");
         }
     }
 }

@@ -3,9 +3,12 @@
 //! Throughput comes from doing what wireguard-go does on Linux: the TUN device is opened with
 //! `IFF_VNET_HDR` offloads, so the kernel hands over whole TCP segments of up to 64 KiB (split
 //! here into MTU-sized packets) and takes coalesced ones back; UDP goes out with GSO (one
-//! `sendmsg` per run of same-sized datagrams to one peer) and comes in with GRO. Two threads
-//! carry the two directions, which is what two cores can use; a third wakes every 250 ms for
-//! WireGuard's timers. Configuration goes through [`Device`]'s typed API or the UAPI socket.
+//! `sendmsg` per run of same-sized datagrams to one peer) and comes in with GRO. Packets that
+//! arrive one at a time, as on a gateway forwarding a pod's traffic, are batched all the same:
+//! the TUN device is read until empty before the GSO send, and `recvmmsg` takes up to 32
+//! datagrams per call so their packets reach the TUN device coalesced. Two threads carry the
+//! two directions, which is what two cores can use; a third wakes every 250 ms for WireGuard's
+//! timers. Configuration goes through [`Device`]'s typed API or the UAPI socket.
 
 mod datapath;
 mod peers;
