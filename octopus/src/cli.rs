@@ -12,6 +12,7 @@ use ipnet::IpNet;
 use nauti_api::core::config::{DEFAULT_CLUSTER_PREFIX_LEN, DEFAULT_GLOBAL_CIDR};
 use nauti_api::core::wgkey::parse_wireguard_key;
 use nauti_api::daemon::election::{self, LeaseSetting, LeaseSettings};
+use nauti_api::daemon::owner::OwnerArgs;
 use nauti_api::daemon::{LogArgs, shutdown_on_signals};
 use nauti_api::peer::{DEFAULT_PEER_NAMESPACE, DEFAULT_WIREGUARD_PORT};
 
@@ -285,6 +286,8 @@ pub struct HubRunArgs {
     data_path: DataPathArgs,
     #[command(flatten)]
     lease: LeaseArgs,
+    #[command(flatten)]
+    owner: OwnerArgs,
     /// Address of the HTTP endpoint serving `/metrics`, `/healthz` and `/readyz`.
     #[arg(long, env = "OCTOPUS_METRICS_ADDR", default_value = DEFAULT_METRICS_ADDR)]
     metrics_addr: SocketAddr,
@@ -390,6 +393,8 @@ pub struct MemberRunArgs {
     services: ServicesArgs,
     #[command(flatten)]
     lease: LeaseArgs,
+    #[command(flatten)]
+    owner: OwnerArgs,
     /// Address of the HTTP endpoint serving `/metrics`, `/healthz` and `/readyz`.
     #[arg(long, env = "OCTOPUS_METRICS_ADDR", default_value = DEFAULT_METRICS_ADDR)]
     metrics_addr: SocketAddr,
@@ -550,6 +555,7 @@ async fn hub(args: HubRunArgs) -> anyhow::Result<()> {
     );
     let config = HubConfig {
         kubeconfig: args.kubeconfig,
+        owner: args.owner,
         namespace: args.namespace,
         cluster_id: cluster_id(args.cluster_id)?,
         gateway,
@@ -709,6 +715,7 @@ async fn member(args: MemberRunArgs) -> anyhow::Result<()> {
         services,
         lease,
         pod_name,
+        owner: args.owner,
     };
     let shutdown = shutdown_on_signals().context("install signal handlers")?;
     crate::controller::member::run(config, shutdown).await

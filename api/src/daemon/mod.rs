@@ -1,6 +1,7 @@
 //! What every Nauti daemon shares: log setup ([`LogArgs`]), shutdown on SIGTERM/SIGINT
 //! ([`shutdown_on_signals`]), the `/metrics`, `/healthz`, `/readyz` endpoint ([`serve`]) and
-//! leader election on a Lease ([`election`]); caches of watched objects ([`watch`]).
+//! leader election on a Lease ([`election`]); caches of watched objects ([`watch`]); the
+//! Deployment that owns what a daemon creates ([`owner`]).
 //!
 //! Only built with the `daemon` feature, so that crates using the shared types alone do not pull
 //! in an HTTP server.
@@ -8,6 +9,7 @@
 pub mod election;
 mod endpoints;
 mod logging;
+pub mod owner;
 mod signals;
 pub mod watch;
 

@@ -73,7 +73,7 @@ async fn rotate_keys_against_a_real_api_server() {
 
     // The Secret as octopus creates it at its first start; this cluster is the hub (no
     // member credential), its Peer carries that key.
-    let first = ensure_wireguard_key(client.clone(), namespace, WIREGUARD_KEY_SECRET)
+    let first = ensure_wireguard_key(client.clone(), namespace, WIREGUARD_KEY_SECRET, None)
         .await
         .unwrap();
     let peers: Api<Peer> = Api::namespaced(client.clone(), namespace);
@@ -93,7 +93,7 @@ async fn rotate_keys_against_a_real_api_server() {
         "{out}"
     );
     // What octopus reads at its next start is the new key.
-    let reread = ensure_wireguard_key(client.clone(), namespace, WIREGUARD_KEY_SECRET)
+    let reread = ensure_wireguard_key(client.clone(), namespace, WIREGUARD_KEY_SECRET, None)
         .await
         .unwrap();
     assert_eq!(reread, second);

@@ -36,6 +36,7 @@ use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use nauti_api::Peer;
 use nauti_api::conditions::{new_condition, set_condition};
 use nauti_api::daemon::election::{self, LeaseSettings};
+use nauti_api::daemon::owner::{Owner, OwnerArgs, resolve_owner};
 use nauti_api::daemon::{AbortOnDrop, start_endpoints};
 use nauti_api::peer::condition;
 use tokio::sync::Notify;
@@ -86,6 +87,8 @@ pub struct HubConfig {
     pub lease: LeaseSettings,
     /// This replica's pod, labelled [`active::ACTIVE_LABEL`] while it leads and runs the tunnel.
     pub pod_name: Option<String>,
+    /// The Deployment that owns the Lease, the key, the slice ConfigMap and the hub's Peer.
+    pub owner: OwnerArgs,
 }
 
 /// Runs the hub until `shutdown`. Replicas elect a leader on the Lease; a standby only waits,
@@ -105,11 +108,12 @@ pub async fn run(config: HubConfig, shutdown: CancellationToken) -> anyhow::Resu
         config.gateway.is_some(),
     )
     .await;
+    let owner = resolve_owner(&config.owner, client.clone(), &config.namespace, &shutdown).await;
     metrics.set_ready();
     let leader_metric = metrics.clone();
     let (mut leader, lease_task) = election::spawn(
         client.clone(),
-        config.lease.clone(),
+        config.lease.clone().owned_by(owner.clone()),
         Box::new(move |leading| {
             leader_metric.leader.set(i64::from(leading));
         }),
@@ -127,7 +131,7 @@ pub async fn run(config: HubConfig, shutdown: CancellationToken) -> anyhow::Resu
             let _ = leader.wait_for(|leading| !*leading).await;
         };
         tokio::select! {
-            outcome = lead(&config, client, &metrics, active.as_ref(), &shutdown) => outcome,
+            outcome = lead(&config, client, &metrics, active.as_ref(), owner.as_ref(), &shutdown) => outcome,
             // On shutdown the lease task steps down first, then releases: not a loss.
             () = lost => if shutdown.is_cancelled() {
                 Ok(())
@@ -158,10 +162,12 @@ async fn lead(
     client: kube::Client,
     metrics: &Metrics,
     active: Option<&ActivePod>,
+    owner: Option<&Owner>,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
     let mut key =
-        local::ensure_wireguard_key(client.clone(), &config.namespace, &config.key_secret).await?;
+        local::ensure_wireguard_key(client.clone(), &config.namespace, &config.key_secret, owner)
+            .await?;
     // A rotation wakes a pass as a Peer change does.
     let notify = Arc::new(Notify::new());
     let (_key_watch, mut key_view) = local::watch_key_secret(
@@ -209,7 +215,7 @@ async fn lead(
             &client,
             &peers,
             config,
-            &own,
+            (&own, owner),
             metrics,
             (gateway.as_ref(), &mut last_plan),
         );
@@ -314,11 +320,11 @@ async fn pass(
     client: &kube::Client,
     peers: &Api<Peer>,
     config: &HubConfig,
-    own: &OwnPeer,
+    (own, owner): (&OwnPeer, Option<&Owner>),
     metrics: &Metrics,
     (gateway, last_plan): (Option<&Gateway<AnyDevice>>, &mut Option<TopologyPlan>),
 ) -> anyhow::Result<Vec<Peer>> {
-    publish(peers, own)
+    publish(peers, own, owner)
         .await
         .context("publish the hub's Peer")?;
     let list = peers
@@ -379,7 +385,7 @@ async fn pass(
             continue;
         };
         counts[usize::from(decision.outcome.is_ok())] += 1;
-        match apply(peers, peer, decision).await {
+        match apply(peers, peer, decision, &config.cluster_id).await {
             Ok(stored) => {
                 if decision.name == config.cluster_id {
                     own_slice = assigned_slice(&stored);
@@ -404,7 +410,7 @@ async fn pass(
     }
     metrics.slice_assigned.set(i64::from(own_slice.is_some()));
     if let Some(slice) = own_slice
-        && local::write_cluster_subnet(client.clone(), &config.namespace, slice).await?
+        && local::write_cluster_subnet(client.clone(), &config.namespace, slice, owner).await?
     {
         tracing::info!(%slice, "cluster slice handed to nauti-ovnmaster");
     }
@@ -482,22 +488,27 @@ async fn release(
 }
 
 /// Writes one decision: the finalizer and the slice into the Peer, then `Valid` for the
-/// generation that holds them. Returns the Peer as stored.
+/// generation that holds them. Returns the Peer as stored. The hub's own Peer gets no
+/// finalizer: it has no grants to revoke, and it goes with the hub's Deployment, when no hub
+/// is left to release it.
 async fn apply(
     peers: &Api<Peer>,
     peer: &Peer,
     decision: &SliceDecision,
+    hub_id: &str,
 ) -> Result<Peer, kube::Error> {
     let name = decision.name.as_str();
     let wanted = decision.wanted_cidrs();
     let mut current = peer.clone();
     let mut changed = false;
-    if !has_finalizer(&current) {
-        current
-            .metadata
-            .finalizers
-            .get_or_insert_with(Vec::new)
-            .push(FINALIZER.to_owned());
+    let finalized = name != hub_id;
+    if finalized != has_finalizer(&current) {
+        let finalizers = current.metadata.finalizers.get_or_insert_with(Vec::new);
+        if finalized {
+            finalizers.push(FINALIZER.to_owned());
+        } else {
+            finalizers.retain(|f| f != FINALIZER);
+        }
         changed = true;
     }
     if current.spec.cluster_cidrs != wanted {

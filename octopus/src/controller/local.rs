@@ -26,6 +26,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, PostParams};
 use nauti_api::core::wgkey::{encode_wireguard_key, parse_wireguard_key};
+use nauti_api::daemon::owner::{Owner, adopt};
 
 use crate::core::PublicKey;
 use crate::gateway::Gateway;
@@ -142,6 +143,7 @@ pub async fn ensure_wireguard_key(
     client: kube::Client,
     namespace: &str,
     name: &str,
+    owner: Option<&Owner>,
 ) -> Result<WireguardKey, LocalError> {
     let api: Api<Secret> = Api::namespaced(client, namespace);
     for _ in 0..2 {
@@ -157,7 +159,7 @@ pub async fn ensure_wireguard_key(
             return Ok(WireguardKey::from_private(private));
         }
         let private = generate_private_key().map_err(|e| LocalError::Random(e.to_string()))?;
-        let secret = Secret {
+        let mut secret = Secret {
             metadata: ObjectMeta {
                 name: Some(name.to_owned()),
                 namespace: Some(namespace.to_owned()),
@@ -167,6 +169,7 @@ pub async fn ensure_wireguard_key(
             data: Some(key_data(&private)),
             ..Default::default()
         };
+        adopt(owner, &mut secret.metadata);
         match api.create(&PostParams::default(), &secret).await {
             Ok(_) => {
                 let key = WireguardKey::from_private(private);
@@ -407,11 +410,13 @@ pub async fn delete_secret(
     }
 }
 
-/// Writes `slice` into the cluster ConfigMap; returns whether it changed.
+/// Writes `slice` into the cluster ConfigMap (created with `owner`'s reference); returns
+/// whether it changed.
 pub async fn write_cluster_subnet(
     client: kube::Client,
     namespace: &str,
     slice: IpNet,
+    owner: Option<&Owner>,
 ) -> Result<bool, LocalError> {
     let api: Api<ConfigMap> = Api::namespaced(client, namespace);
     let name = CLUSTER_CONFIGMAP;
@@ -430,7 +435,7 @@ pub async fn write_cluster_subnet(
                 .map_err(fail)
         }
         Ok(None) => {
-            let map = ConfigMap {
+            let mut map = ConfigMap {
                 metadata: ObjectMeta {
                     name: Some(name.to_owned()),
                     namespace: Some(namespace.to_owned()),
@@ -439,6 +444,7 @@ pub async fn write_cluster_subnet(
                 data: Some(BTreeMap::from([(CLUSTER_SUBNET_KEY.to_owned(), value)])),
                 ..Default::default()
             };
+            adopt(owner, &mut map.metadata);
             api.create(&PostParams::default(), &map)
                 .await
                 .map(|_| true)

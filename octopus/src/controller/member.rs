@@ -35,6 +35,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use nauti_api::Peer;
 use nauti_api::daemon::election::{self, LeaseSettings};
+use nauti_api::daemon::owner::{Owner, OwnerArgs, resolve_owner};
 use nauti_api::daemon::start_endpoints;
 use nauti_api::peer::condition;
 use tokio::sync::Notify;
@@ -110,6 +111,8 @@ pub struct MemberConfig {
     /// This replica's pod, labelled [`super::active::ACTIVE_LABEL`] while it leads and runs
     /// the tunnel.
     pub pod_name: Option<String>,
+    /// The Deployment that owns the Lease, the key and the slice ConfigMap.
+    pub owner: OwnerArgs,
 }
 
 #[derive(Default)]
@@ -137,10 +140,17 @@ pub async fn run(config: MemberConfig, shutdown: CancellationToken) -> anyhow::R
     )
     .await;
     metrics.set_ready();
+    let owner = resolve_owner(
+        &config.owner,
+        local_cluster.clone(),
+        &config.namespace,
+        &shutdown,
+    )
+    .await;
     let leader_metric = metrics.clone();
     let (mut leader, lease_task) = election::spawn(
         local_cluster.clone(),
-        config.lease.clone(),
+        config.lease.clone().owned_by(owner.clone()),
         Box::new(move |leading| {
             leader_metric.leader.set(i64::from(leading));
         }),
@@ -159,7 +169,7 @@ pub async fn run(config: MemberConfig, shutdown: CancellationToken) -> anyhow::R
             let _ = leader.wait_for(|leading| !*leading).await;
         };
         tokio::select! {
-            outcome = lead(&config, local_cluster, &metrics, active.as_ref(), &shutdown) => outcome,
+            outcome = lead(&config, local_cluster, &metrics, active.as_ref(), owner.as_ref(), &shutdown) => outcome,
             // On shutdown the lease task steps down first, then releases: not a loss.
             () = lost => if shutdown.is_cancelled() {
                 Ok(())
@@ -221,11 +231,16 @@ async fn lead(
     local_cluster: kube::Client,
     metrics: &Metrics,
     active: Option<&ActivePod>,
+    owner: Option<&Owner>,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
-    let mut key =
-        local::ensure_wireguard_key(local_cluster.clone(), &config.namespace, &config.key_secret)
-            .await?;
+    let mut key = local::ensure_wireguard_key(
+        local_cluster.clone(),
+        &config.namespace,
+        &config.key_secret,
+        owner,
+    )
+    .await?;
     // A rotation wakes a pass as a Peer change does.
     let notify = Arc::new(Notify::new());
     let (_key_watch, mut key_view) = local::watch_key_secret(
@@ -297,7 +312,7 @@ async fn lead(
                 own.public_key = key.public;
             }
             let pass = sync(
-                &local_cluster,
+                (&local_cluster, owner),
                 &peers,
                 config,
                 &own,
@@ -439,8 +454,9 @@ async fn renew(
     Ok(renewed)
 }
 
+/// `local` is the member's own cluster and the owner of what octopus creates there.
 async fn sync(
-    local_cluster: &kube::Client,
+    (local_cluster, owner): (&kube::Client, Option<&Owner>),
     peers: &Api<Peer>,
     config: &MemberConfig,
     own: &OwnPeer,
@@ -463,7 +479,8 @@ async fn sync(
         }
         Some(p) if own.matches(p) => {}
         _ => {
-            publish(peers, own)
+            // On the hub: no owner there.
+            publish(peers, own, None)
                 .await
                 .context("publish this cluster's Peer")?;
         }
@@ -473,8 +490,13 @@ async fn sync(
             metrics.slice_assigned.set(1);
             seen.refusal = None;
             if seen.slice != Some(slice) {
-                if local::write_cluster_subnet(local_cluster.clone(), &config.namespace, slice)
-                    .await?
+                if local::write_cluster_subnet(
+                    local_cluster.clone(),
+                    &config.namespace,
+                    slice,
+                    owner,
+                )
+                .await?
                 {
                     tracing::info!(%slice, "cluster slice handed to nauti-ovnmaster");
                 }

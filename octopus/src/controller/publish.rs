@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use ipnet::IpNet;
 use kube::api::{Api, Patch, PatchParams, PostParams};
+use nauti_api::daemon::owner::{Owner, adopt};
 use nauti_api::peer::{Peer, PeerSpec};
 
 use crate::core::PublicKey;
@@ -91,14 +92,20 @@ impl OwnPeer {
 
 /// Creates the Peer, or patches the fields this cluster owns when they differ. Returns the
 /// Peer as stored.
-pub async fn publish(api: &Api<Peer>, own: &OwnPeer) -> Result<Peer, kube::Error> {
+/// A Peer it creates in its owner's namespace carries the owner's reference (only the hub's own
+/// Peer lives in its own cluster).
+pub async fn publish(
+    api: &Api<Peer>,
+    own: &OwnPeer,
+    owner: Option<&Owner>,
+) -> Result<Peer, kube::Error> {
     let name = own.cluster_id.as_str();
     match api.get_opt(name).await? {
         None => {
             let namespace = api_namespace(api);
-            let created = api
-                .create(&PostParams::default(), &own.new_peer(&namespace))
-                .await?;
+            let mut peer = own.new_peer(&namespace);
+            adopt(owner, &mut peer.metadata);
+            let created = api.create(&PostParams::default(), &peer).await?;
             tracing::info!(peer = name, public_key = %own.public_key, "Peer published");
             Ok(created)
         }

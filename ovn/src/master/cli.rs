@@ -9,6 +9,7 @@ use clap::Parser;
 use ipnet::IpNet;
 use nauti_api::NetworkConfig;
 use nauti_api::daemon::LogArgs;
+use nauti_api::daemon::owner::OwnerArgs;
 
 use super::MasterError;
 use super::core::ClusterNetwork;
@@ -90,6 +91,10 @@ pub struct Args {
     #[arg(long, env = "NAUTI_METRICS_ADDR", default_value = "0.0.0.0:9464")]
     pub metrics_addr: SocketAddr,
 
+    /// The Deployment that owns this daemon's Lease.
+    #[command(flatten)]
+    pub owner: OwnerArgs,
+
     /// Logging.
     #[command(flatten)]
     pub log: LogArgs,
@@ -114,6 +119,8 @@ pub struct Settings {
     pub resync_interval: Duration,
     /// Metrics and health endpoint.
     pub metrics_addr: SocketAddr,
+    /// The Deployment that owns the Lease.
+    pub owner: OwnerArgs,
 }
 
 impl Args {
@@ -168,6 +175,7 @@ impl Args {
             gc_grace: self.gc_grace,
             resync_interval: self.resync_interval,
             metrics_addr: self.metrics_addr,
+            owner: self.owner.clone(),
         })
     }
 

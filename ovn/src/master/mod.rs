@@ -222,10 +222,17 @@ pub async fn run_with(settings: Settings, shutdown: CancellationToken) -> Result
     }
     info!("caches synced; joining the leader election");
 
+    let owner = nauti_api::daemon::owner::resolve_owner(
+        &settings.owner,
+        client.clone(),
+        &settings.lease.namespace,
+        &shutdown,
+    )
+    .await;
     let leader_metric = metrics.clone();
     let (leader, lease_task) = election::spawn(
         client.clone(),
-        settings.lease.clone(),
+        settings.lease.clone().owned_by(owner),
         Box::new(move |leading| {
             leader_metric.leader.set(i64::from(leading));
         }),

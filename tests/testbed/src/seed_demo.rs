@@ -268,6 +268,32 @@ impl<'n> SeedDemo<'n> {
             ],
         )?;
         self.step("uninstalled");
+        // What the daemons made at run time (Leases, the slice ConfigMap, the WireGuard key,
+        // the hub's Peer) belongs to their Deployments: the garbage collector takes it soon
+        // after they go.
+        let deadline = Instant::now() + GARBAGE_COLLECTION;
+        let mut remaining = self.remaining(hub)?;
+        while !remaining.is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_secs(1));
+            remaining = self.remaining(hub)?;
+        }
+        left.extend(remaining);
+        if left.is_empty() {
+            self.narrator.say(
+                "==> Nothing Nauti wrote into the clusters is left: no nauti.io annotation, OVN row, \
+                 CoreDNS block, Peer, bootstrap token or object in the release's namespace",
+            );
+        }
+        for line in &left {
+            self.narrator.say(&format!("left behind: {line}"));
+        }
+        self.step("checked");
+        Ok(Leftovers { nauti: left })
+    }
+
+    /// What is left of Nauti in the clusters once every release is uninstalled.
+    fn remaining(&self, hub: &Cluster) -> Result<Vec<String>> {
+        let mut left = Vec::new();
         let peers = hub.kubectl(&["get", "peers", "-A", "-o", "name"])?;
         if !peers.trim().is_empty() {
             left.push(format!("hub: Peers after uninstall: {}", peers.trim()));
@@ -289,24 +315,7 @@ impl<'n> SeedDemo<'n> {
             left.push(format!("hub: bootstrap tokens: {}", tokens.trim()));
         }
         left.extend(release_objects(hub, HUB)?);
-        let (known, nauti): (Vec<String>, Vec<String>) =
-            left.into_iter().partition(|l| is_known_open(l));
-        if nauti.is_empty() {
-            self.narrator.say(
-                "==> Nothing Nauti wrote into the clusters is left: no nauti.io annotation, OVN row, \
-                 CoreDNS block or bootstrap token",
-            );
-        }
-        for line in &nauti {
-            self.narrator.say(&format!("left behind: {line}"));
-        }
-        for line in &known {
-            self.narrator.say(&format!(
-                "left behind (known, not removed by uninstall yet): {line}"
-            ));
-        }
-        self.step("checked");
-        Ok(Leftovers { nauti, known })
+        Ok(left)
     }
 
     /// Seconds since the demo started.
@@ -697,25 +706,13 @@ impl Drop for SeedDemo<'_> {
 /// What `helm uninstall` left behind.
 #[derive(Debug, Default)]
 pub struct Leftovers {
-    /// Nauti's marks in the clusters (annotations, OVN rows, the CoreDNS block, tokens) and any
-    /// object not in `known`: must be empty.
+    /// Nauti's marks in the clusters (annotations, OVN rows, the CoreDNS block, Peers, tokens)
+    /// and any object left in the release's namespace: must be empty.
     pub nauti: Vec<String>,
-    /// Objects the daemons make at run time that no uninstall step removes yet (see
-    /// [`is_known_open`]).
-    pub known: Vec<String>,
 }
 
-/// Leftovers of uninstall that are known and not fixed yet: the hub's own Peer (the hub chart
-/// has no hook for it; CRDs and so Peers outlive the release) and what the daemons create at
-/// run time in their namespace (the slice ConfigMap, the WireGuard key Secret, the leader
-/// Leases).
-pub fn is_known_open(line: &str) -> bool {
-    line.starts_with("hub: Peers after uninstall")
-        || line.ends_with(&format!("configmap/nauti-cluster in {NAMESPACE}"))
-        || line.ends_with(&format!("secret/octopus-wireguard-key in {NAMESPACE}"))
-        || (line.contains(": lease.coordination.k8s.io/")
-            && line.ends_with(&format!(" in {NAMESPACE}")))
-}
+/// How long the garbage collector may take to remove what the daemons' Deployments owned.
+const GARBAGE_COLLECTION: Duration = Duration::from_secs(60);
 
 /// The path of a chart in this checkout, relative to the repository (helm runs there).
 fn chart(name: &str) -> String {
@@ -947,34 +944,6 @@ The token is good for one member.";
         assert!(args.contains(&"cluster.clusterID=cluster2".to_owned()));
         assert!(args.contains(&"hub.caCert=/tmp/ca.crt".to_owned()));
         assert!(!args.iter().any(|a| a.contains("cluster1")));
-    }
-
-    #[test]
-    fn known_leftovers_are_told_apart_from_nautis_marks() {
-        assert!(is_known_open(
-            "hub: Peers after uninstall: peer.nauti.io/hub"
-        ));
-        assert!(!is_known_open(
-            "hub: members' Peers after they left: [\"peer.nauti.io/cluster1\"]"
-        ));
-        assert!(is_known_open(
-            "cluster1: configmap/nauti-cluster in nauti-system"
-        ));
-        assert!(is_known_open(
-            "hub: lease.coordination.k8s.io/octopus-hub in nauti-system"
-        ));
-        assert!(!is_known_open(
-            "cluster1: pods default/nginx: [\"nauti.io/ip_address\"]"
-        ));
-        assert!(!is_known_open(
-            "cluster1: OVN Logical_Switch: [\"nauti-cluster1\"]"
-        ));
-        assert!(!is_known_open(
-            "cluster1: deployment.apps/crossdns in nauti-system"
-        ));
-        assert!(!is_known_open(
-            "hub: bootstrap tokens: secret/bootstrap-token-abc"
-        ));
     }
 
     #[test]

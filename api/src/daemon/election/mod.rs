@@ -68,6 +68,8 @@ pub struct LeaseSettings {
     pub renew_interval: Duration,
     /// Keep leading while the API server does not answer (see [`keeps_lead`]).
     pub keep_while_unreachable: bool,
+    /// Owner of the Lease when this replica creates it (see [`owner`](super::owner)).
+    pub owner: Option<super::owner::Owner>,
 }
 
 impl LeaseSettings {
@@ -92,6 +94,7 @@ impl LeaseSettings {
             duration,
             renew_interval,
             keep_while_unreachable: false,
+            owner: None,
         };
         if renew_interval.is_zero() || renew_interval >= settings.renew_deadline() {
             return Err(LeaseSettingError {
@@ -115,6 +118,12 @@ impl LeaseSettings {
     /// partition that leaves another replica the API; it steps down once it sees the lease again.
     pub fn keeping_while_unreachable(mut self) -> Self {
         self.keep_while_unreachable = true;
+        self
+    }
+
+    /// The same, the Lease created with `owner`'s reference.
+    pub fn owned_by(mut self, owner: Option<super::owner::Owner>) -> Self {
+        self.owner = owner;
         self
     }
 
@@ -278,12 +287,14 @@ impl Elector {
 
     async fn create(&mut self) -> Result<bool, kube::Error> {
         let now = MicroTime(Timestamp::now());
+        let mut metadata = ObjectMeta {
+            name: Some(self.settings.name.clone()),
+            namespace: Some(self.settings.namespace.clone()),
+            ..ObjectMeta::default()
+        };
+        super::owner::adopt(self.settings.owner.as_ref(), &mut metadata);
         let lease = Lease {
-            metadata: ObjectMeta {
-                name: Some(self.settings.name.clone()),
-                namespace: Some(self.settings.namespace.clone()),
-                ..ObjectMeta::default()
-            },
+            metadata,
             spec: Some(LeaseSpec {
                 holder_identity: Some(self.settings.identity.clone()),
                 lease_duration_seconds: Some(self.settings.duration_secs()),

@@ -40,7 +40,7 @@ fn seed_demo_across_clusters_installs_fetches_by_name_and_leaves_nothing() {
     let left = demo
         .uninstall()
         .unwrap_or_else(|e| panic!("uninstall: {e}"));
-    // Nauti's marks must all be gone; what is known to stay is reported by the narration.
+    // Nauti's marks must all be gone, and every object of the release namespace.
     assert!(
         left.nauti.is_empty(),
         "left behind after helm uninstall:\n{}",
