@@ -187,13 +187,30 @@ fn wait_readable(tun: &SyncDevice) {
 }
 
 /// Datagrams from peers: decrypt, check the inner source against the sender's allowed IPs,
-/// and hand the packets to the kernel, coalesced.
+/// and hand the packets to the kernel, coalesced; or, when another peer owns the destination
+/// (the hub between two members), encrypt them for that peer at once.
+///
+/// Relaying in the device spares the hub two crossings of its TUN device per batch (write,
+/// the kernel routing the packet back into the same interface, read) and the coalescing and
+/// splitting on the way. It does what the kernel would do with such a packet, routing by the
+/// same table the device's cryptokey routing already is: the TTL (hop limit) drops by one, and
+/// a packet with none left goes to the kernel, which answers it with ICMP as before. A packet
+/// whose destination belongs to the peer it came from goes to the kernel too, never back.
 fn udp_to_tun(shared: &Shared, tun: &SyncDevice) {
     let mut rx = Received::new();
     let mut plain = vec![0u8; PACKET_ROOM];
+    let mut out = vec![0u8; PACKET_ROOM];
     let mut to_tun: Vec<Vec<u8>> = Vec::with_capacity(IDEAL_BATCH_SIZE);
+    let mut relay: Vec<(Arc<Peer>, Vec<u8>)> = Vec::new();
     let mut spare: Vec<Vec<u8>> = Vec::new();
     let mut gro = GROTable::default();
+    let mut batch = GsoBatch {
+        buf: Vec::with_capacity(BATCH_BYTES),
+        destination: None,
+        segment: 0,
+        count: 0,
+        max_segments: shared.udp_state.max_gso_segments().max(1),
+    };
     loop {
         if let Err(error) = rx.receive(&shared.udp) {
             tracing::warn!(%error, "UDP receive failed");
@@ -222,11 +239,21 @@ fn udp_to_tun(shared: &Shared, tun: &SyncDevice) {
                         }
                         TunnResult::WriteToTunnelV4(packet, src) => {
                             peer.set_endpoint(m.addr);
-                            queue(&peer, IpAddr::V4(src), packet, &mut to_tun, &mut spare);
+                            let queues = Queues {
+                                to_tun: &mut to_tun,
+                                relay: &mut relay,
+                                spare: &mut spare,
+                            };
+                            queue(shared, &peer, IpAddr::V4(src), packet, queues);
                         }
                         TunnResult::WriteToTunnelV6(packet, src) => {
                             peer.set_endpoint(m.addr);
-                            queue(&peer, IpAddr::V6(src), packet, &mut to_tun, &mut spare);
+                            let queues = Queues {
+                                to_tun: &mut to_tun,
+                                relay: &mut relay,
+                                spare: &mut spare,
+                            };
+                            queue(shared, &peer, IpAddr::V6(src), packet, queues);
                         }
                         TunnResult::Done => {}
                         TunnResult::Err(error) => {
@@ -243,6 +270,22 @@ fn udp_to_tun(shared: &Shared, tun: &SyncDevice) {
             }
             spare.append(&mut to_tun);
         }
+        // Encrypted only now, with no other peer's tunnel locked.
+        for (next, packet) in relay.drain(..) {
+            if let Some(endpoint) = next.endpoint() {
+                match next.tunn().encapsulate(&packet, &mut out) {
+                    TunnResult::WriteToNetwork(datagram) => {
+                        batch.push(shared, endpoint, datagram);
+                    }
+                    TunnResult::Err(error) => tracing::debug!(?error, "relay encapsulate failed"),
+                    TunnResult::Done
+                    | TunnResult::WriteToTunnelV4(..)
+                    | TunnResult::WriteToTunnelV6(..) => {}
+                }
+            }
+            spare.push(packet);
+        }
+        batch.flush(shared);
     }
 }
 
@@ -356,18 +399,37 @@ fn peer_for<'b>(
     peer.ok_or(None)
 }
 
-fn queue(
-    peer: &Peer,
-    src: IpAddr,
-    packet: &[u8],
-    to_tun: &mut Vec<Vec<u8>>,
-    spare: &mut Vec<Vec<u8>>,
-) {
+/// Where decrypted packets wait: for the TUN device, for another peer, and buffers to reuse.
+struct Queues<'q> {
+    to_tun: &'q mut Vec<Vec<u8>>,
+    relay: &'q mut Vec<(Arc<Peer>, Vec<u8>)>,
+    spare: &'q mut Vec<Vec<u8>>,
+}
+
+fn queue(shared: &Shared, peer: &Arc<Peer>, src: IpAddr, packet: &[u8], queues: Queues<'_>) {
+    let Queues {
+        to_tun,
+        relay,
+        spare,
+    } = queues;
     if packet.is_empty() {
         return; // a keepalive
     }
     if peer.allows(src).is_none() {
         tracing::debug!(%src, "inner source outside the peer's allowed IPs; dropped");
+        return;
+    }
+    if hop_limit(packet).is_some_and(|h| h > 1)
+        && let Some(next) = Tunn::dst_address(packet).and_then(|dst| shared.peers.route(dst))
+        && !Arc::ptr_eq(&next, peer)
+    {
+        let mut buf = spare
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(COALESCE_ROOM));
+        buf.clear();
+        buf.extend_from_slice(packet);
+        decrement_hop_limit(&mut buf);
+        relay.push((next, buf));
         return;
     }
     // tun-rs coalesces segments of one TCP flow into the first one's buffer, and only when that
@@ -380,6 +442,31 @@ fn queue(
     buf.resize(VIRTIO_NET_HDR_LEN, 0);
     buf.extend_from_slice(packet);
     to_tun.push(buf);
+}
+
+/// The TTL of an IPv4 packet or the hop limit of an IPv6 one; None when too short to say.
+fn hop_limit(packet: &[u8]) -> Option<u8> {
+    match packet.first()? >> 4 {
+        4 if packet.len() >= 20 => Some(packet[8]),
+        6 if packet.len() >= 40 => Some(packet[7]),
+        _ => None,
+    }
+}
+
+/// Takes one from the TTL (IPv4, updating the header checksum as RFC 1624 does, like the
+/// kernel's `ip_decrease_ttl`) or the hop limit (IPv6) of a packet [`hop_limit`] read above 1.
+fn decrement_hop_limit(packet: &mut [u8]) {
+    match packet.first().map(|b| b >> 4) {
+        Some(4) if packet.len() >= 20 => {
+            packet[8] -= 1;
+            let check = u32::from(u16::from_be_bytes([packet[10], packet[11]])) + 0x0100;
+            // The carry goes around (one's complement), as the kernel folds it.
+            let folded = (check + u32::from(check >= 0xffff)) as u16;
+            packet[10..12].copy_from_slice(&folded.to_be_bytes());
+        }
+        Some(6) if packet.len() >= 40 => packet[7] -= 1,
+        _ => {}
+    }
 }
 
 /// WireGuard's timers: handshake retries, rekeys, keepalives; and the handshake rate window.
@@ -410,6 +497,63 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+
+    /// The IPv4 header checksum computed from scratch.
+    fn checksum(header: &[u8]) -> u16 {
+        let mut sum: u32 = header
+            .chunks(2)
+            .enumerate()
+            .filter(|(i, _)| *i != 5)
+            .map(|(_, w)| u32::from(u16::from_be_bytes([w[0], w[1]])))
+            .sum();
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        !(sum as u16)
+    }
+
+    fn ipv4(ttl: u8, src: [u8; 4], dst: [u8; 4]) -> Vec<u8> {
+        let mut p = vec![0x45, 0, 0, 28, 0x12, 0x34, 0x40, 0, ttl, 6, 0, 0];
+        p.extend_from_slice(&src);
+        p.extend_from_slice(&dst);
+        p.extend_from_slice(&[0; 8]);
+        let c = checksum(&p[..20]);
+        p[10..12].copy_from_slice(&c.to_be_bytes());
+        p
+    }
+
+    #[test]
+    fn a_relayed_ipv4_packet_loses_one_ttl_and_keeps_a_valid_checksum() {
+        for (ttl, src, dst) in [
+            (64, [10, 113, 0, 5], [10, 114, 0, 9]),
+            (2, [10, 113, 255, 255], [10, 114, 255, 255]),
+            (255, [0, 0, 0, 0], [0, 0, 0, 0]),
+            // Checksums near the 0xffff wrap.
+            (128, [0xff, 0xff, 0xff, 0xff], [0xff, 0xff, 0xfe, 0xff]),
+            (17, [0xfe, 0xff, 0, 0], [0, 0, 0xff, 0xff]),
+        ] {
+            let mut p = ipv4(ttl, src, dst);
+            assert_eq!(hop_limit(&p), Some(ttl));
+            decrement_hop_limit(&mut p);
+            assert_eq!(hop_limit(&p), Some(ttl - 1));
+            let stored = u16::from_be_bytes([p[10], p[11]]);
+            assert_eq!(stored, checksum(&p[..20]), "ttl {ttl} {src:?} -> {dst:?}");
+        }
+    }
+
+    #[test]
+    fn an_ipv6_packet_loses_one_hop_and_short_packets_have_no_hop_limit() {
+        let mut p = vec![0u8; 40];
+        p[0] = 0x60;
+        p[7] = 64;
+        assert_eq!(hop_limit(&p), Some(64));
+        decrement_hop_limit(&mut p);
+        assert_eq!(p[7], 63);
+        assert_eq!(hop_limit(&[0x45; 19]), None);
+        assert_eq!(hop_limit(&[0x60; 39]), None);
+        assert_eq!(hop_limit(&[]), None);
+        assert_eq!(hop_limit(&[0x00; 60]), None);
+    }
 
     /// Every datagram `rx` took, by size, with its sender.
     fn datagrams(rx: &Received) -> Vec<(SocketAddr, usize)> {

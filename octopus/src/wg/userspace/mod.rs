@@ -6,9 +6,11 @@
 //! `sendmsg` per run of same-sized datagrams to one peer) and comes in with GRO. Packets that
 //! arrive one at a time, as on a gateway forwarding a pod's traffic, are batched all the same:
 //! the TUN device is read until empty before the GSO send, and `recvmmsg` takes up to 32
-//! datagrams per call so their packets reach the TUN device coalesced. Two threads carry the
-//! two directions, which is what two cores can use; a third wakes every 250 ms for WireGuard's
-//! timers. Configuration goes through [`Device`]'s typed API or the UAPI socket.
+//! datagrams per call so their packets reach the TUN device coalesced. A packet from one peer
+//! to another (the hub between two members) is relayed inside the device instead of crossing
+//! the kernel's TUN device twice. Two threads carry the two directions, which is what two cores
+//! can use; a third wakes every 250 ms for WireGuard's timers. Configuration goes through
+//! [`Device`]'s typed API or the UAPI socket.
 
 mod datapath;
 mod peers;
