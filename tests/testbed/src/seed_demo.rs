@@ -183,6 +183,93 @@ impl<'n> SeedDemo<'n> {
         Ok(page)
     }
 
+    /// Restarts `member`'s gateway pods as an upgrade does (`kubectl rollout restart`), with
+    /// cluster2 fetching the page all along. Returns the longest run of failed fetches, once
+    /// the rollout is done and the page comes again.
+    pub fn roll_gateways(&self, member: usize) -> Result<Duration> {
+        let (cluster, c2) = (self.member(member)?, self.member(1)?);
+        let name = &cluster.name;
+        self.narrator.say(&format!(
+            "==> Roll {name}'s gateway pods as an upgrade does, cluster2 fetching the page meanwhile"
+        ));
+        let pod = c2
+            .kubectl(&[
+                "get",
+                "pods",
+                "-l",
+                "app=nginx-app",
+                "-o",
+                "jsonpath={.items[0].metadata.name}",
+            ])?
+            .trim()
+            .to_owned();
+        let gateway_pods = || -> Result<Vec<String>> {
+            Ok(cluster
+                .kubectl(&[
+                    "get",
+                    "pods",
+                    "-n",
+                    NAMESPACE,
+                    "-l",
+                    "app.kubernetes.io/component=octopus-member",
+                    "-o",
+                    "jsonpath={.items[*].metadata.name}",
+                ])?
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect())
+        };
+        let old = gateway_pods()?;
+        self.kubectl_shown(
+            cluster,
+            &[
+                "rollout",
+                "restart",
+                "-n",
+                NAMESPACE,
+                "deployment/octopus-member",
+            ],
+        )?;
+        let deadline = Instant::now() + Duration::from_secs(300);
+        let (mut longest, mut failing_since) = (Duration::ZERO, None::<Instant>);
+        loop {
+            let asked = Instant::now();
+            let fetched = c2
+                .kubectl(&[
+                    "exec", &pod, "-c", "alpine", "--", "curl", "-sS", "-m", "2", SEED_NAME,
+                ])
+                .is_ok_and(|page| page.contains(NGINX_TITLE));
+            if fetched {
+                if let Some(since) = failing_since.take() {
+                    longest = longest.max(asked.duration_since(since));
+                }
+                // Done when every old pod is gone and the new ones are all ready.
+                let rolled = !gateway_pods()?.iter().any(|p| old.contains(p))
+                    && wait_rollout(cluster, "deployment/octopus-member", 1).is_ok();
+                if rolled {
+                    break;
+                }
+            } else if failing_since.is_none() {
+                failing_since = Some(asked);
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::Other(format!(
+                    "{name}: after rolling its gateway pods, no page for cluster2 or no finished rollout within 300 s\n{}",
+                    self.diagnostics()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        self.narrator.say(&format!(
+            "    pods {} replaced by {}; the longest run of failed fetches: {:.1} s",
+            old.join(", "),
+            gateway_pods()?.join(", "),
+            longest.as_secs_f64()
+        ));
+        self.step(&format!("{name}'s gateway pods rolled"));
+        Ok(longest)
+    }
+
     /// The cluster set in a few lines: Peers on the hub, exports and imports in the members.
     pub fn summary(&self) -> Result<String> {
         let hub = self.bed.cluster(HUB)?;
