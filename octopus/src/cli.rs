@@ -800,8 +800,10 @@ mod tests {
                     continue;
                 }
                 let env = arg.get_env().map(|e| e.to_string_lossy().into_owned());
+                // The owner flag is every daemon's (nauti_api::daemon::owner), under one name.
                 assert!(
-                    env.as_deref().is_some_and(|e| e.starts_with("OCTOPUS_")),
+                    env.as_deref()
+                        .is_some_and(|e| e.starts_with("OCTOPUS_") || e == "NAUTI_OWNER_DEPLOYMENT"),
                     "{path} --{id}: {env:?}"
                 );
             }
