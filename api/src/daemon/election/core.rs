@@ -39,15 +39,30 @@ pub enum LeaseDecision {
 /// Tracks when the lease record last changed, by our monotonic clock: a holder's lease expires
 /// when its record has not changed for its duration, as measured by the observer (the scheme of
 /// client-go's leader election, which tolerates skewed wall clocks).
+///
+/// A record first read as it is knows only that it is at least that old, not when it was last
+/// renewed: until the tracker sees it change, expiry waits `startup_grace` longer. A leader's
+/// container restarted after a crash thus leaves the lease to the standbys that watched it
+/// being renewed, rather than racing them for it.
 #[derive(Debug, Clone, Default)]
 pub struct LeaseTracker {
-    last: Option<(LeaseRecord, Instant)>,
+    /// The record, since when it is unchanged, and whether that moment is when it changed.
+    last: Option<(LeaseRecord, Instant, bool)>,
+    startup_grace: Duration,
 }
 
 impl LeaseTracker {
     /// A tracker that has seen nothing.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A tracker that waits `grace` longer on a record it has not seen change.
+    pub fn with_startup_grace(grace: Duration) -> Self {
+        Self {
+            last: None,
+            startup_grace: grace,
+        }
     }
 
     /// Records the lease as read at `now` and decides. `default_duration` applies when the
@@ -59,15 +74,19 @@ impl LeaseTracker {
         now: Instant,
         default_duration: Duration,
     ) -> LeaseDecision {
-        let since = match &self.last {
-            Some((prev, at)) if *prev == record => *at,
-            _ => now,
+        let (since, seen_change) = match &self.last {
+            Some((prev, at, seen_change)) if *prev == record => (*at, *seen_change),
+            Some(_) => (now, true),
+            None => (now, false),
         };
         let decision = match record.holder() {
             Some(h) if h == me => LeaseDecision::Renew,
             None => LeaseDecision::Acquire,
             Some(holder) => {
-                let duration = record.duration.unwrap_or(default_duration);
+                let mut duration = record.duration.unwrap_or(default_duration);
+                if !seen_change {
+                    duration += self.startup_grace;
+                }
                 let age = now.saturating_duration_since(since);
                 if age >= duration {
                     LeaseDecision::Acquire
@@ -79,7 +98,7 @@ impl LeaseTracker {
                 }
             }
         };
-        self.last = Some((record, since));
+        self.last = Some((record, since, seen_change));
         decision
     }
 
@@ -179,6 +198,34 @@ mod tests {
         ));
         assert_eq!(
             t.observe("me", renewed, t0 + Duration::from_secs(29), d),
+            LeaseDecision::Acquire
+        );
+    }
+
+    #[test]
+    fn a_record_never_seen_changing_is_given_the_startup_grace_on_top() {
+        let d = Duration::from_secs(3);
+        let grace = Duration::from_secs(2);
+        let t0 = Instant::now();
+        let mut held = record(Some("crashed"), "t1");
+        held.duration = Some(d);
+        // Just started: the record may have been renewed right before.
+        let mut fresh = LeaseTracker::with_startup_grace(grace);
+        fresh.observe("restarted", held.clone(), t0, d);
+        assert!(matches!(
+            fresh.observe("restarted", held.clone(), t0 + d, d),
+            LeaseDecision::Follow { .. }
+        ));
+        assert_eq!(
+            fresh.observe("restarted", held.clone(), t0 + d + grace, d),
+            LeaseDecision::Acquire
+        );
+        // A standby that saw the last renewal happen takes it after the duration alone.
+        let mut watching = LeaseTracker::with_startup_grace(grace);
+        watching.observe("standby", record(Some("crashed"), "t0"), t0, d);
+        watching.observe("standby", held.clone(), t0, d);
+        assert_eq!(
+            watching.observe("standby", held, t0 + d, d),
             LeaseDecision::Acquire
         );
     }

@@ -179,10 +179,12 @@ pub fn spawn(
 ) -> (watch::Receiver<bool>, JoinHandle<()>) {
     let (tx, rx) = watch::channel(false);
     let span = info_span!("lease", lease = %settings.name, identity = %settings.identity);
+    // Two looks: a standby that watched the last renewal looks at most one interval late.
+    let tracker = LeaseTracker::with_startup_grace(settings.renew_interval * 2);
     let elector = Elector {
         api: Api::namespaced(client, &settings.namespace),
         settings,
-        tracker: LeaseTracker::new(),
+        tracker,
         last_renew: None,
         tx,
         on_change,
