@@ -6,7 +6,8 @@ use nauti_testbed::cluster_bed::Cluster;
 
 use crate::cluster::{Member, NAMESPACE};
 
-fn hub_restarts(hub: &Cluster) -> String {
+/// The restart counts of the hub's gateway pods.
+pub fn hub_restarts(hub: &Cluster) -> String {
     hub.kubectl(&[
         "get",
         "pods",
