@@ -140,17 +140,7 @@ impl<'n> SeedDemo<'n> {
                 "--timeout=180s",
             ])?;
         }
-        let pod = c2
-            .kubectl(&[
-                "get",
-                "pods",
-                "-l",
-                "app=nginx-app",
-                "-o",
-                "jsonpath={.items[0].metadata.name}",
-            ])?
-            .trim()
-            .to_owned();
+        let pod = example_pod(c2)?;
         self.step("the example runs in both clusters");
         self.narrator
             .say("==> Test it in another cluster (cluster2)");
@@ -192,17 +182,7 @@ impl<'n> SeedDemo<'n> {
         self.narrator.say(&format!(
             "==> Roll {name}'s gateway pods as an upgrade does, cluster2 fetching the page meanwhile"
         ));
-        let pod = c2
-            .kubectl(&[
-                "get",
-                "pods",
-                "-l",
-                "app=nginx-app",
-                "-o",
-                "jsonpath={.items[0].metadata.name}",
-            ])?
-            .trim()
-            .to_owned();
+        let pod = example_pod(c2)?;
         let gateway_pods = || -> Result<Vec<String>> {
             Ok(cluster
                 .kubectl(&[
@@ -800,6 +780,21 @@ pub struct Leftovers {
 
 /// How long the garbage collector may take to remove what the daemons' Deployments owned.
 const GARBAGE_COLLECTION: Duration = Duration::from_secs(60);
+
+/// The name of the nginx example's first pod in `cluster` (where curl runs).
+fn example_pod(cluster: &Cluster) -> Result<String> {
+    Ok(cluster
+        .kubectl(&[
+            "get",
+            "pods",
+            "-l",
+            "app=nginx-app",
+            "-o",
+            "jsonpath={.items[0].metadata.name}",
+        ])?
+        .trim()
+        .to_owned())
+}
 
 /// The path of a chart in this checkout, relative to the repository (helm runs there).
 fn chart(name: &str) -> String {
