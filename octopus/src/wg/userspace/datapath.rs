@@ -229,6 +229,7 @@ fn udp_to_tun(shared: &Shared, tun: &SyncDevice) {
                 let mut tunn = peer.tunn();
                 let mut result = tunn.decapsulate(Some(m.addr.ip()), datagram, &mut plain);
                 loop {
+                    let mut decrypted = None;
                     match result {
                         TunnResult::WriteToNetwork(reply) => {
                             peer.set_endpoint(m.addr);
@@ -238,27 +239,24 @@ fn udp_to_tun(shared: &Shared, tun: &SyncDevice) {
                             continue;
                         }
                         TunnResult::WriteToTunnelV4(packet, src) => {
-                            peer.set_endpoint(m.addr);
-                            let queues = Queues {
-                                to_tun: &mut to_tun,
-                                relay: &mut relay,
-                                spare: &mut spare,
-                            };
-                            queue(shared, &peer, IpAddr::V4(src), packet, queues);
+                            decrypted = Some((packet, IpAddr::V4(src)));
                         }
                         TunnResult::WriteToTunnelV6(packet, src) => {
-                            peer.set_endpoint(m.addr);
-                            let queues = Queues {
-                                to_tun: &mut to_tun,
-                                relay: &mut relay,
-                                spare: &mut spare,
-                            };
-                            queue(shared, &peer, IpAddr::V6(src), packet, queues);
+                            decrypted = Some((packet, IpAddr::V6(src)));
                         }
                         TunnResult::Done => {}
                         TunnResult::Err(error) => {
                             tracing::debug!(from = %m.addr, ?error, "datagram dropped");
                         }
+                    }
+                    if let Some((packet, src)) = decrypted {
+                        peer.set_endpoint(m.addr);
+                        let queues = Queues {
+                            to_tun: &mut to_tun,
+                            relay: &mut relay,
+                            spare: &mut spare,
+                        };
+                        queue(shared, &peer, src, packet, queues);
                     }
                     break;
                 }
