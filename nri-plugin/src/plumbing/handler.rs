@@ -494,8 +494,9 @@ impl NautiHandler {
             Ok(Ok(result)) => result,
             Ok(Err(join)) => Err(PlumbError::Task(join.to_string())),
             Err(_) => {
-                let before_network = steps.describe().contains(WAITING_FOR_NETWORK)
-                    && self.is_trusted_forwarder(pod);
+                let mut pending = steps.describe();
+                let before_network =
+                    pending.contains(WAITING_FOR_NETWORK) && self.is_trusted_forwarder(pod);
                 let late = if before_network {
                     STARTED_WITHOUT_NIC
                 } else {
@@ -508,7 +509,6 @@ impl NautiHandler {
                     if before_network {
                         return Err(PlumbError::ForwarderBeforeNetwork { after: deadline });
                     }
-                    let mut pending = steps.describe();
                     let waits_for_node = pending.contains(WAITING_FOR_RECONCILIATION)
                         || pending.contains(WAITING_FOR_NETWORK);
                     if waits_for_node && !self.inner.reconciling.is_idle() {
