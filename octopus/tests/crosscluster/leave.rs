@@ -41,17 +41,8 @@ pub fn a_member_leaves_and_joins_again(
     east.scale_gateway(0);
     within("east's CNF pods are gone", Duration::from_secs(60), || {
         east.cluster()
-            .kubectl(&[
-                "get",
-                "pods",
-                "-n",
-                NAMESPACE,
-                "-l",
-                "app=octopus-member",
-                "-o",
-                "name",
-            ])
-            .is_ok_and(|out| out.trim().is_empty())
+            .pod_names(NAMESPACE, "app=octopus-member")
+            .is_ok_and(|pods| pods.is_empty())
     });
     east.leave();
 

@@ -183,22 +183,8 @@ impl<'n> SeedDemo<'n> {
             "==> Roll {name}'s gateway pods as an upgrade does, cluster2 fetching the page meanwhile"
         ));
         let pod = example_pod(c2)?;
-        let gateway_pods = || -> Result<Vec<String>> {
-            Ok(cluster
-                .kubectl(&[
-                    "get",
-                    "pods",
-                    "-n",
-                    NAMESPACE,
-                    "-l",
-                    "app.kubernetes.io/component=octopus-member",
-                    "-o",
-                    "jsonpath={.items[*].metadata.name}",
-                ])?
-                .split_whitespace()
-                .map(str::to_owned)
-                .collect())
-        };
+        let gateway_pods =
+            || cluster.pod_names(NAMESPACE, "app.kubernetes.io/component=octopus-member");
         let old = gateway_pods()?;
         self.kubectl_shown(
             cluster,
@@ -783,17 +769,11 @@ const GARBAGE_COLLECTION: Duration = Duration::from_secs(60);
 
 /// The name of the nginx example's first pod in `cluster` (where curl runs).
 fn example_pod(cluster: &Cluster) -> Result<String> {
-    Ok(cluster
-        .kubectl(&[
-            "get",
-            "pods",
-            "-l",
-            "app=nginx-app",
-            "-o",
-            "jsonpath={.items[0].metadata.name}",
-        ])?
-        .trim()
-        .to_owned())
+    cluster
+        .pod_names("default", "app=nginx-app")?
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::Other(format!("{}: no pod app=nginx-app", cluster.name)))
 }
 
 /// The path of a chart in this checkout, relative to the repository (helm runs there).

@@ -113,6 +113,24 @@ impl Cluster {
             .args(args))
     }
 
+    /// The names of the pods in `namespace` matching the label `selector`.
+    pub fn pod_names(&self, namespace: &str, selector: &str) -> Result<Vec<String>> {
+        Ok(self
+            .kubectl(&[
+                "get",
+                "pods",
+                "-n",
+                namespace,
+                "-l",
+                selector,
+                "-o",
+                "jsonpath={.items[*].metadata.name}",
+            ])?
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect())
+    }
+
     /// `kubectl apply` of a manifest (an object or a `List`).
     pub fn apply(&self, manifest: &serde_json::Value) -> Result<String> {
         let file = self
