@@ -39,17 +39,17 @@ fn pings(east: &Member<'_>, server_ip: &str) -> bool {
     .is_ok_and(|out| out.contains(" 0% packet loss"))
 }
 
-/// SIGKILLs the octopus process of pod `pod` (found by its `POD_NAME` in the machine's process
-/// table: the bed's pods share it); returns when.
-pub fn kill_octopus_of(pod: &str) -> Instant {
+/// The PID of the octopus process of gateway pod `pod`, found by its `POD_NAME` in the machine's
+/// process table (the bed's pods share it).
+pub fn octopus_pid(pod: &str) -> u32 {
     let wanted = format!("POD_NAME={pod}");
-    let mut killed = Vec::new();
+    let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
             continue;
         };
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        if !cmdline.starts_with(b"/nauti/octopus\0member") {
+        if !cmdline.starts_with(b"/nauti/octopus\0") {
             continue;
         }
         let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
@@ -57,12 +57,17 @@ pub fn kill_octopus_of(pod: &str) -> Instant {
             .split(|b| *b == 0)
             .any(|var| var == wanted.as_bytes())
         {
-            killed.push(pid);
+            found.push(pid);
         }
     }
-    assert_eq!(killed.len(), 1, "octopus of {pod}: processes {killed:?}");
+    assert_eq!(found.len(), 1, "octopus of {pod}: processes {found:?}");
+    found[0]
+}
+
+/// SIGKILLs the octopus process of pod `pod`; returns when.
+pub fn kill_octopus_of(pod: &str) -> Instant {
     let status = std::process::Command::new("kill")
-        .args(["-KILL", &killed[0].to_string()])
+        .args(["-KILL", &octopus_pid(pod).to_string()])
         .status()
         .unwrap();
     assert!(status.success());

@@ -1,9 +1,10 @@
 //! Two member clusters behind NAT and a hub, each a real Kubernetes cluster (ClusterBed): the
 //! members join with a token the hub issued, and a pod in one member reaches a pod in the
 //! other by its `nauti.io/ip_address`, through both members' CNF pods and the hub's. Then
-//! garbage reaches the hub's WireGuard port and Peers nobody may hold reach its API server, the
-//! hub's API server goes away under a running stream, the active CNF of a member dies once its
-//! tunnel has been rekeyed, and a member leaves and joins again.
+//! garbage reaches the hub's WireGuard port, Peers nobody may hold reach its API server, a
+//! joined member asks for slices it may not have and never answers, the hub's API server goes
+//! away under a running stream, the active CNF of a member dies once its tunnel has been
+//! rekeyed, and a member leaves and joins again.
 //!
 //! In each member `nauti-ovnmaster` and `nauti-nri` (one per node) run as processes beside the
 //! cluster, as their DaemonSet and Deployment would; octopus runs as pods (the hub's gateway and
@@ -60,6 +61,7 @@ fn members_behind_nat_carry_pod_traffic_through_an_api_outage_a_cnf_failover_and
     failover::two_replicas_on_a_short_lease(&east);
     garbage::garbage_at_the_hubs_port_stops_nothing(hub, &east, &server_ip);
     bad_peers::peers_nobody_may_hold_stop_nothing(hub, &east, &server_ip);
+    bad_peers::a_member_asking_wrongly_then_never_answering_stops_nothing(hub, &east, &server_ip);
     outage::a_stream_outlives_the_hubs_api_server(&bed, &east, &west, &server_ip);
     failover::the_standby_cnf_takes_over_after_a_rekey(hub, &east, &server_ip);
     leave::a_member_leaves_and_joins_again(hub, &east, &west, &server_ip);
