@@ -84,8 +84,9 @@ impl Drop for Server {
     }
 }
 
-fn iperf_server(pid: u32) -> Server {
-    let child = in_pod(pid, "iperf3")
+/// An iperf3 server run by `iperf3` (a command naming the program, in some namespace).
+fn iperf_server(mut iperf3: Command) -> Server {
+    let child = iperf3
         .args(["-s", "-p", "5201"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -297,8 +298,16 @@ fn bench_cross_cluster_path() {
     );
 
     gro_on_gateways();
-    let _servers = [n1, server, east_cnf.pid, hub_gw.pid, west_cnf.pid].map(iperf_server);
-    let mut series: [Series; 7] = Default::default();
+    let servers =
+        [n1, server, east_cnf.pid, hub_gw.pid, west_cnf.pid].map(|pid| in_pod(pid, "iperf3"));
+    let mut hub_router = Command::new("ip");
+    hub_router.args(["netns", "exec", hub.router.netns.name(), "iperf3"]);
+    let _servers = servers
+        .into_iter()
+        .chain([hub_router])
+        .map(iperf_server)
+        .collect::<Vec<_>>();
+    let mut series: [Series; 8] = Default::default();
     let names = [
         "full path, client beside east's CNF",
         "full path, client on east's other node",
@@ -307,6 +316,7 @@ fn bench_cross_cluster_path() {
         "hop 3: the hub to west's CNF (WireGuard)",
         "hop 4: west's CNF to the server (OVN)",
         "same cluster: east-n0 to east-n1 (OVN, geneve)",
+        "the bed's underlay: east's CNF to the hub's router (TCP, NAT, no tunnel)",
     ];
     for round in 0..ROUNDS {
         let runs = [
@@ -317,6 +327,7 @@ fn bench_cross_cluster_path() {
             iperf(hub_gw.pid, Some(&hub_gw.address), &west_cnf.address),
             iperf(west_cnf.pid, Some(&west_cnf.address), &remote),
             iperf(n0, None, &n1_address),
+            iperf(east_cnf.pid, None, &hub.plan.router_wan_ip()),
         ];
         println!("round {round}, load average {}:", load_average());
         for ((name, run), series) in names.iter().zip(runs).zip(series.iter_mut()) {
