@@ -1,6 +1,6 @@
 //! A cluster's control plane in a namespace of its own on the cluster's LAN: etcd,
-//! kube-apiserver (service-account tokens, `Node,RBAC` authorization, NodeRestriction admission, a
-//! client certificate towards kubelets), kube-controller-manager and kube-scheduler. The machine's
+//! kube-apiserver (service-account tokens, `Node,RBAC` authorization, NodeRestriction and
+//! OwnerReferencesPermissionEnforcement admission, a client certificate towards kubelets), kube-controller-manager and kube-scheduler. The machine's
 //! `kubectl` reaches it through a [`Relay`] on 127.0.0.1.
 
 use std::net::SocketAddr;
@@ -109,7 +109,9 @@ impl ControlPlane {
                 plan.service_cidr()
             ))
             .arg("--authorization-mode=Node,RBAC")
-            .arg("--enable-admission-plugins=NodeRestriction")
+            // OwnerReferencesPermissionEnforcement as in OpenShift: a daemon may set an owner
+            // reference only on what it may delete, which the charts' RBAC must grant.
+            .arg("--enable-admission-plugins=NodeRestriction,OwnerReferencesPermissionEnforcement")
             .arg("--allow-privileged=true")
             // As in kubeadm clusters: members join a hub with a bootstrap token.
             .arg("--enable-bootstrap-token-auth")
