@@ -35,7 +35,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use nauti_api::Peer;
 use nauti_api::conditions::{new_condition, set_condition};
-use nauti_api::daemon::election::{self, LeaseSettings};
+use nauti_api::daemon::election::LeaseSettings;
 use nauti_api::daemon::owner::{Owner, OwnerArgs, resolve_owner};
 use nauti_api::daemon::{AbortOnDrop, start_endpoints};
 use nauti_api::peer::condition;
@@ -43,6 +43,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::active::{self, ActivePod, active_pod};
+use super::leadership::{Replica, lead_on_lease};
 use super::metrics::{Metrics, ValidLabel};
 use super::probe::ProbeSettings;
 use super::publish::{OwnPeer, publish};
@@ -110,50 +111,29 @@ pub async fn run(config: HubConfig, shutdown: CancellationToken) -> anyhow::Resu
     .await;
     let owner = resolve_owner(&config.owner, client.clone(), &config.namespace, &shutdown).await;
     metrics.set_ready();
-    let leader_metric = metrics.clone();
-    let (mut leader, lease_task) = election::spawn(
+    let work = lead(
+        &config,
         client.clone(),
-        config.lease.clone().owned_by(owner.clone()),
-        Box::new(move |leading| {
-            leader_metric.leader.set(i64::from(leading));
-        }),
-        shutdown.clone(),
+        &metrics,
+        active.as_ref(),
+        owner.as_ref(),
+        &shutdown,
     );
-    tracing::info!(identity = %config.lease.identity, lease = %config.lease.name, "waiting for the lease");
-    let led = tokio::select! {
-        led = leader.wait_for(|leading| *leading) => led.is_ok(),
-        () = shutdown.cancelled() => false,
+    let replica = Replica {
+        client: client.clone(),
+        lease: &config.lease,
+        owner: owner.as_ref(),
+        metrics: &metrics,
+        active: active.as_ref(),
     };
-    let outcome = if led {
-        metrics.set_not_ready("no pass over the Peers yet");
-        let lost = async {
-            // Only a change to false ends this; an ended lease task counts as lost.
-            let _ = leader.wait_for(|leading| !*leading).await;
-        };
-        tokio::select! {
-            outcome = lead(&config, client, &metrics, active.as_ref(), owner.as_ref(), &shutdown) => outcome,
-            // On shutdown the lease task steps down first, then releases: not a loss.
-            () = lost => if shutdown.is_cancelled() {
-                Ok(())
-            } else {
-                Err(anyhow::anyhow!(
-                    "lost the lease {}: stopping so the new leader alone acts",
-                    config.lease.name
-                ))
-            },
-        }
-    } else {
-        Ok(())
-    };
-    shutdown.cancel();
-    if led && let Some(active) = &active {
-        active::step_down(active).await;
-    }
-    // The lease task releases the lease (bounded) once it sees the cancellation.
-    if let Err(error) = lease_task.await {
-        tracing::warn!(%error, "the lease task ended abnormally");
-    }
-    outcome
+    lead_on_lease(
+        replica,
+        std::future::pending(),
+        "no pass over the Peers yet",
+        &shutdown,
+        work,
+    )
+    .await
 }
 
 /// What the leader runs: the tunnel, the approvals and the passes over the Peers.

@@ -34,7 +34,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use nauti_api::Peer;
-use nauti_api::daemon::election::{self, LeaseSettings};
+use nauti_api::daemon::election::LeaseSettings;
 use nauti_api::daemon::owner::{Owner, OwnerArgs, resolve_owner};
 use nauti_api::daemon::start_endpoints;
 use nauti_api::peer::condition;
@@ -43,6 +43,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::active::{self, ActivePod, active_pod};
 use super::claim::GatewayClaim;
+use super::leadership::{Replica, lead_on_lease};
 use super::metrics::{Metrics, ValidLabel};
 use super::publish::{OwnPeer, publish};
 use super::status;
@@ -147,51 +148,29 @@ pub async fn run(config: MemberConfig, shutdown: CancellationToken) -> anyhow::R
         &shutdown,
     )
     .await;
-    let leader_metric = metrics.clone();
-    let (mut leader, lease_task) = election::spawn(
+    let work = lead(
+        &config,
         local_cluster.clone(),
-        config.lease.clone().owned_by(owner.clone()),
-        Box::new(move |leading| {
-            leader_metric.leader.set(i64::from(leading));
-        }),
-        shutdown.clone(),
+        &metrics,
+        active.as_ref(),
+        owner.as_ref(),
+        &shutdown,
     );
-    tracing::info!(identity = %config.lease.identity, lease = %config.lease.name, "waiting for the lease");
-    let led = tokio::select! {
-        led = leader.wait_for(|leading| *leading) => led.is_ok(),
-        () = report_holder(&local_cluster, &config.lease) => false,
-        () = shutdown.cancelled() => false,
+    let replica = Replica {
+        client: local_cluster.clone(),
+        lease: &config.lease,
+        owner: owner.as_ref(),
+        metrics: &metrics,
+        active: active.as_ref(),
     };
-    let outcome = if led {
-        metrics.set_not_ready("not joined yet");
-        let lost = async {
-            // Only a change to false ends this; an ended lease task counts as lost.
-            let _ = leader.wait_for(|leading| !*leading).await;
-        };
-        tokio::select! {
-            outcome = lead(&config, local_cluster, &metrics, active.as_ref(), owner.as_ref(), &shutdown) => outcome,
-            // On shutdown the lease task steps down first, then releases: not a loss.
-            () = lost => if shutdown.is_cancelled() {
-                Ok(())
-            } else {
-                Err(anyhow::anyhow!(
-                    "lost the lease {}: stopping so the new leader alone acts",
-                    config.lease.name
-                ))
-            },
-        }
-    } else {
-        Ok(())
-    };
-    shutdown.cancel();
-    if led && let Some(active) = &active {
-        active::step_down(active).await;
-    }
-    // The lease task releases the lease (bounded) once it sees the cancellation.
-    if let Err(error) = lease_task.await {
-        tracing::warn!(%error, "the lease task ended abnormally");
-    }
-    outcome
+    lead_on_lease(
+        replica,
+        report_holder(&local_cluster, &config.lease),
+        "not joined yet",
+        &shutdown,
+        work,
+    )
+    .await
 }
 
 /// Why a standby is not ready: it waits for the Lease, held by `holder` if anyone.

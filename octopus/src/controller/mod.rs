@@ -5,6 +5,7 @@
 //! - [`member`]: joins once with a bootstrap token, keeps and renews its credential, publishes
 //!   its Peer, hands the slice the hub assigned to `nauti-ovnmaster` and works out the
 //!   WireGuard plan from the valid Peers.
+//! - [`leadership`]: the Lease the replicas of either elect their leader on.
 //! - [`active`]: the leader's pod label the gateway Service selects.
 //! - [`claim`]: the active CNF pod makes itself the next hop of its cluster's gateway router.
 //! - [`local`]: the key, credential and slice kept in the cluster octopus runs in.
@@ -19,6 +20,7 @@ pub mod claim;
 pub mod exports;
 pub mod hub;
 pub mod imports;
+pub mod leadership;
 pub mod local;
 pub mod member;
 pub mod metrics;
