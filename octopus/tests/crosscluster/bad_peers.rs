@@ -191,7 +191,7 @@ pub fn a_member_asking_wrongly_then_never_answering_stops_nothing(
         ask("10.115.0.0/16");
         wait_reason(hub, NORTH, "Valid", "Valid");
         assert_eq!(first_slice(hub, NORTH), "10.115.0.0/16");
-        // The hub sends north handshakes (its probes go through the tunnel) that nobody answers.
+        // North is a valid peer of the hub's device now, at an endpoint where nobody answers.
         let silent = wait_reason(hub, NORTH, "Ready", "NeverConnected");
         assert_eq!(
             condition(hub, NORTH, "Ready", "status"),
