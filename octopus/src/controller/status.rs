@@ -48,6 +48,7 @@ pub fn observe(
             last_handshake: device_peer.last_handshake,
             rx_bytes: device_peer.rx_bytes,
             tx_bytes: device_peer.tx_bytes,
+            endpoint: device_peer.config.endpoint,
         };
         let previous = TunnelSample {
             last_handshake: recorded_handshake(peer),
@@ -351,8 +352,7 @@ mod tests {
         let mut wanted = tunnel_status(
             &TunnelSample {
                 last_handshake: Some(at(990)),
-                rx_bytes: 0,
-                tx_bytes: 0,
+                ..TunnelSample::default()
             },
             None,
             at(1000),
@@ -390,8 +390,7 @@ mod tests {
         let wanted = tunnel_status(
             &TunnelSample {
                 last_handshake: Some(at(990)),
-                rx_bytes: 0,
-                tx_bytes: 0,
+                ..TunnelSample::default()
             },
             None,
             at(1000),

@@ -10,6 +10,7 @@
 //! ([`TunnelStatus::latency_ms`]). A latency that only wobbles is not worth a write of its own
 //! ([`LatencyThreshold`]).
 
+use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
 pub use super::icmp::LatencyThreshold;
@@ -41,6 +42,9 @@ pub struct TunnelSample {
     pub rx_bytes: u64,
     /// Bytes sent to the peer since the device started.
     pub tx_bytes: u64,
+    /// Where the device sends to the peer: configured (a public peer) or learned from its
+    /// last handshake; `None` while a peer behind NAT has never dialled in.
+    pub endpoint: Option<SocketAddr>,
 }
 
 /// A peer's tunnel as the hub reports it.
@@ -83,11 +87,16 @@ pub fn tunnel_status(
         human_bytes(current.rx_bytes),
         human_bytes(current.tx_bytes)
     );
+    // Which side must act: the device dials an endpoint it has; without one it waits.
+    let dialled = match current.endpoint {
+        Some(endpoint) => format!("{endpoint} has not answered"),
+        None => "no endpoint to dial, waiting for the peer to dial in".to_owned(),
+    };
     let (ready, reason, message) = match last_handshake {
         None => (
             false,
             reason::NEVER_CONNECTED,
-            format!("no WireGuard handshake with the peer yet; {bytes}"),
+            format!("no WireGuard handshake with the peer yet: {dialled}; {bytes}"),
         ),
         Some(at) => {
             // A handshake stamped in the future (clock step) counts as just now.
@@ -103,7 +112,8 @@ pub fn tunnel_status(
                     false,
                     reason::NOT_ANSWERING,
                     format!(
-                        "last handshake {} ago, longer than {}: the peer stopped answering; {bytes}",
+                        "last handshake {} ago, longer than {}: the peer stopped answering \
+                         ({dialled}); {bytes}",
                         human_age(age),
                         human_age(HANDSHAKE_FRESH)
                     ),

@@ -11,6 +11,7 @@ fn sample(handshake: Option<u64>, rx: u64, tx: u64) -> TunnelSample {
         last_handshake: handshake.map(at),
         rx_bytes: rx,
         tx_bytes: tx,
+        endpoint: None,
     }
 }
 
@@ -27,6 +28,45 @@ fn no_handshake_ever_is_never_connected() {
         status.message
     );
     assert!(status.message.contains("148 B sent"), "{}", status.message);
+}
+
+#[test]
+fn a_peer_that_never_connected_says_which_side_must_act() {
+    let behind_nat = tunnel_status(&sample(None, 0, 0), None, at(NOW));
+    assert!(
+        behind_nat
+            .message
+            .contains("no endpoint to dial, waiting for the peer to dial in"),
+        "{}",
+        behind_nat.message
+    );
+    let public = TunnelSample {
+        endpoint: Some("198.18.0.99:51820".parse().unwrap()),
+        ..sample(None, 0, 0)
+    };
+    let silent = tunnel_status(&public, None, at(NOW));
+    assert_eq!(silent.reason, reason::NEVER_CONNECTED);
+    assert!(
+        silent
+            .message
+            .contains("198.18.0.99:51820 has not answered"),
+        "{}",
+        silent.message
+    );
+    // And once it had answered, the endpoint it stopped answering at.
+    let stale = TunnelSample {
+        endpoint: Some("198.18.0.12:40000".parse().unwrap()),
+        ..sample(Some(NOW - 600), 1, 1)
+    };
+    let stale = tunnel_status(&stale, None, at(NOW));
+    assert_eq!(stale.reason, reason::NOT_ANSWERING);
+    assert!(
+        stale
+            .message
+            .contains("(198.18.0.12:40000 has not answered)"),
+        "{}",
+        stale.message
+    );
 }
 
 #[test]
