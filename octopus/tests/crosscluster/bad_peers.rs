@@ -198,6 +198,11 @@ pub fn a_member_asking_wrongly_then_never_answering_stops_nothing(
             "False",
             "{silent}"
         );
+        // The message says whom the hub waits for.
+        assert!(
+            silent.contains(&format!("{SILENT_ENDPOINT}:51820 has not answered")),
+            "{silent}"
+        );
         eprintln!("north: {overlap}; {outside}; then its slice, and Ready=False: {silent}");
     });
     hub.kubectl(&["delete", "peer", NORTH, "-n", NAMESPACE, "--wait=true"])

@@ -132,7 +132,8 @@ pub fn active_pods(cluster: &Cluster, deployment: &str) -> Vec<String> {
 }
 
 /// Waits until `deployment` has `replicas` pods of its current template, all ready (a standby
-/// is ready too), and one of them labelled active by the leader.
+/// is ready too), one of them labelled active by the leader, and no pod of an earlier template
+/// left terminating (an old leader still runs its tunnel, with the cluster's key, until it ends).
 fn wait_leader(cluster: &Cluster, deployment: &str, replicas: usize) {
     let start = std::time::Instant::now();
     loop {
@@ -150,6 +151,9 @@ fn wait_leader(cluster: &Cluster, deployment: &str, replicas: usize) {
             && *total == want
             && *ready == want
             && active_pods(cluster, deployment).len() == 1
+            && cluster
+                .pod_names(NAMESPACE, &format!("app={deployment}"))
+                .is_ok_and(|pods| pods.len() == replicas)
         {
             return;
         }

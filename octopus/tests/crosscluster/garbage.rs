@@ -21,7 +21,28 @@ pub fn hub_restarts(hub: &Cluster) -> String {
     .unwrap_or_default()
 }
 
+/// Waits (at most 60 s) until five pings 0.2 s apart are all answered: east's CNF was just
+/// rolled to two replicas, and the flood must meet a path that carries traffic steadily.
+fn steady(east: &Member<'_>, server_ip: &str) {
+    let start = std::time::Instant::now();
+    let mut last = String::new();
+    while start.elapsed() < std::time::Duration::from_secs(60) {
+        let round = [
+            "busybox", "ping", "-c", "5", "-i", "0.2", "-W", "1", server_ip,
+        ];
+        last = east.exec("client", &round).unwrap_or_else(|e| e);
+        if last.contains(" 0% packet loss") {
+            return;
+        }
+    }
+    panic!(
+        "the path from east is not steady after 60 s:\n{last}\n{}",
+        east.diagnostics()
+    );
+}
+
 pub fn garbage_at_the_hubs_port_stops_nothing(hub: &Cluster, east: &Member<'_>, server_ip: &str) {
+    steady(east, server_ip);
     let before = hub_restarts(hub);
     let target = format!("{} 51820", hub.plan.router_wan_ip());
     // 32 MiB of random datagrams, bounded by size and by time.
